@@ -1,0 +1,102 @@
+"""Stage 1: source videos -> `videos` (one row per source video) and `raw_clips` (shot-aware clips with a
+camera-motion score). One decode pass per video; bad input becomes a recorded status, never a crash."""
+
+
+import base64
+import time
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, multi_asset
+
+from fm_assets.clipping import ClipParams, contact_sheet, frame_duration, nearest_thumb, plan_clips, scan_frames
+from fm_assets.partitions import lookup_video, videos_partitions
+from fm_assets.schemas import RAW_CLIPS, VIDEOS, frame
+from fm_resources.lake import Lake
+from fm_resources.video import VideoError, VideoStore, decode, stream_info
+
+
+def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: ClipParams):
+    """Probe, scan and clip one video. Returns (videos row, clip rows, scan); a video that cannot be used
+    gets status 'error' (unreadable) or 'skipped' (readable but unusable) and no clips."""
+    started = time.perf_counter()
+    row = {"video_id": video_id, "uri": uri, "sha256": sha256, "status": "ok", "error": None}
+    try:
+        path = store.fetch(uri)
+        row["size_bytes"] = path.stat().st_size
+        info = stream_info(path)
+        row.update(codec=info.codec, width=info.width, height=info.height, rotation=info.rotation)
+        scan = scan_frames(decode(path, info.rotation), info.width, info.declared_fps, p)
+    except VideoError as exc:
+        row.update(status="skipped" if str(exc).startswith("no video stream") else "error", error=str(exc))
+        return row, [], None
+    times = scan.times
+    n = len(times)
+    if n == 0:
+        row.update(status="error", error="no decodable frames", n_frames=0)
+        return row, [], scan
+    dur = frame_duration(times, info.declared_fps)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    row.update(
+        n_frames=n,
+        duration_s=times[-1] - times[0] + dur,
+        fps=(n - 1) / (times[-1] - times[0]) if n > 1 and times[-1] > times[0] else info.declared_fps,
+        vfr=bool(gaps) and (max(gaps) - min(gaps)) > 0.25 * dur,
+        n_shots=len(scan.cuts) + 1,
+    )
+    clips = plan_clips(scan, video_id, info.declared_fps, p)
+    for k, c in enumerate(clips):
+        c.update(video_id=video_id, clip_id=f"{video_id}-{k:03d}", clip_idx=k, width=info.width, height=info.height)
+    row["n_clips_kept"] = sum(c["kept"] for c in clips)
+    if row["n_clips_kept"] == 0:
+        row.update(status="skipped", error=f"no usable clip: {row['duration_s']:.2f} s, {n} frame(s), "
+                   f"drop reasons {sorted({c['drop_reason'] for c in clips})}")
+    row["analysed_s"] = time.perf_counter() - started
+    return row, clips, scan
+
+
+@multi_asset(
+    outs={
+        "videos": AssetOut(description="One row per source video: probe results and status ('ok', 'skipped', 'error')."),
+        "raw_clips": AssetOut(description="Shot-aware clips of 5-10 s with a camera-motion score; dropped clips stay with kept=false."),
+    },
+    partitions_def=videos_partitions,
+    group_name="ingest",
+    can_subset=False,
+)
+def ingest(context: AssetExecutionContext, config: ClipParams, video_store: VideoStore, lake: Lake):
+    video_id = context.partition_key
+    reg = lookup_video(video_id, lake)
+    row, clips, scan = analyse_video(video_id, reg["uri"], reg["sha256"], video_store, config)
+    if row["status"] != "ok":
+        context.log.warning(f"{video_id}: {row['status']}: {row['error']}")
+    thumbs = []
+    for c in clips:
+        jpeg = nearest_thumb(scan, (c["start_s"] + c["end_s"]) / 2) if scan else None
+        if jpeg:
+            c["thumbnail"] = lake.write_bytes(f"thumbnails/{video_id}/{c['clip_id']}.jpg", jpeg)
+            thumbs.append(jpeg)
+    videos_df, clips_df = frame([row], VIDEOS), frame(clips, RAW_CLIPS)
+    sheet = base64.b64encode(contact_sheet(thumbs[:12])).decode() if thumbs else None
+    yield Output(
+        videos_df,
+        output_name="videos",
+        metadata={
+            "status": row["status"],
+            "error": row["error"] or "",
+            "duration_s": MetadataValue.float(float(row.get("duration_s") or 0.0)),
+            "n_frames": int(row.get("n_frames") or 0),
+            "uri": reg["uri"],
+        },
+    )
+    kept = clips_df.filter(pl.col("kept"))
+    yield Output(
+        clips_df,
+        output_name="raw_clips",
+        metadata={
+            "clips": len(clips_df),
+            "kept": len(kept),
+            "dropped": clips_df.filter(~pl.col("kept")).group_by("drop_reason").len().to_dicts().__repr__(),
+            "max_camera_motion": MetadataValue.float(float(clips_df["camera_motion"].max() or 0.0)),
+            "keyframes": MetadataValue.md(f"![keyframes](data:image/png;base64,{sheet})" if sheet else "_no clips_"),
+        },
+    )

@@ -1,0 +1,29 @@
+"""Column contracts of the lake's tables (see ../shared/docs/architecture.md). Every table a stage writes is
+built through `frame()`, so an empty result still has the full typed schema and DuckDB views never break."""
+
+from __future__ import annotations
+
+import polars as pl
+
+VIDEOS = {
+    "video_id": pl.String, "uri": pl.String, "sha256": pl.String, "size_bytes": pl.Int64,
+    "duration_s": pl.Float64, "fps": pl.Float64, "width": pl.Int32, "height": pl.Int32, "n_frames": pl.Int32,
+    "codec": pl.String, "rotation": pl.Int16, "vfr": pl.Boolean, "n_shots": pl.Int32, "n_clips_kept": pl.Int32,
+    "status": pl.String, "error": pl.String, "analysed_s": pl.Float64,
+}
+
+RAW_CLIPS = {
+    "video_id": pl.String, "clip_id": pl.String, "clip_idx": pl.Int32, "shot_idx": pl.Int32,
+    "start_s": pl.Float64, "end_s": pl.Float64, "start_frame": pl.Int32, "end_frame": pl.Int32,
+    "n_frames": pl.Int32, "fps": pl.Float64, "width": pl.Int32, "height": pl.Int32,
+    "camera_motion": pl.Float64, "n_motion_pairs": pl.Int32, "kept": pl.Boolean, "drop_reason": pl.String,
+    "thumbnail": pl.String,
+}
+
+
+def frame(rows: list[dict], schema: dict) -> pl.DataFrame:
+    """A DataFrame with exactly the contract's columns, in order, typed (extra keys are an error)."""
+    extra = {k for r in rows for k in r} - set(schema)
+    if extra:
+        raise KeyError(f"columns not in the table contract: {sorted(extra)}")
+    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")

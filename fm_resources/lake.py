@@ -1,0 +1,225 @@
+"""The label lake: one Parquet file per asset per video partition, on local disk or S3.
+
+Layout: <root>/<asset>/<partition>.parquet (unpartitioned assets: <root>/<asset>/all.parquet), plus
+side files (thumbnails, overlays, the video registry) under the same root. Local writes go to a temp file in
+the target folder and are renamed into place (atomic on POSIX); S3 PUTs are atomic by the protocol. Readers
+never see half-written files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import polars as pl
+from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+
+from fm_resources.settings import fm_home
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def _safe_key(key: str) -> str:
+    parts = [p for p in key.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        raise ValueError(f"unsafe lake key: {key!r}")
+    return "/".join(parts)
+
+
+class Lake(ConfigurableResource):
+    """Byte, JSON and Parquet storage under one root (a folder or s3://bucket/prefix)."""
+
+    root: str
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
+    _client: Any = PrivateAttr(default=None)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    @property
+    def remote(self) -> bool:
+        return is_s3(self.root)
+
+    def _s3(self):
+        if self._client is None:
+            self._client = S3Resource(
+                endpoint_url=self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
+                region_name=self.s3_region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            ).get_client()
+        return self._client
+
+    def _bucket_key(self, key: str) -> tuple[str, str]:
+        bucket, prefix = split_s3(self.root)
+        return bucket, "/".join(p for p in (prefix.rstrip("/"), _safe_key(key)) if p)
+
+    def local_path(self, key: str) -> Path:
+        if self.remote:
+            raise ValueError("local_path is only defined for a local lake")
+        return Path(self.root) / _safe_key(key)
+
+    def uri(self, key: str) -> str:
+        if self.remote:
+            return f"{self.root.rstrip('/')}/{_safe_key(key)}"
+        return str(self.local_path(key))
+
+    # -- bytes --------------------------------------------------------------------------------------
+    def write_bytes(self, key: str, data: bytes) -> str:
+        if self.remote:
+            bucket, k = self._bucket_key(key)
+            self._s3().put_object(Bucket=bucket, Key=k, Body=data)
+            return self.uri(key)
+        path = self.local_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+    def read_bytes(self, key: str) -> bytes:
+        if self.remote:
+            bucket, k = self._bucket_key(key)
+            return self._s3().get_object(Bucket=bucket, Key=k)["Body"].read()
+        return self.local_path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        if self.remote:
+            bucket, k = self._bucket_key(key)
+            try:
+                self._s3().head_object(Bucket=bucket, Key=k)
+                return True
+            except self._s3().exceptions.ClientError:
+                return False
+        return self.local_path(key).exists()
+
+    def delete(self, key: str) -> None:
+        if self.remote:
+            bucket, k = self._bucket_key(key)
+            self._s3().delete_object(Bucket=bucket, Key=k)
+        else:
+            self.local_path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys (relative to the root) of the files below prefix, sorted; temp files excluded."""
+        prefix = _safe_key(prefix)
+        if self.remote:
+            bucket, p = self._bucket_key(prefix)
+            base = p[: len(p) - len(prefix)]
+            keys: list[str] = []
+            for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p + "/"):
+                keys += [o["Key"][len(base):] for o in page.get("Contents", [])]
+            return sorted(keys)
+        folder = self.local_path(prefix)
+        if not folder.is_dir():
+            return []
+        root = Path(self.root)
+        return sorted(
+            str(f.relative_to(root)) for f in folder.rglob("*") if f.is_file() and not f.name.startswith(".")
+        )
+
+    # -- typed helpers ------------------------------------------------------------------------------
+    def write_json(self, key: str, obj: Any) -> str:
+        return self.write_bytes(key, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.read_bytes(key))
+
+    def write_parquet(self, key: str, df: pl.DataFrame) -> str:
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        return self.write_bytes(key, buf.getvalue())
+
+    def read_parquet(self, key: str) -> pl.DataFrame:
+        if self.remote:
+            return pl.read_parquet(io.BytesIO(self.read_bytes(key)))
+        return pl.read_parquet(self.local_path(key))
+
+    def mirror(self, prefixes: list[str], dest: Path | None = None) -> Path:
+        """A local folder with the same layout (the root itself when local). For an S3 lake, copies the
+        files below `prefixes` that are new or changed (by size and ETag) into FM_HOME/cache/lake-mirror,
+        so DuckDB can read them without network extensions."""
+        if not self.remote:
+            return Path(self.root)
+        dest = dest or fm_home() / "cache" / "lake-mirror"
+        bucket, root_prefix = split_s3(self.root)
+        root_prefix = root_prefix.rstrip("/") + "/" if root_prefix else ""
+        stamps_path = dest / ".etags.json"
+        stamps = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
+        for prefix in prefixes:
+            seen = set()
+            for page in self._s3().get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=root_prefix + _safe_key(prefix) + "/"
+            ):
+                for obj in page.get("Contents", []):
+                    rel = obj["Key"][len(root_prefix):]
+                    seen.add(rel)
+                    target = dest / _safe_key(rel)
+                    if stamps.get(rel) == obj["ETag"] and target.exists():
+                        continue
+                    data = self._s3().get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                    Lake(root=str(dest)).write_bytes(rel, data)
+                    stamps[rel] = obj["ETag"]
+            folder = dest / _safe_key(prefix)
+            if folder.is_dir():  # drop files deleted upstream
+                for f in folder.rglob("*"):
+                    rel = str(f.relative_to(dest))
+                    if f.is_file() and rel not in seen:
+                        f.unlink()
+                        stamps.pop(rel, None)
+        dest.mkdir(parents=True, exist_ok=True)
+        stamps_path.write_text(json.dumps(stamps))
+        return dest
+
+
+def table_key(asset: str, partition: str | None) -> str:
+    return f"{asset}/{partition}.parquet" if partition else f"{asset}/all.parquet"
+
+
+class LakeIOManager(ConfigurableIOManager):
+    """Stores each asset's polars DataFrame as Parquet in the lake, one file per partition."""
+
+    lake: Lake
+
+    def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
+        if obj is None:
+            return
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
+        asset = context.asset_key.path[-1]
+        partition = context.partition_key if context.has_partition_key else None
+        uri = self.lake.write_parquet(table_key(asset, partition), obj)
+        context.add_output_metadata({"rows": len(obj), "path": uri})
+
+    def load_input(self, context: InputContext) -> pl.DataFrame:
+        asset = context.asset_key.path[-1]
+        if context.has_asset_partitions:
+            keys = context.asset_partition_keys
+            frames = [
+                self.lake.read_parquet(table_key(asset, k))
+                for k in keys
+                if self.lake.exists(table_key(asset, k))
+            ]
+            if len(keys) == 1 and not frames:
+                raise FileNotFoundError(f"{asset} has not been materialized for partition {keys[0]}")
+            return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        return self.lake.read_parquet(table_key(asset, None))

@@ -1,0 +1,199 @@
+"""Video IO: list input locations, fetch and hash files, decode with PyAV using presentation timestamps.
+
+Every frame the pipeline sees carries its index in decode order over the whole source video (`idx`, 0-based)
+and its presentation time in seconds from the start of the stream (`t_s`, from PTS, never from an assumed
+frame rate), so variable-frame-rate video keeps correct times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from dagster import ConfigurableResource
+
+from fm_resources.lake import is_s3, split_s3
+from fm_resources.settings import fm_home, input_locations
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+
+
+class VideoError(Exception):
+    """The file cannot be used as a video (unreadable, no video stream, undecodable)."""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    codec: str
+    width: int  # as displayed, after rotation
+    height: int
+    rotation: int  # degrees counter-clockwise that a player applies (0, 90, 180, 270)
+    declared_fps: float | None
+    declared_frames: int
+
+
+@dataclass
+class Frame:
+    idx: int  # decode-order index over the whole source video, 0-based
+    t_s: float  # presentation time in seconds from the stream start
+    av_frame: av.VideoFrame
+    rotation: int = 0
+
+    def luma(self, step: int = 1) -> np.ndarray:
+        """The Y plane, subsampled by `step` in both directions, without any colour conversion."""
+        plane = self.av_frame.planes[0]
+        y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        return _rotate(y[::step, ::step], self.rotation)
+
+    def rgb(self, width: int | None = None) -> np.ndarray:
+        """An RGB24 image, optionally resized to `width` (aspect kept), in display orientation."""
+        f = self.av_frame
+        if width and width < f.width:
+            height = max(2, int(round(f.height * width / f.width / 2)) * 2)
+            img = f.to_ndarray(width=width, height=height, format="rgb24")
+        else:
+            img = f.to_ndarray(format="rgb24")
+        return _rotate(img, self.rotation)
+
+
+def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise VideoError(f"file not found: {path}")
+    if path.stat().st_size == 0:
+        raise VideoError("empty file (0 bytes)")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise VideoError(f"not a readable video container: {exc}") from exc
+
+
+def stream_info(path: Path) -> StreamInfo:
+    """What the container declares (cheap; no decoding except the first frame for the rotation)."""
+    with _open(path) as container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise VideoError(f"no video stream (streams: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        rotation = 0
+        try:
+            first = next(container.decode(stream), None)
+            if first is not None:
+                rotation = int(round(first.rotation or 0)) % 360
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"cannot decode the first frame: {exc}") from exc
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rotation in (90, 270):
+            width, height = height, width
+        rate = stream.average_rate or stream.guessed_rate
+        return StreamInfo(
+            codec=stream.codec_context.name,
+            width=int(width),
+            height=int(height),
+            rotation=rotation,
+            declared_fps=float(rate) if rate else None,
+            declared_frames=int(stream.frames or 0),
+        )
+
+
+def decode(path: Path, rotation: int = 0, start_s: float = 0.0, end_s: float | None = None) -> Iterator[Frame]:
+    """Decode the first video stream, yielding frames with index and PTS time in [start_s, end_s).
+
+    Always decodes from the first frame so that `idx` is exact over the source video (decoding is cheap next
+    to analysis; frames before start_s are skipped without conversion)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = stream.time_base
+        t0 = stream.start_time if stream.start_time is not None else None
+        try:
+            for idx, frame in enumerate(container.decode(stream)):
+                pts = frame.pts if frame.pts is not None else frame.dts
+                if pts is None:
+                    raise VideoError(f"frame {idx} has no timestamp")
+                if t0 is None:
+                    t0 = pts
+                t = float((pts - t0) * tb)
+                if t < start_s - 1e-9:
+                    continue
+                if end_s is not None and t >= end_s - 1e-9:
+                    break
+                yield Frame(idx=idx, t_s=t, av_frame=frame, rotation=rotation)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"decoding failed: {exc}") from exc
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class InputFile:
+    uri: str  # absolute local path or s3://bucket/key
+    size: int
+    signature: str  # changes when the file changes (mtime or ETag)
+
+
+class VideoStore(ConfigurableResource):
+    """Where raw videos come from: local folders and s3://bucket/prefix locations (through dagster-aws).
+    Remote files are downloaded once into a local cache keyed by their ETag."""
+
+    inputs: list[str] = []
+    cache_dir: str | None = None
+    s3_endpoint_url: str | None = None
+
+    def locations(self) -> list[str]:
+        return self.inputs or input_locations()
+
+    def _s3(self):
+        from dagster_aws.s3 import S3Resource
+
+        return S3Resource(endpoint_url=self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")).get_client()
+
+    def scan(self, location: str) -> list[InputFile]:
+        """The video files at a location (a folder, searched recursively, a single file, or an S3 prefix)."""
+        if is_s3(location):
+            bucket, prefix = split_s3(location)
+            out = []
+            for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    if obj["Key"].lower().endswith(VIDEO_EXTENSIONS):
+                        out.append(InputFile(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"')))
+            return sorted(out, key=lambda f: f.uri)
+        root = Path(location).expanduser().resolve()
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        out = []
+        for p in files:
+            if p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."):
+                st = p.stat()
+                out.append(InputFile(str(p), st.st_size, f"{st.st_size}:{st.st_mtime_ns}"))
+        return out
+
+    def fetch(self, uri: str) -> Path:
+        """A local path for the video at `uri` (downloading S3 objects into the cache when needed)."""
+        if not is_s3(uri):
+            return Path(uri)
+        bucket, key = split_s3(uri)
+        client = self._s3()
+        etag = client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+        cache = Path(self.cache_dir) if self.cache_dir else fm_home() / "cache" / "videos"
+        target = cache / bucket / f"{etag}{Path(key).suffix}"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(target.suffix + ".part")
+            client.download_file(bucket, key, str(tmp))
+            os.replace(tmp, target)
+        return target
