@@ -23,7 +23,6 @@ PER_VIDEO = AssetSelection.groups("ingest")
 label_videos_job = define_asset_job(
     "label_videos",
     selection=PER_VIDEO,
-    partitions_def=videos_partitions,
     description="All per-video assets of one video partition.",
     tags={"dagster/max_retries": "1"},
 )

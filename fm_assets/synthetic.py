@@ -46,9 +46,10 @@ duration_s)]``; times are seconds from the start of the video, lengths are norma
   top-left, top, top-right, left, center, right, bottom-left, bottom, bottom-right.
 - ``n_stops``: stop segments lasting >= 0.5 s with a move segment before and after.
 - ``repetitions``: back-and-forth cycles.  Of the three coordinates x, y and size (= scale * object
-  diagonal, in px), take the one whose total variation over the move segments is largest; take the signs of
-  its change over the move segments whose change is >= 1 % of the frame diagonal; collapse equal neighbours
-  into runs; repetitions = runs // 2 (a cycle = going one way and coming back).
+  diagonal, in px), take the one with the largest total variation over the window; split its piecewise-
+  linear course into monotone legs; drop legs shorter than 1 % of the frame diagonal; collapse equal
+  neighbouring signs into runs; repetitions = runs // 2 (a cycle = going one way and coming back, so
+  right-left-right-left-right-left gives 3, and right-left-right gives 1).
 - ``mean_speed``: distance / total duration of the move segments (diagonals per second; 0 if never moves).
 - Also: obj_id, label, color, shape, w, h, appear_s, disappear_s, scale_start, scale_end, keyframes.
 
@@ -63,6 +64,7 @@ import json
 import math
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -82,7 +84,9 @@ __all__ = [
     "extra_scenes",
     "gt_rows",
     "make_demo_videos",
+    "object_facts",
     "object_state",
+    "render_frames",
     "render_scene",
     "scene_by_name",
     "scene_facts",
@@ -384,24 +388,27 @@ def _segments(obj: ObjectSpec, t0: float, t1: float, diag: float) -> list[dict[s
         direction = _classify(xb - xa, yb - ya, sb / sa, diag, 0.0) if moving else "stationary"
         if out and out[-1]["kind"] == kind and out[-1]["direction"] == direction:
             out[-1]["t1"] = b
-            out[-1]["_end"] = (xb, yb, sb)
         else:
-            out.append({"t0": a, "t1": b, "kind": kind, "direction": direction, "_start": (xa, ya, sa),
-                        "_end": (xb, yb, sb)})
+            out.append({"t0": a, "t1": b, "kind": kind, "direction": direction})
     return out
 
 
-def _repetitions(obj: ObjectSpec, moves: list[dict[str, Any]], diag: float) -> int:
+def _repetitions(obj: ObjectSpec, states: list[tuple[float, float, float]], diag: float) -> int:
+    """Back-and-forth cycles along the dominant coordinate (x, y or size), from the linear pieces."""
     size = math.hypot(obj.w, obj.h)
-    deltas = [
-        (m["_end"][0] - m["_start"][0], m["_end"][1] - m["_start"][1], (m["_end"][2] - m["_start"][2]) * size)
-        for m in moves
-    ]
+    coords = [(x, y, s * size) for x, y, s in states]
+    deltas = [tuple(b[c] - a[c] for c in range(3)) for a, b in zip(coords, coords[1:])]
     if not deltas:
         return 0
     axis = max(range(3), key=lambda c: sum(abs(d[c]) for d in deltas))
-    signs = [d[axis] > 0 for d in deltas if abs(d[axis]) >= REPETITION_MIN_FRAC * diag]
-    runs = sum(1 for i, s in enumerate(signs) if i == 0 or s != signs[i - 1])
+    legs: list[float] = []  # signed amplitude of each monotone run along the axis
+    for d in (d[axis] for d in deltas if abs(d[axis]) > 1e-9):
+        if legs and (legs[-1] > 0) == (d > 0):
+            legs[-1] += d
+        else:
+            legs.append(d)
+    signs = [leg > 0 for leg in legs if abs(leg) >= REPETITION_MIN_FRAC * diag]
+    runs = sum(1 for i, sign in enumerate(signs) if i == 0 or sign != signs[i - 1])
     return runs // 2
 
 
@@ -455,7 +462,7 @@ def object_facts(obj: ObjectSpec, spec: SceneSpec) -> dict[str, Any]:
         "start_region": _region(xa, ya, width, height),
         "end_region": _region(xb, yb, width, height),
         "n_stops": n_stops,
-        "repetitions": _repetitions(obj, moves, diag),
+        "repetitions": _repetitions(obj, pts, diag),
         "mean_speed": _r(distance / moving_time if moving_time > 0 else 0.0),
         "scale_start": _r(sa),
         "scale_end": _r(sb),
@@ -600,7 +607,7 @@ class _Backdrop:
         return cv2.warpAffine(tex, m, (spec.width, spec.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
 
 
-def render_frames(spec: SceneSpec, seed: int = 0):
+def render_frames(spec: SceneSpec, seed: int = 0) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, RGB uint8 frame) for every frame of the scene."""
     _validate(spec)
     backdrop = _Backdrop(spec, seed)

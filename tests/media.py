@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "audio_only",
+    "copy_to",
     "single_frame",
     "small_mp4",
     "text_as_mp4",
