@@ -32,7 +32,7 @@ class ClipParams(Config):
     min_clip_s: float = Field(5.0, gt=0, description="shortest clip when a shot is tiled")
     max_clip_s: float = Field(10.0, gt=0, description="longest clip")
     min_shot_s: float = Field(2.0, ge=0, description="shots shorter than this are dropped (drop_reason=short_shot)")
-    camera_motion_max: float = Field(0.1, gt=0, description="clips scoring above are kept=false, drop_reason=camera_motion")
+    camera_motion_max: float = Field(0.05, gt=0, description="clips scoring above are kept=false, drop_reason=camera_motion")
     cut_threshold: float = Field(3.0, gt=0, description="AdaptiveDetector adaptive_threshold")
     cut_min_content: float = Field(15.0, ge=0, description="AdaptiveDetector min_content_val")
     min_shot_gap_s: float = Field(0.6, ge=0, description="no two cuts closer than this")
