@@ -150,6 +150,7 @@ def machine_facts() -> dict:
         "pyav": av.__version__,
         "ffmpeg": getattr(av, "ffmpeg_version_info", "?"),
         "platform": platform.platform(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -249,7 +250,7 @@ def markdown(results: list[dict], tot: dict, facts: dict, command: str, repeats:
         "",
         f"Machine: {facts['nproc']} CPUs available (nproc; {facts['cpu_count']} in the machine), {facts['cpu']}, "
         f"{facts['ram_gib']} GiB RAM; Python {facts['python']}, PyAV {facts['pyav']}, FFmpeg {facts['ffmpeg']}; "
-        f"{facts['platform']}.",
+        f"{facts['platform']}; load average at start {facts['loadavg_at_start']}.",
         "",
         f"Median wall time of {repeats} interleaved runs per video after one warm-up each; ratio = median raw_clips /"
         f" median decode-only (target <= {TARGET}).",
@@ -263,6 +264,13 @@ def markdown(results: list[dict], tot: dict, facts: dict, command: str, repeats:
                      f"{r['raw_clips_fps']:.0f} |")
     lines.append(f"| **total** (sum of medians) | {tot['frames']} | | {tot['decode_s']:.3f} | {tot['raw_clips_s']:.3f} |"
                  f" **{tot['ratio']:.2f}** | {tot['decode_fps']:.0f} | {tot['raw_clips_fps']:.0f} |")
+    lines += ["", "raw_clips stages (median s; analyse_video = probe + decode/scan + clip plan, thumbs = JPEG writes, "
+              "tables = schemas.frame, metadata = contact sheet JPEG + counts, parquet = the two table writes):", "",
+              "| video | clips (kept) | " + " | ".join(k[:-2] for k in STAGES) + " |",
+              "|---|--:|" + "--:|" * len(STAGES)]
+    for r in results:
+        lines.append(f"| {r['video']} | {r['n_clips']} ({r['n_kept']}) | "
+                     + " | ".join(f"{r['stage_median_s'][k]:.3f}" for k in STAGES) + " |")
     return "\n".join(lines)
 
 
@@ -279,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
     console = Console() if sys.stdout.isatty() else Console(width=150)
-    command = " ".join(["python", "bench/raw_clips.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    exe = Path(sys.executable)
+    exe_s = os.path.relpath(exe, ROOT) if exe.is_relative_to(ROOT) else exe.name  # .venv/bin/python, normally
+    command = " ".join([exe_s, "bench/raw_clips.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     params, store = ClipParams(), VideoStore(inputs=[])
     facts = machine_facts()
     when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")

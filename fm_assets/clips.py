@@ -12,7 +12,7 @@ from fm_assets.clipping import ClipParams, contact_sheet, frame_duration, neares
 from fm_assets.partitions import lookup_video, videos_partitions
 from fm_assets.schemas import RAW_CLIPS, VIDEOS, frame
 from fm_resources.lake import Lake
-from fm_resources.video import VideoError, VideoStore, decode, stream_info
+from fm_resources.video import VideoError, VideoStore, decode, display_size, stream_info
 
 
 def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: ClipParams):
@@ -24,11 +24,13 @@ def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: Cl
         path = store.fetch(uri)
         row["size_bytes"] = path.stat().st_size
         info = stream_info(path)
-        row.update(codec=info.codec, width=info.width, height=info.height, rotation=info.rotation)
-        scan = scan_frames(decode(path, info.rotation), info.width, info.declared_fps, p)
+        row.update(codec=info.codec, width=info.width, height=info.height)
+        scan = scan_frames(decode(path), info.width, info.declared_fps, p)
     except VideoError as exc:
         row.update(status="skipped" if str(exc).startswith("no video stream") else "error", error=str(exc))
         return row, [], None
+    width, height = display_size(info.width, info.height, scan.rotation)
+    row.update(rotation=scan.rotation, width=width, height=height)
     times = scan.times
     n = len(times)
     if n == 0:
@@ -45,7 +47,7 @@ def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: Cl
     )
     clips = plan_clips(scan, video_id, info.declared_fps, p)
     for k, c in enumerate(clips):
-        c.update(video_id=video_id, clip_id=f"{video_id}-{k:03d}", clip_idx=k, width=info.width, height=info.height)
+        c.update(video_id=video_id, clip_id=f"{video_id}-{k:03d}", clip_idx=k, width=width, height=height)
     row["n_clips_kept"] = sum(c["kept"] for c in clips)
     if row["n_clips_kept"] == 0:
         row.update(status="skipped", error=f"no usable clip: {row['duration_s']:.2f} s, {n} frame(s), "
@@ -97,6 +99,6 @@ def ingest(context: AssetExecutionContext, config: ClipParams, video_store: Vide
             "kept": len(kept),
             "dropped": clips_df.filter(~pl.col("kept")).group_by("drop_reason").len().to_dicts().__repr__(),
             "max_camera_motion": MetadataValue.float(float(clips_df["camera_motion"].max() or 0.0)),
-            "keyframes": MetadataValue.md(f"![keyframes](data:image/png;base64,{sheet})" if sheet else "_no clips_"),
+            "keyframes": MetadataValue.md(f"![keyframes](data:image/jpeg;base64,{sheet})" if sheet else "_no clips_"),
         },
     )

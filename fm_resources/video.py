@@ -30,9 +30,8 @@ class VideoError(Exception):
 @dataclass(frozen=True)
 class StreamInfo:
     codec: str
-    width: int  # as displayed, after rotation
+    width: int  # as coded (see display_size for the displayed size)
     height: int
-    rotation: int  # degrees counter-clockwise that a player applies (0, 90, 180, 270)
     declared_fps: float | None
     declared_frames: int
 
@@ -78,38 +77,38 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def stream_info(path: Path) -> StreamInfo:
-    """What the container declares (cheap; no decoding except the first frame for the rotation)."""
+    """What the container declares (cheap: nothing is decoded). Width and height are as coded; the rotation
+    comes with the decoded frames (see `decode`)."""
     with _open(path) as container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
             raise VideoError(f"no video stream (streams: {', '.join(kinds)})")
         stream = container.streams.video[0]
-        rotation = 0
-        try:
-            first = next(container.decode(stream), None)
-            if first is not None:
-                rotation = int(round(first.rotation or 0)) % 360
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"cannot decode the first frame: {exc}") from exc
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if rotation in (90, 270):
-            width, height = height, width
         rate = stream.average_rate or stream.guessed_rate
         return StreamInfo(
             codec=stream.codec_context.name,
-            width=int(width),
-            height=int(height),
-            rotation=rotation,
+            width=int(stream.codec_context.width),
+            height=int(stream.codec_context.height),
             declared_fps=float(rate) if rate else None,
             declared_frames=int(stream.frames or 0),
         )
 
 
-def decode(path: Path, rotation: int = 0, start_s: float = 0.0, end_s: float | None = None) -> Iterator[Frame]:
+def frame_rotation(frame: av.VideoFrame) -> int:
+    """Degrees counter-clockwise a player turns this frame for display (from its display matrix), 0-270."""
+    return int(round(frame.rotation or 0)) % 360
+
+
+def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def decode(path: Path, rotation: int | None = None, start_s: float = 0.0, end_s: float | None = None) -> Iterator[Frame]:
     """Decode the first video stream, yielding frames with index and PTS time in [start_s, end_s).
 
     Always decodes from the first frame so that `idx` is exact over the source video (decoding is cheap next
-    to analysis; frames before start_s are skipped without conversion)."""
+    to analysis; frames before start_s are skipped without conversion). With rotation=None each frame's own
+    display matrix decides how `Frame.luma()` / `Frame.rgb()` turn it upright."""
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -127,7 +126,8 @@ def decode(path: Path, rotation: int = 0, start_s: float = 0.0, end_s: float | N
                     continue
                 if end_s is not None and t >= end_s - 1e-9:
                     break
-                yield Frame(idx=idx, t_s=t, av_frame=frame, rotation=rotation)
+                yield Frame(idx=idx, t_s=t, av_frame=frame,
+                            rotation=frame_rotation(frame) if rotation is None else rotation)
         except av.error.FFmpegError as exc:
             raise VideoError(f"decoding failed: {exc}") from exc
 
