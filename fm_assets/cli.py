@@ -120,24 +120,28 @@ def _print_frame(df, fmt: str) -> None:
 
 
 def summary(video_ids: list[str] | None = None):
+    """One row per video: status, clips, and the counts of every later stage that has data."""
     from fm_assets.definitions import defs
 
     wh = defs.resources["warehouse"]
-    if "videos" not in wh.tables():
+    tables = wh.tables()
+    if "videos" not in tables:
         return None
+    parts = {
+        "raw_clips": "SELECT video_id, count(*) FILTER (kept) AS clips_kept, count(*) FILTER (NOT kept) AS clips_dropped, "
+                     "round(max(camera_motion), 3) AS max_camera_motion FROM raw_clips GROUP BY 1",
+        "detections": "SELECT video_id, count(*) AS detections FROM detections GROUP BY 1",
+        "tracks": "SELECT video_id, count(DISTINCT (clip_id, track_id)) AS tracks, "
+                  "string_agg(DISTINCT label, ',' ORDER BY label) AS track_labels FROM tracks GROUP BY 1",
+    }
+    joins = " ".join(f"LEFT JOIN ({q}) {name} USING (video_id)" for name, q in parts.items() if name in tables)
+    cols = "".join(f", {name}.* EXCLUDE (video_id)" for name in parts if name in tables)
     where = ""
     if video_ids:
         where = "WHERE v.video_id IN (" + ",".join("'" + v.replace("'", "''") + "'" for v in video_ids) + ")"
-    has_clips = "raw_clips" in wh.tables()
-    clips_join = (
-        "LEFT JOIN (SELECT video_id, count(*) FILTER (kept) AS clips_kept, count(*) FILTER (NOT kept) AS clips_dropped, "
-        "round(max(camera_motion), 3) AS max_camera_motion FROM raw_clips GROUP BY 1) c USING (video_id)"
-        if has_clips else ""
-    )
-    cols = ", c.clips_kept, c.clips_dropped, c.max_camera_motion" if has_clips else ""
     return wh.query(
         f"SELECT v.video_id, v.status, round(v.duration_s, 2) AS duration_s, round(v.fps, 2) AS fps, "
-        f"v.width || 'x' || v.height AS size{cols}, v.error FROM videos v {clips_join} {where} ORDER BY 1"
+        f"v.width || 'x' || v.height AS size{cols}, v.error FROM videos v {joins} {where} ORDER BY 1"
     )
 
 
@@ -206,6 +210,23 @@ def cmd_sql(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from fm_assets.definitions import defs
+    from fm_assets.exports import export_mot
+
+    wh = defs.resources["warehouse"]
+    tables = wh.tables()
+    out = Path(args.out_dir)
+    if args.format == "mot":
+        if "tracks" not in tables:
+            print("fm export: no tracks in the lake yet (run `fm run PATH --until tracks` first)", file=sys.stderr)
+            return 1
+        ids = wh.query("select video_id from videos where status = 'ok' order by 1")["video_id"].to_list()
+        manifest = export_mot(wh.query("select * from tracks"), ids, out, interpolate=not args.no_interpolate)
+    print(f"wrote {manifest['n_files']} file(s) to {out} (manifest: {out / 'manifest.json'})")
+    return 0
+
+
 def cmd_ui(args) -> int:
     _instance()
     root = Path(__file__).resolve().parents[1]
@@ -235,6 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--file", help="a .sql file, e.g. sql/reports/...")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("export", help="export the lake to another format")
+    p.add_argument("format", choices=["mot"])
+    p.add_argument("out_dir")
+    p.add_argument("--no-interpolate", action="store_true",
+                   help="mot: write only the sampled frames (default: interpolate boxes over the skipped frames)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ui", help="dagster dev on this project and the instance in FM_HOME")
     p.add_argument("--host", default="127.0.0.1")

@@ -97,7 +97,7 @@ def ingest(context: AssetExecutionContext, config: ClipParams, video_store: Vide
         metadata={
             "clips": len(clips_df),
             "kept": len(kept),
-            "dropped": clips_df.filter(~pl.col("kept")).group_by("drop_reason").len().to_dicts().__repr__(),
+            "dropped": MetadataValue.json(dict(clips_df.filter(~pl.col("kept")).group_by("drop_reason").len().sort("drop_reason").iter_rows())),
             "max_camera_motion": MetadataValue.float(float(clips_df["camera_motion"].max() or 0.0)),
             "keyframes": MetadataValue.md(f"![keyframes](data:image/jpeg;base64,{sheet})" if sheet else "_no clips_"),
         },

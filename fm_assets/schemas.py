@@ -20,6 +20,17 @@ RAW_CLIPS = {
     "thumbnail": pl.String,
 }
 
+DETECTIONS = {
+    "video_id": pl.String, "clip_id": pl.String, "frame_idx": pl.Int32, "t_s": pl.Float64, "det_idx": pl.Int32,
+    "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32, "y2": pl.Float32, "score": pl.Float32, "label": pl.String,
+    "person_score": pl.Float32, "mask_rle": pl.String, "sample_step": pl.Int32,
+}
+
+TRACKS = {
+    "video_id": pl.String, "clip_id": pl.String, "track_id": pl.Int32, "frame_idx": pl.Int32, "t_s": pl.Float64,
+    "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32, "y2": pl.Float32, "score": pl.Float32, "label": pl.String,
+}
+
 
 def frame(rows: list[dict], schema: dict) -> pl.DataFrame:
     """A DataFrame with exactly the contract's columns, in order, typed (extra keys are an error)."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
 
 
 @dataclass
@@ -47,3 +49,44 @@ class Detector(Protocol):
     def detect_clip(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """One Detections per frame of one clip. Must not keep state between calls."""
         ...
+
+
+class DetectorConfigError(ValueError):
+    """The detector is misconfigured (missing or broken config / checkpoint): raised before any video is touched."""
+
+
+class DetectorResource(ConfigurableResource):
+    """Which detector the `detections` asset uses. `motion` needs no weights; `mmdet` takes any mmdet 3.x config
+    (a file, or the name of a config shipped with mmdet) and checkpoint (a path, or a URL where the machine can
+    download), on cpu or cuda. The detector is built (and a bad config or checkpoint rejected) when a run starts,
+    before any video is read."""
+
+    backend: Literal["motion", "mmdet"] = "motion"
+    mmdet_config: str | None = Field(None, description="config path or packaged config name, e.g. rtmdet_tiny_8xb32-300e_coco")
+    mmdet_checkpoint: str | None = Field(None, description="checkpoint path or URL")
+    device: str = "cpu"
+    batch_size: int = 8
+    score_thr: float = 0.3
+    text_prompt: str | None = Field(None, description="class prompt for open-vocabulary models (Grounding DINO)")
+
+    _detector: object = PrivateAttr(default=None)
+
+    def build(self) -> Detector:
+        if self.backend == "motion":
+            from fm_resources.motion import MotionDetector
+
+            return MotionDetector()
+        if not self.mmdet_config or not self.mmdet_checkpoint:
+            raise DetectorConfigError("backend 'mmdet' needs both mmdet_config and mmdet_checkpoint")
+        from fm_resources.mmdet_backend import MMDetDetector
+
+        return MMDetDetector(config=self.mmdet_config, checkpoint=self.mmdet_checkpoint, device=self.device,
+                             batch_size=self.batch_size, score_thr=self.score_thr, text_prompt=self.text_prompt)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._detector = self.build()
+
+    def get(self) -> Detector:
+        if self._detector is None:
+            self._detector = self.build()
+        return self._detector

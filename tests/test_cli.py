@@ -51,7 +51,7 @@ def test_rerun_gives_identical_tables_and_same_partitions(scenes, fm_home):
 
 
 def test_sql_errors_and_formats(scenes, fm_home):
-    assert run_fm("run", str(scenes / "left_right.mp4"), "-q", home=fm_home).returncode == 0
+    assert run_fm("run", str(scenes / "left_right.mp4"), "-q", "--until", "raw_clips", home=fm_home).returncode == 0
     bad = run_fm("sql", "select nope from raw_clips", home=fm_home)
     assert bad.returncode != 0 and "Binder Error" in bad.stderr and 'nope' in bad.stderr
     missing = run_fm("sql", "select * from detections", home=fm_home)
@@ -76,5 +76,6 @@ def test_demo(fm_home):
     proc = run_fm("demo", home=fm_home)
     assert proc.returncode == 0, proc.stderr
     assert "7 of 7 video(s) materialized" in proc.stdout
+    assert "tracks" in proc.stdout
     assert str(fm_home / "lake") in proc.stdout.replace("\n", "")
     assert "back_and_forth-" in proc.stdout

@@ -1,0 +1,102 @@
+"""Tracking quality and speed of the embedded default (`motion` detector + mmdet ByteTrack) on real footage
+with MOTChallenge ground truth (../shared/data/mot/TUD-Campus), through the pipeline's own functions:
+detect_video (the `detections` asset's work), TrackerResource.track_clip (the `tracks` asset's), mot_text
+(`fm export mot`), scored with TrackEval (fm_assets.mot_metrics).
+
+    .venv/bin/python bench/tracking.py [--sample-fps 25 10] [--repeats 3] [--markdown]
+
+Speed is detection + tracking frames per second over the sampled frames (decoding excluded, as it is shared
+with every stage), median of the repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import polars as pl  # noqa: E402
+
+from fm_assets.mot_metrics import evaluate, parse_mot, read_mot  # noqa: E402
+from fm_assets.perception import DetectionParams, detect_video  # noqa: E402
+from fm_assets.schemas import DETECTIONS, frame  # noqa: E402
+from fm_assets.tracking import frame_detections, mot_text, sample_step, sampled_frames, track_rows  # noqa: E402
+from fm_assets.schemas import TRACKS  # noqa: E402
+from fm_resources.detectors import DetectorResource  # noqa: E402
+from fm_resources.trackers import TrackerResource  # noqa: E402
+from fm_resources.video import decode  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+
+
+def run_once(video: Path, n_frames: int, fps: float, sample_fps: float, detector, tracker: TrackerResource):
+    clip = pl.DataFrame({"clip_id": ["c"], "start_frame": [0], "end_frame": [n_frames]})
+    t0 = time.perf_counter()
+    rows, n_sampled, busy_det = detect_video("v", video, 0, clip, fps, detector, DetectionParams(sample_fps=sample_fps))
+    dets = frame(rows, DETECTIONS)
+    t1 = time.perf_counter()
+    step = sample_step(fps, sample_fps)
+    by = dets.partition_by("frame_idx", as_dict=True)
+    frames = [(f, 0.0, by.get((f,), dets.clear())) for f in sampled_frames(0, n_frames, step)]
+    tracked = tracker.track_clip([frame_detections(r) for _, _, r in frames])
+    tracks = frame(track_rows("v", "c", frames, tracked), TRACKS)
+    busy_track = time.perf_counter() - t1
+    return tracks, n_sampled, busy_det, busy_track, step
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sample-fps", type=float, nargs="+", default=[25.0, 10.0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    video, gt_path = DATA / "videos" / "TUD-Campus.mp4", DATA / "mot" / "TUD-Campus" / "gt.txt"
+    if not video.exists():
+        print(f"bench/tracking.py: {video} not found (needs ../shared/data)", file=sys.stderr)
+        return 2
+    n_frames = sum(1 for _ in decode(video))
+    gt = read_mot(gt_path, is_gt=True)
+    detector, tracker = DetectorResource().build(), TrackerResource()
+    results = []
+    for sfps in args.sample_fps:
+        runs = [run_once(video, n_frames, 25.0, sfps, detector, tracker) for _ in range(args.repeats)]
+        tracks, n_sampled, _, _, step = runs[0]
+        det_s = statistics.median(r[2] for r in runs)
+        trk_s = statistics.median(r[3] for r in runs)
+        sampled = set(range(1, n_frames + 1, step))
+        # (a) scored on the sampled frames only; (b) as exported (`fm export mot`, interpolated), on all frames
+        m_sampled = evaluate(gt[[int(f) in sampled for f in gt[:, 0]]], parse_mot(mot_text(tracks, interpolate=False)), n_frames)
+        m_export = evaluate(gt, parse_mot(mot_text(tracks, interpolate=True)), n_frames)
+        results.append((sfps, step, n_sampled, det_s, trk_s, m_sampled, m_export))
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    lines = [
+        f"### Embedded default on TUD-Campus ({now})", "",
+        f"Command: `.venv/bin/python bench/tracking.py {' '.join(sys.argv[1:])}`".replace(" `", " `").rstrip(), "",
+        f"Machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; detector `{detector.name}`, "
+        f"tracker ByteTrack (mmdet 3.3, defaults of TrackerResource); {args.repeats} repeats, median; "
+        f"load average at end {os.getloadavg()[0]:.1f}.", "",
+        "| sampling | frames tracked | scored on | MOTA | IDF1 | HOTA | IDSW | FP | FN | det+track frames/s | detector ms/frame | tracker ms/frame |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for sfps, step, n, det_s, trk_s, ms, me in results:
+        fps_total = n / (det_s + trk_s)
+        for label, m in (("sampled frames", ms), ("all 71 frames (export, interpolated)", me)):
+            lines.append(f"| {sfps:g} fps (every {step}) | {n} | {label} | {m['MOTA']:.3f} | {m['IDF1']:.3f} | {m['HOTA']:.3f} | "
+                         f"{m['IDSW']} | {m['FP']} | {m['FN']} | {fps_total:.1f} | {1000 * det_s / n:.1f} | {1000 * trk_s / n:.1f} |")
+    text = "\n".join(lines)
+    print(text if args.markdown else text.replace("|", " "))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Pure functions behind `detections` and `tracks`: frame sampling, table rows, track labels, overlays, MOT."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+
+import cv2
+import numpy as np
+import polars as pl
+from PIL import Image
+
+from fm_assets.partitions import seed_for
+from fm_resources.detectors import Detections
+from fm_resources.trackers import TrackedBox
+
+
+def sample_step(video_fps: float | None, sample_fps: float | None) -> int:
+    """Every k-th decoded frame is sampled: k = round(video fps / sample fps), at least 1 (None = every frame)."""
+    if not sample_fps or not video_fps or video_fps <= sample_fps:
+        return 1
+    return max(1, int(round(video_fps / sample_fps)))
+
+
+def sampled_frames(start_frame: int, end_frame: int, step: int) -> list[int]:
+    return list(range(start_frame, end_frame, step))
+
+
+def detection_rows(video_id: str, clip_id: str, frame_idx: int, t_s: float, det: Detections, scale: float,
+                   step: int) -> list[dict]:
+    """Rows of the detections table for one frame; boxes are scaled back to source pixels."""
+    rows = []
+    for k in range(len(det)):
+        x1, y1, x2, y2 = (float(v) * scale for v in det.boxes[k])
+        mask = det.masks[k] if det.masks is not None else None
+        rows.append({
+            "video_id": video_id, "clip_id": clip_id, "frame_idx": frame_idx, "t_s": t_s, "det_idx": k,
+            "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": float(det.scores[k]), "label": det.labels[k],
+            "person_score": float(det.extra["person_score"][k]) if "person_score" in det.extra else None,
+            "mask_rle": json.dumps(mask, separators=(",", ":")) if mask is not None else None,
+            "sample_step": step,
+        })
+    return rows
+
+
+def frame_detections(rows: pl.DataFrame) -> Detections:
+    """The Detections of one frame back from its table rows (sorted by det_idx)."""
+    if rows.is_empty():
+        return Detections.empty()
+    rows = rows.sort("det_idx")
+    return Detections(rows.select("x1", "y1", "x2", "y2").to_numpy(), rows["score"].to_numpy(), rows["label"].to_list())
+
+
+def track_label(labels: list[str]) -> str:
+    """A track's label is the majority of its detections' labels (ties broken by name, deterministically)."""
+    counts = Counter(labels)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def track_rows(video_id: str, clip_id: str, frames: list[tuple[int, float, pl.DataFrame]],
+               tracked: list[list[TrackedBox]]) -> list[dict]:
+    """Rows of the tracks table for one clip: frames = (frame_idx, t_s, that frame's detection rows)."""
+    rows = []
+    for (frame_idx, t_s, det_rows), boxes in zip(frames, tracked):
+        labels = det_rows.sort("det_idx")["label"].to_list() if not det_rows.is_empty() else []
+        for b in boxes:
+            rows.append({
+                "video_id": video_id, "clip_id": clip_id, "track_id": b.track_id, "frame_idx": frame_idx, "t_s": t_s,
+                "x1": float(b.box[0]), "y1": float(b.box[1]), "x2": float(b.box[2]), "y2": float(b.box[3]),
+                "score": b.score, "det_label": labels[b.det_index] if 0 <= b.det_index < len(labels) else None,
+            })
+    by_track: dict[int, list[str]] = {}
+    for r in rows:
+        if r["det_label"] is not None:
+            by_track.setdefault(r["track_id"], []).append(r["det_label"])
+    for r in rows:
+        r["label"] = track_label(by_track.get(r["track_id"], ["object"]))
+        del r["det_label"]
+    return rows
+
+
+def _colour(track_id: int) -> tuple[int, int, int]:
+    rng = np.random.default_rng(track_id * 7919)
+    h = int(rng.integers(0, 180))
+    hsv = np.uint8([[[h, 220, 255]]])
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+def draw_tracks(image: np.ndarray, tracks: pl.DataFrame, at_frame: int | None = None, width: int = 960) -> bytes:
+    """PNG of the tracks over an RGB keyframe: each track's centre path, and its box + id + label at the
+    keyframe (or at its last observation before it)."""
+    img = image.copy()
+    scale = 1.0
+    if img.shape[1] > width:
+        scale = width / img.shape[1]
+        img = cv2.resize(img, (width, int(round(img.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    thick = max(1, round(img.shape[1] / 480))
+    for (clip_id, track_id), t in tracks.sort("frame_idx").group_by(["clip_id", "track_id"], maintain_order=True):
+        colour = _colour(seed_for(clip_id, track_id) % 100000)
+        cx = ((t["x1"] + t["x2"]) / 2 * scale).to_numpy()
+        cy = ((t["y1"] + t["y2"]) / 2 * scale).to_numpy()
+        pts = np.stack([cx, cy], axis=1).round().astype(np.int32)
+        if len(pts) > 1:
+            cv2.polylines(img, [pts], False, colour, thick, cv2.LINE_AA)
+        shown = t.filter(pl.col("frame_idx") <= at_frame) if at_frame is not None else t
+        row = (shown if not shown.is_empty() else t).row(-1, named=True)
+        p1 = (int(row["x1"] * scale), int(row["y1"] * scale))
+        p2 = (int(row["x2"] * scale), int(row["y2"] * scale))
+        cv2.rectangle(img, p1, p2, colour, thick)
+        cv2.putText(img, f"{track_id} {row['label']}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45 * thick, colour, thick, cv2.LINE_AA)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def mot_text(tracks: pl.DataFrame, interpolate: bool = True) -> str:
+    """MOTChallenge lines `frame,id,x,y,w,h,score,-1,-1,-1` for ONE video: frames 1-based over the source
+    video's decoded frames; ids renumbered 1.. over (clip, track); with `interpolate`, boxes are linearly
+    interpolated over the frames skipped by sampling between two observations of a track."""
+    if tracks.is_empty():
+        return ""
+    t = tracks.sort("clip_id", "track_id", "frame_idx")
+    keys = t.select("clip_id", "track_id").unique(maintain_order=True)
+    ids = {(c, k): i + 1 for i, (c, k) in enumerate(keys.iter_rows())}
+    lines: list[tuple[int, int, float, float, float, float, float]] = []
+    for (clip_id, track_id), g in t.group_by(["clip_id", "track_id"], maintain_order=True):
+        gid = ids[(clip_id, track_id)]
+        f = g["frame_idx"].to_numpy()
+        b = g.select("x1", "y1", "x2", "y2").to_numpy()
+        s = g["score"].to_numpy()
+        for i in range(len(f)):
+            lines.append((int(f[i]) + 1, gid, *b[i], float(s[i])))
+            if interpolate and i + 1 < len(f) and f[i + 1] - f[i] > 1:
+                for fr in range(int(f[i]) + 1, int(f[i + 1])):
+                    w = (fr - f[i]) / (f[i + 1] - f[i])
+                    lines.append((fr + 1, gid, *((1 - w) * b[i] + w * b[i + 1]), float(min(s[i], s[i + 1]))))
+    lines.sort(key=lambda r: (r[0], r[1]))
+    return "".join(
+        f"{fr},{i},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{sc:.4f},-1,-1,-1\n" for fr, i, x1, y1, x2, y2, sc in lines
+    )

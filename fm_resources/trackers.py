@@ -1,0 +1,116 @@
+"""Multi-object trackers from mmdet 3.x (the successor of mmtrack): ByteTrack (default) and OC-SORT.
+
+`TrackerResource.new_clip()` builds a FRESH mmdet tracker for every clip, so ids and Kalman state never leak
+between clips or videos (a class- or module-level tracker state is a classic bug). Track ids are numbered
+from 1 within a clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from fm_resources.detectors import Detections
+
+
+@dataclass
+class TrackedBox:
+    track_id: int
+    box: np.ndarray  # x1, y1, x2, y2 (the tracker's box: the matched detection)
+    score: float
+    det_index: int  # index of the detection on this frame
+
+
+def _register() -> None:
+    from mmdet.utils import register_all_modules
+
+    register_all_modules(init_default_scope=False)
+
+
+class ClipTracker:
+    """Feeds one clip's detections, frame by frame (including frames without detections), to an mmdet tracker."""
+
+    def __init__(self, mmdet_tracker) -> None:
+        self._tracker = mmdet_tracker
+        self._frame = 0
+
+    def update(self, det: Detections) -> list[TrackedBox]:
+        import torch
+        from mmdet.structures import DetDataSample
+        from mmengine.structures import InstanceData
+
+        sample = DetDataSample(metainfo={"frame_id": self._frame})
+        sample.pred_instances = InstanceData(
+            bboxes=torch.from_numpy(det.boxes.copy()),
+            scores=torch.from_numpy(det.scores.copy()),
+            labels=torch.zeros(len(det), dtype=torch.long),  # class-agnostic association
+        )
+        self._frame += 1
+        out = self._tracker.track(sample)
+        result = []
+        boxes = out.bboxes.numpy() if len(out) else np.zeros((0, 4), np.float32)
+        for k in range(len(out)):
+            # the tracker returns the detections it kept, with their ids; find which detection each one is
+            match = np.flatnonzero(np.all(np.isclose(det.boxes, boxes[k], atol=1e-3), axis=1))
+            result.append(TrackedBox(int(out.instances_id[k]) + 1, boxes[k], float(out.scores[k]),
+                                     int(match[0]) if len(match) else -1))
+        return result
+
+
+class TrackerResource(ConfigurableResource):
+    """mmdet.models.trackers.ByteTracker or OCSORTTracker with their thresholds exposed."""
+
+    kind: Literal["bytetrack", "ocsort"] = "bytetrack"
+    high_score: float = Field(0.6, description="ByteTrack: first-association score threshold (OC-SORT: obj_score_thr)")
+    low_score: float = Field(0.1, description="ByteTrack: second-association score threshold")
+    init_track_score: float = Field(0.7, description="a new track starts only from a detection scoring above this")
+    match_iou_high: float = 0.1
+    match_iou_low: float = 0.5
+    match_iou_tentative: float = 0.3
+    num_tentatives: int = Field(3, description="frames before a new track is confirmed")
+    keep_lost_frames: int = Field(30, description="frames a lost track is remembered (num_frames_retain)")
+    min_track_len: int = Field(5, description="tracks with fewer boxes are dropped")
+
+    def new_clip(self) -> ClipTracker:
+        _register()
+        from mmdet.models.trackers import ByteTracker, OCSORTTracker
+
+        motion = {"type": "KalmanFilter"}
+        if self.kind == "bytetrack":
+            tracker = ByteTracker(
+                motion=motion,
+                obj_score_thrs={"high": self.high_score, "low": self.low_score},
+                init_track_thr=self.init_track_score,
+                weight_iou_with_det_scores=True,
+                match_iou_thrs={"high": self.match_iou_high, "low": self.match_iou_low,
+                                "tentative": self.match_iou_tentative},
+                num_tentatives=self.num_tentatives,
+                num_frames_retain=self.keep_lost_frames,
+            )
+        else:
+            tracker = OCSORTTracker(
+                motion=motion,
+                obj_score_thr=self.high_score,
+                init_track_thr=self.init_track_score,
+                weight_iou_with_det_scores=True,
+                match_iou_thr=1.0 - self.match_iou_low,
+                num_tentatives=self.num_tentatives,
+                num_frames_retain=self.keep_lost_frames,
+            )
+        return ClipTracker(tracker)
+
+    def track_clip(self, detections: Sequence[Detections]) -> list[list[TrackedBox]]:
+        """Track one clip; returns, per frame, the boxes with track ids (tracks shorter than min_track_len removed)."""
+        clip = self.new_clip()
+        per_frame = [clip.update(d) for d in detections]
+        lengths: dict[int, int] = {}
+        for boxes in per_frame:
+            for b in boxes:
+                lengths[b.track_id] = lengths.get(b.track_id, 0) + 1
+        keep = {t for t, n in lengths.items() if n >= self.min_track_len}
+        return [[b for b in boxes if b.track_id in keep] for boxes in per_frame]

@@ -1,0 +1,178 @@
+"""Tests of the embedded `motion` detector (fm_resources.motion.MotionDetector) on synthetic frames (rendered in
+memory by fm_assets.synthetic, no encoding) and on one real clip (TUD-Campus, skipped without ../shared/data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from fm_assets import synthetic as S
+from fm_resources.detectors import Detections, Detector
+from fm_resources.motion import MotionDetector, _iou
+from tests.conftest import SHARED_DATA, needs_shared, shared_video
+
+
+def _scene(*objects: S.ObjectSpec, fps: float = 10.0, duration_s: float = 3.0, name: str = "t") -> S.SceneSpec:
+    return S.SceneSpec(name=name, fps=fps, duration_s=duration_s, objects=tuple(objects))
+
+
+def _render(spec: S.SceneSpec) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames and, per frame, the gt boxes (xyxy, sorted by object id)."""
+    frames = [img for _, img in S.render_frames(spec)]
+    gts: list[list] = [[] for _ in frames]
+    for f, _oid, x, y, w, h in S.gt_rows(spec):
+        gts[f - 1].append((x, y, x + w, y + h))
+    return frames, [np.array(g, np.float32).reshape(-1, 4) for g in gts]
+
+
+def _kf(*rows):
+    return tuple(S.Keyframe(*r) for r in rows)
+
+
+BOX = S.ObjectSpec(1, "box", "red", "box", 80, 60, _kf((0.0, 120, 200), (3.0, 500, 220)))
+
+
+@pytest.fixture(scope="module")
+def moving_box():
+    frames, gts = _render(_scene(BOX))
+    return frames, gts, MotionDetector().detect_clip(frames)
+
+
+def test_is_a_detector_with_typed_defaults():
+    det = MotionDetector()
+    assert isinstance(det.name, str) and det.name == "motion"
+    assert callable(det.detect_clip)
+    _: Detector = det  # structural: has name and detect_clip
+    assert MotionDetector(work_width=160, min_diff=10.0).work_width == 160
+
+
+def test_moving_object_found(moving_box):
+    frames, gts, dets = moving_box
+    assert len(dets) == len(frames) and all(isinstance(d, Detections) for d in dets)
+    good = 0
+    for d, g in zip(dets, gts):
+        if len(d):
+            good += _iou(g, d.boxes).max() >= 0.7
+    assert good >= 0.8 * len(frames), f"box found with IoU >= 0.7 on {good}/{len(frames)} frames"
+    # one detection per frame, nothing else
+    assert sum(len(d) == 1 for d in dets) >= 0.8 * len(frames)
+
+
+def test_scores_and_labels(moving_box):
+    _, gts, dets = moving_box
+    for d in dets:
+        assert d.scores.dtype == np.float32 and ((d.scores >= 0) & (d.scores <= 1)).all()
+        assert set(d.labels) <= {"person", "object"}
+        assert len(d.extra["person_score"]) == len(d)
+        assert ((d.extra["person_score"] >= 0) & (d.extra["person_score"] <= 1)).all()
+    clean = [float(s) for d in dets[2:-2] for s in d.scores]  # away from the clip's ends (persistence window)
+    assert clean and np.median(clean) > 0.7, clean
+    assert sum(lbl == "object" for d in dets for lbl in d.labels) >= 0.8 * sum(len(d) for d in dets)
+
+
+def test_masks_decode_to_box_region(moving_box):
+    frames, _, dets = moving_box
+    h, w = frames[0].shape[:2]
+    n_checked = 0
+    for d in dets:
+        assert d.masks is not None and len(d.masks) == len(d)
+        for rle, box in zip(d.masks, d.boxes):
+            assert rle["size"] == [h, w] and isinstance(rle["counts"], str)
+            m = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+            assert m.shape == (h, w)
+            ys, xs = np.nonzero(m)
+            assert len(ys) > 0
+            x1, y1, x2, y2 = box
+            # the mask lies in its box and reaches (within 2 px) each side of it
+            assert xs.min() >= x1 - 1 and xs.max() <= x2 and ys.min() >= y1 - 1 and ys.max() <= y2
+            assert abs(xs.min() - x1) <= 2 and abs(xs.max() + 1 - x2) <= 2
+            assert abs(ys.min() - y1) <= 2 and abs(ys.max() + 1 - y2) <= 2
+            n_checked += 1
+    assert n_checked > 0
+
+
+def test_no_motion_gives_empty_detections():
+    spec = _scene(S.ObjectSpec(1, "box", "red", "box", 80, 60, _kf((0.0, 300, 200))))  # never moves
+    frames, _ = _render(spec)
+    rng = np.random.default_rng(0)  # sensor noise on a static scene
+    noisy = [np.clip(f.astype(np.int16) + rng.integers(-3, 4, f.shape), 0, 255).astype(np.uint8) for f in frames]
+    for clip in (frames, noisy):
+        dets = MotionDetector().detect_clip(clip)
+        assert len(dets) == len(clip) and all(len(d) == 0 for d in dets)
+
+
+def test_tiny_clips():
+    det = MotionDetector()
+    frames, _ = _render(_scene(BOX))
+    assert det.detect_clip([]) == []
+    for k in (1, 2):
+        out = det.detect_clip(frames[:k])
+        assert len(out) == k and all(len(d) == 0 for d in out)
+    out = det.detect_clip(frames[::10])  # 3 frames: a background can be learned
+    assert len(out) == 3
+
+
+def test_touching_objects_are_split():
+    # two discs side by side, touching, moving together: one connected blob that the mask's waist splits
+    a = S.ObjectSpec(1, "ball", "blue", "disc", 80, 80, _kf((0.0, 150, 240), (3.0, 430, 240)))
+    b = S.ObjectSpec(2, "ball", "orange", "disc", 80, 80, _kf((0.0, 229, 240), (3.0, 509, 240)))
+    frames, gts = _render(_scene(a, b))
+    dets = MotionDetector().detect_clip(frames)
+    unsplit = MotionDetector(split=False).detect_clip(frames)
+    both = 0
+    for d, u, g in zip(dets, unsplit, gts):
+        if len(d) >= 2:
+            both += (_iou(g, d.boxes).max(axis=1) >= 0.6).all()
+    assert both >= 0.8 * len(frames), f"both discs found on {both}/{len(frames)} frames"
+    assert np.median([len(u) for u in unsplit]) == 1  # they do form one blob before splitting
+
+
+def test_flicker_scores_low():
+    # a small patch that flashes on one frame (noise) next to a clean moving object
+    frames, gts = _render(_scene(BOX))
+    k = len(frames) // 2
+    frames[k] = frames[k].copy()
+    frames[k][400:426, 560:586] = 255 - frames[k][400:426, 560:586]
+    dets = MotionDetector().detect_clip(frames)
+    patch = np.array([[560, 400, 586, 426]], np.float32)
+    d = dets[k]
+    near = _iou(patch, d.boxes)[0] > 0.3 if len(d) else np.zeros(0, bool)
+    assert (d.scores[near] < 0.6).all(), d.scores[near]
+    obj = _iou(gts[k], d.boxes)[0] >= 0.7
+    assert obj.any() and (d.scores[obj] > 0.7).all()
+
+
+def test_deterministic(moving_box):
+    frames, _, dets = moving_box
+    again = MotionDetector().detect_clip(frames)
+    for a, b in zip(dets, again):
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+        assert a.labels == b.labels and a.masks == b.masks
+        assert np.array_equal(a.extra["person_score"], b.extra["person_score"])
+
+
+@needs_shared
+def test_person_label_on_real_pedestrians():
+    from fm_resources.video import decode
+
+    path = shared_video("TUD-Campus.mp4")
+    gt_path = SHARED_DATA / "mot" / "TUD-Campus" / "gt.txt"
+    if not path.exists() or not gt_path.exists():
+        pytest.skip(f"TUD-Campus video or gt not found under {SHARED_DATA}")
+    frames = [f.rgb() for f in decode(path)]
+    gt = np.loadtxt(gt_path, delimiter=",", ndmin=2)
+    dets = MotionDetector().detect_clip(frames)
+    matched = persons = 0
+    for i, d in enumerate(dets):
+        g = gt[gt[:, 0] == i + 1]
+        if not len(d) or not len(g):
+            continue
+        gb = np.c_[g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]].astype(np.float32)
+        for k in np.flatnonzero(_iou(d.boxes, gb).max(axis=1) >= 0.5):
+            matched += 1
+            persons += d.labels[k] == "person"
+            assert (d.labels[k] == "person") == (d.extra["person_score"][k] > 0.5)
+    assert matched >= 100, f"only {matched} detections match a TUD-Campus pedestrian"
+    assert persons >= 0.4 * matched, f"{persons}/{matched} matched pedestrians labelled person"
+
