@@ -62,6 +62,25 @@ def selection_until(until: str | None):
     return sorted(AssetSelection.assets(key).upstream().required_multi_asset_neighbors().resolve(graph) & per_video)
 
 
+def preflight(selection, run_config: dict | None) -> None:
+    """Build the detector the run will use before any video is read: a bad config or checkpoint stops here."""
+    from dagster import AssetKey
+
+    from fm_assets.definitions import defs
+    from fm_resources.detectors import DetectorConfigError, DetectorResource
+
+    if AssetKey("detections") not in selection:
+        return
+    base = defs.resources["detector"]
+    override = ((run_config or {}).get("resources", {}).get("detector", {}) or {}).get("config", {}) or {}
+    try:
+        DetectorResource(**{**base.model_dump(), **override}).build()
+    except DetectorConfigError as exc:
+        raise SystemExit(f"fm: detector configuration error: {exc}") from None
+    except TypeError as exc:
+        raise SystemExit(f"fm: bad detector config {override}: {exc}") from None
+
+
 def run_videos(paths: list[str], until: str | None = None, run_config: dict | None = None, quiet: bool = False,
                log_level: str = "WARNING") -> list[dict]:
     """Register the videos as partitions and materialize the per-video assets for each, in this process."""
@@ -73,6 +92,7 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
 
     instance = _instance()
     selection = selection_until(until)
+    preflight(selection, run_config)
     uris = collect_uris(paths)
     lake = defs.resources["lake"]
     registered, _ = register_new(VideoStore(inputs=uris), lake, {})
@@ -94,8 +114,9 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
                                          tags={"fm/launched_by": "fm run"})
             error = None
             if not res.success:
-                failures = [e for e in res.all_events if e.is_step_failure]
-                error = failures[0].event_specific_data.error.message.strip() if failures else "run failed"
+                errors = [e.event_specific_data.error.message.strip() for e in res.all_events
+                          if getattr(e.event_specific_data, "error", None) is not None]
+                error = errors[0] if errors else "run failed"
             results.append({"video_id": vid, "success": res.success, "run_id": res.run_id,
                             "seconds": time.perf_counter() - started, "error": error})
             progress.advance(task)

@@ -137,3 +137,15 @@ def test_fm_run_until_tracks_and_export_mot(scenes, fm_home, tmp_path):
     gt = read_mot(truths["ordered_pair"].gt, is_gt=True)
     m = evaluate(gt, read_mot(out / files[1]), n_frames=int(gt[:, 0].max()))
     assert m["MOTA"] >= 0.8 and m["IDF1"] >= 0.8, m
+
+
+def test_fm_run_with_a_broken_checkpoint_stops_before_reading_videos(scenes, fm_home, tmp_path):
+    _, truths = scenes
+    cfg = tmp_path / "detector.yaml"
+    cfg.write_text("resources:\n  detector:\n    config:\n      backend: mmdet\n"
+                   "      mmdet_config: rtmdet_tiny_8xb32-300e_coco\n"
+                   f"      mmdet_checkpoint: {tmp_path / 'nowhere.pth'}\n")
+    proc = run_fm("run", str(truths["left_right"].mp4), "--config", str(cfg), home=fm_home)
+    assert proc.returncode != 0
+    assert "detector configuration error" in proc.stderr and "nowhere.pth" in proc.stderr and "no such file" in proc.stderr
+    assert not (fm_home / "lake").exists()  # nothing registered, nothing written
