@@ -4,15 +4,20 @@ detect_video (the `detections` asset's work), TrackerResource.track_clip (the `t
 (`fm export mot`), scored with TrackEval (fm_assets.mot_metrics).
 
     .venv/bin/python bench/tracking.py [--sample-fps 25 10] [--repeats 3] [--markdown]
+    .venv/bin/python bench/tracking.py --repeats 1 --det '{"min_diff": 18}' --trk '{"high_score": 0.5}'
 
-Speed is detection + tracking frames per second over the sampled frames (decoding excluded, as it is shared
-with every stage), median of the repeats.
+--det passes keyword arguments to fm_resources.motion.MotionDetector, --trk fields to TrackerResource
+(for tuning; the defaults are what the pipeline runs).
+
+Speed is detection + tracking frames per second over the sampled frames (PyAV decoding of those frames included,
+as the `detections` asset decodes them), median of the repeats.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import statistics
@@ -28,10 +33,10 @@ import polars as pl  # noqa: E402
 
 from fm_assets.mot_metrics import evaluate, parse_mot, read_mot  # noqa: E402
 from fm_assets.perception import DetectionParams, detect_video  # noqa: E402
-from fm_assets.schemas import DETECTIONS, frame  # noqa: E402
+from fm_assets.schemas import DETECTIONS, TRACKS, frame  # noqa: E402
 from fm_assets.tracking import frame_detections, mot_text, sample_step, sampled_frames, track_rows  # noqa: E402
-from fm_assets.schemas import TRACKS  # noqa: E402
 from fm_resources.detectors import DetectorResource  # noqa: E402
+from fm_resources.motion import MotionDetector  # noqa: E402
 from fm_resources.trackers import TrackerResource  # noqa: E402
 from fm_resources.video import decode  # noqa: E402
 
@@ -58,6 +63,8 @@ def main() -> int:
     ap.add_argument("--sample-fps", type=float, nargs="+", default=[25.0, 10.0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--det", type=json.loads, default=None, help="MotionDetector keyword arguments (JSON)")
+    ap.add_argument("--trk", type=json.loads, default={}, help="TrackerResource fields (JSON)")
     args = ap.parse_args()
     video, gt_path = DATA / "videos" / "TUD-Campus.mp4", DATA / "mot" / "TUD-Campus" / "gt.txt"
     if not video.exists():
@@ -65,7 +72,8 @@ def main() -> int:
         return 2
     n_frames = sum(1 for _ in decode(video))
     gt = read_mot(gt_path, is_gt=True)
-    detector, tracker = DetectorResource().build(), TrackerResource()
+    detector = MotionDetector(**args.det) if args.det is not None else DetectorResource().build()
+    tracker = TrackerResource(**args.trk)
     run_once(video, n_frames, 25.0, args.sample_fps[0], detector, tracker)  # warm-up: imports, mmdet registry
     results = []
     for sfps in args.sample_fps:
@@ -83,8 +91,9 @@ def main() -> int:
     lines = [
         f"### Embedded default on TUD-Campus ({now})", "",
         f"Command: `{' '.join(['.venv/bin/python', 'bench/tracking.py', *sys.argv[1:]])}`", "",
-        f"Machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; detector `{detector.name}`, "
-        f"tracker ByteTrack (mmdet 3.3, defaults of TrackerResource); {args.repeats} repeats, median; "
+        f"Machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; detector `{detector.name}`"
+        f"{' ' + json.dumps(args.det) if args.det else ''}, tracker {tracker.kind} (mmdet 3.3"
+        f"{', ' + json.dumps(args.trk) if args.trk else ', defaults of TrackerResource'}); {args.repeats} repeats, median; "
         f"load average at end {os.getloadavg()[0]:.1f}.", "",
         "| sampling | frames tracked | scored on | MOTA | IDF1 | HOTA | IDSW | FP | FN | det+track frames/s | detector ms/frame | tracker ms/frame |",
         "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",

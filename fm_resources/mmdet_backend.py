@@ -36,12 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fm_resources import detectors
 from fm_resources.detectors import Detections
-
-try:  # the project-wide configuration error, so that one `except DetectorConfigError` catches every backend's
-    from fm_resources.detectors import DetectorConfigError as _ConfigErrorBase
-except ImportError:  # pragma: no cover - older detectors.py
-    _ConfigErrorBase = ValueError
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +47,11 @@ _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 _ANNOTATION_LOADERS = {"LoadAnnotations", "LoadPanopticAnnotations", "LoadTrackAnnotations", "LoadTextAnnotations"}
 
 
-class DetectorConfigError(_ConfigErrorBase):
+class DetectorConfigError(detectors.DetectorConfigError):
     """The detector's configuration cannot work; `path` is the offending file/URL/value, `reason` says why.
 
-    A subclass of fm_resources.detectors.DetectorConfigError (itself a ValueError)."""
+    A subclass of the project-wide fm_resources.detectors.DetectorConfigError (a ValueError), so one `except`
+    catches every backend's."""
 
     def __init__(self, what: str, path: object, reason: str) -> None:
         self.what, self.path, self.reason = what, str(path), reason

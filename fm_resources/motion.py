@@ -5,13 +5,18 @@ For the sampled frames of ONE clip (static camera assumed; clips with camera mot
 1. Work at reduced resolution (`work_width`), lightly blurred against compression noise.
 2. Background = per-pixel temporal median of the clip's frames (up to `bg_max_frames`, evenly spread).
    Anything that moves covers a given pixel for less than half the clip, so the median is the static scene.
+   Global brightness changes (auto exposure) are undone per frame first (`exposure`, `_equalize_exposure`).
 3. Foreground = colour difference to the background (max over R, G, B) above a per-pixel threshold: the larger
    of `min_diff` and `noise_k` x the noise, where the noise is the larger of the clip's global level and the
    pixel's own (lower quartile of its frame-to-frame changes: high only where the scene flickers).
    Ghosts (background revealed where an object sat for most of the clip, recognised by an outline that is an
    edge of the background image, not of the frame) take the frame's pixels as background, and 3 is redone.
 4. Morphology (open; close with a vertically elongated kernel; holes filled) and connected components.
-5. Merged blobs are split where the mask shows it: wide blobs are scanned by OpenCV's HOG people detector
+5. Merged blobs are split where the mask shows it: first at heads (`_head_parts`: local maxima of the blob's
+   upper contour standing out from it on both sides within a person's width; each head gives a person box
+   `person_aspect` x its height wide, from the head down to the blob's bottom under it), kept only when the
+   heads' boxes cover most of the blob and every part passes a lenient HOG person check (`head_hog`), and
+   never for blobs cut by the frame's top edge or covering much of the frame. Otherwise wide blobs are scanned by OpenCV's HOG people detector
    (a few scales, inside the blob only) and cut between the people it finds; otherwise at deep valleys of the
    blob's column profile (foreground pixels per column). Small fragments right above / below a larger blob
    (a head, feet) are joined to it.
@@ -72,6 +77,14 @@ class MotionDetector:
             subtract again, so objects that stand still for long and then move (or the reverse) are found.
         border_penalty: score factor for blobs touching the frame's edge (the object is cut off, so its box
             is not the object's extent).
+        head_split: split merged blobs at the heads of their upper contour (see step 5).
+        person_aspect: a pedestrian's box width / height (0.41: the usual pedestrian-benchmark aspect).
+        head_drop: a head stands out from the contour on both sides by at least this fraction of its height.
+        head_gap: heads closer than head_gap x a person's width are one person (the higher kept).
+        head_cover: the heads' person boxes must hold at least this fraction of the blob's pixels.
+        head_hog: every part of a head split needs a HOG margin (`hog_margin`) above this (lenient).
+        exposure: undo global brightness changes (auto exposure, white balance) frame by frame (step 2b).
+        exposure_tol: per-channel gains within 1 +- this are left alone.
     """
 
     name = "motion"
@@ -97,6 +110,14 @@ class MotionDetector:
         merge: bool = True,
         ghosts: bool = True,
         border_penalty: float = 0.75,
+        head_split: bool = True,
+        person_aspect: float = 0.41,
+        head_drop: float = 0.06,
+        head_gap: float = 0.5,
+        head_cover: float = 0.75,
+        head_hog: float = -1.5,
+        exposure: bool = True,
+        exposure_tol: float = 0.03,
     ) -> None:
         self.work_width = int(work_width)
         self.bg_max_frames = int(bg_max_frames)
@@ -117,6 +138,14 @@ class MotionDetector:
         self.merge = bool(merge)
         self.ghosts = bool(ghosts)
         self.border_penalty = float(border_penalty)
+        self.head_split = bool(head_split)
+        self.person_aspect = float(person_aspect)
+        self.head_drop = float(head_drop)
+        self.head_gap = float(head_gap)
+        self.head_cover = float(head_cover)
+        self.head_hog = float(head_hog)
+        self.exposure = bool(exposure)
+        self.exposure_tol = float(exposure_tol)
         self._hog = cv2.HOGDescriptor()  # default: 64x128 window, 16px blocks, 8px cells, 9 bins
         svm = np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32).reshape(-1)
         self._svm_w, self._svm_b = svm[:-1], float(svm[-1])
@@ -141,6 +170,11 @@ class MotionDetector:
         # 2. background: per-pixel temporal median of (a spread subset of) the clip
         pick = np.unique(np.linspace(0, n - 1, min(n, self.bg_max_frames)).round().astype(int))
         bg = np.median(small[pick], axis=0).astype(np.int16)
+        # 2b. exposure: a camera's auto exposure / white balance scales the whole frame (a white car entering
+        # darkens everything). Each frame's per-channel gain against the background is the median pixel ratio
+        # (moving objects cover well under half the frame); frames are divided by it and the background redone.
+        if self.exposure and _equalize_exposure(small, bg, self.exposure_tol):
+            bg = np.median(small[pick], axis=0).astype(np.int16)
 
         # 3. colour difference to the background, thresholded against the noise (global + per pixel)
         diff, thr = self._difference(small, bg, pick)
@@ -155,6 +189,8 @@ class MotionDetector:
             for i in range(n):
                 f_grad = None
                 for x, y, m in self._components(diff[i], thr, min_area_px):
+                    if m.shape[0] * m.shape[1] > 0.3 * w * h:
+                        continue  # a change over much of the frame (light, camera) is not a revealed background
                     if f_grad is None:
                         f_grad = _grad(small[i])
                     if _is_ghost(m, x, y, f_grad, bg_grad):
@@ -173,7 +209,13 @@ class MotionDetector:
             for x, y, m in self._components(diff[i], thr, min_area_px):
                 bh, bw = m.shape
                 parts = None
-                if self.hog and self.hog_split and bw > self.hog_split_aspect * bh * sy / sx:
+                # a blob cut by the frame's top edge has no visible heads; one covering much of the frame is a
+                # global change (light, camera), not a group of people
+                if self.head_split and y > 0 and bh * bw <= 0.3 * w * h:
+                    parts = self._head_parts(m, x, y, sy / sx, min_area_px)
+                    if parts is not None and self.hog and not self._people(frames[i], parts, sx, sy):
+                        parts = None
+                if parts is None and self.hog and self.hog_split and bw > self.hog_split_aspect * bh * sy / sx:
                     parts = self._hog_parts(frames[i], m, x, y, sx, sy, min_area_px)
                 if parts is None:
                     ranges = self._split(m) if self.split else [(0, bw)]
@@ -355,6 +397,89 @@ class MotionDetector:
         parts = [p for p in parts if p[2].sum() >= min_area_px]
         return parts if len(parts) >= 2 else None
 
+    def _head_parts(self, m: np.ndarray, x: int, y: int, aspect_scale: float,
+                    min_area_px: float) -> list[tuple[int, int, np.ndarray]] | None:
+        """People in blob mask `m` (work px, top-left at x, y) found as heads: local maxima of the silhouette's
+        upper contour that stand out (by `head_drop` x the person's height) from the contour on both sides within
+        a person's width, the shape of a head above the shoulders (a disc's or a box's top has none). Each head
+        gives a person box `person_aspect` x its height wide (work px: x `aspect_scale` = sy / sx), centred under
+        the head, from the head down to the lowest blob pixel below it; the blob's pixels go to the nearest
+        person box that holds them (so parts never overlap); a large remainder outside them is kept as a part.
+        None unless at least two heads are found."""
+        bh, bw = m.shape
+        if bh < 16:
+            return None
+        filled = m.any(axis=0)
+        top = np.where(filled, m.argmax(axis=0), bh).astype(np.float32)
+        bot = np.where(filled, bh - 1 - m[::-1].argmax(axis=0), -1).astype(np.float32)
+        up = bh - top  # height of the upper contour above the blob's bottom (0: empty column)
+        k = max(1, int(round(0.02 * bh))) * 2 + 1
+        up = np.convolve(np.pad(up, k // 2, mode="edge"), np.ones(k, np.float32) / k, mode="valid")
+        heads = []  # (col, top row, bottom row)
+        r = max(2, int(round(0.05 * bh)))
+        for c in range(bw):
+            if not filled[c]:
+                continue
+            lo, hi = max(0, c - r), min(bw, c + r + 1)
+            if up[c] < up[lo:hi].max() or (c > lo and up[c - 1] == up[c]):
+                continue  # not the (first column of a) local maximum
+            t = bh - up[c]
+            cols = slice(max(0, c - r), min(bw, c + r + 1))
+            b = float(np.median(bot[cols]))
+            hp = b - t
+            if hp < 0.3 * bh:
+                continue
+            half = max(2, int(round(0.5 * self.person_aspect * hp * aspect_scale)))  # half a person's width
+            drop = self.head_drop * hp
+            left, right = up[max(0, c - half) : c], up[c + 1 : c + half + 1]
+            # a side reaching the blob's edge (or an empty column) counts as dropping
+            ok_l = c - half < 0 or (len(left) and left.min() <= up[c] - drop)
+            ok_r = c + half >= bw or (len(right) and right.min() <= up[c] - drop)
+            if ok_l and ok_r:
+                heads.append((c, t, b, half))
+        # two heads closer than half a person's width are one person (a raised arm, a backpack): keep the higher
+        heads.sort(key=lambda hd: hd[1])
+        kept: list[tuple] = []
+        for hd in heads:
+            if all(abs(hd[0] - kh[0]) >= self.head_gap * max(hd[3], kh[3]) * 2 for kh in kept):
+                kept.append(hd)
+        heads = sorted(kept)
+        if len(heads) < 2:
+            return None
+        cols = np.arange(bw, dtype=np.float32)[None, :]
+        rows = np.arange(bh, dtype=np.float32)[:, None]
+        cost = []
+        for c, t, b, half in heads:
+            inside = (np.abs(cols - c) <= half) & (rows >= t) & (rows <= b)
+            cost.append(np.where(inside, np.abs(cols - c) / half, np.inf))
+        cost = np.stack(cost)
+        owner = np.argmin(cost, axis=0)
+        covered = np.isfinite(cost.min(axis=0))
+        if (m & covered).sum() < self.head_cover * m.sum():
+            return None  # the heads' person boxes do not explain the blob (a car's roof, a wide object)
+        parts = [(x, y, (m & (owner == j) & covered).astype(np.uint8)) for j in range(len(heads))]
+        parts = [p for p in parts if p[2].sum() >= min_area_px]
+        rest = (m & ~covered).astype(np.uint8)
+        if rest.sum() >= max(min_area_px, 0.15 * m.sum()):
+            n_cc, cc, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+            for j in range(1, n_cc):
+                if stats[j, 4] >= max(min_area_px, 0.3 * bh * bh * self.person_aspect * 0.5):
+                    parts.append((x, y, (cc == j).astype(np.uint8)))
+        return parts if len(parts) >= 2 else None
+
+    def _people(self, frame: np.ndarray, parts: list[tuple[int, int, np.ndarray]], sx: float, sy: float) -> bool:
+        """True when the HOG person check (`hog_margin`) of every part's box scores above `head_hog`: the heads
+        belong to people (not to the bumps of a car's roof or a box's outline)."""
+        for px, py, pm in parts:
+            rows, cols = np.flatnonzero(pm.any(axis=1)), np.flatnonzero(pm.any(axis=0))
+            if not len(rows):
+                continue
+            box = np.array([(px + cols[0]) * sx, (py + rows[0]) * sy, (px + cols[-1] + 1) * sx,
+                            (py + rows[-1] + 1) * sy], np.float32)
+            if self.hog_margin(frame, box) <= self.head_hog:
+                return False
+        return True
+
     def _hog_detector(self) -> cv2.HOGDescriptor:
         if not hasattr(self, "_hog_det"):
             self._hog_det = cv2.HOGDescriptor()
@@ -440,6 +565,24 @@ _K_RING = np.ones((3, 3), np.uint8)
 def _max3(d: np.ndarray) -> np.ndarray:
     """Max over the channels of an (h, w, 3) uint8 image (much faster than ndarray.max(axis=2))."""
     return cv2.max(cv2.max(d[..., 0], d[..., 1]), d[..., 2])
+
+
+def _equalize_exposure(small: np.ndarray, bg: np.ndarray, tol: float) -> bool:
+    """Divide each frame of `small` (n, h, w, 3 uint8, in place) by its per-channel gain against `bg`: the
+    median ratio frame / background over every 4th pixel in both directions where the background is neither
+    dark nor saturated. Returns True when any frame's gain was outside 1 +- tol (and frames were changed)."""
+    b = bg[::4, ::4].astype(np.float32)
+    gains = np.ones((len(small), 3), np.float32)
+    for c in range(3):
+        valid = (b[..., c] > 16) & (b[..., c] < 240)
+        if valid.sum() < 32:
+            continue
+        ratio = small[:, ::4, ::4, c][:, valid].astype(np.float32) / b[..., c][valid]
+        gains[:, c] = np.median(ratio, axis=1)
+    off = (np.abs(gains - 1.0) > tol).any(axis=1)
+    for i in np.flatnonzero(off):
+        small[i] = np.clip(small[i] / gains[i], 0, 255).round().astype(np.uint8)
+    return bool(off.any())
 
 
 def _grad(img: np.ndarray) -> np.ndarray:

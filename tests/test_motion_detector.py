@@ -102,6 +102,19 @@ def test_no_motion_gives_empty_detections():
         assert len(dets) == len(clip) and all(len(d) == 0 for d in dets)
 
 
+def test_auto_exposure_change_is_not_motion():
+    """A camera's auto exposure darkening every frame by 40% for a while (as when a bright car enters) must not
+    turn the whole frame into foreground: the moving box is still found alone, with a box of its own size."""
+    frames, gts = _render(_scene(BOX, duration_s=4.0))
+    gain = np.ones(len(frames))
+    gain[12:28] = np.linspace(0.6, 0.95, 16)  # dark, then slowly recovering
+    dimmed = [np.clip(f * g, 0, 255).astype(np.uint8) for f, g in zip(frames, gain)]
+    for exposure, ok in ((True, True), (False, False)):
+        dets = MotionDetector(exposure=exposure).detect_clip(dimmed)
+        hit = [len(d) == 1 and _iou(g, d.boxes).max() >= 0.6 for d, g in zip(dets[12:28], gts[12:28])]
+        assert (sum(hit) >= 14) == ok, f"exposure={exposure}: box alone on {sum(hit)}/16 dimmed frames"
+
+
 def test_tiny_clips():
     det = MotionDetector()
     frames, _ = _render(_scene(BOX))
@@ -176,3 +189,39 @@ def test_person_label_on_real_pedestrians():
     assert matched >= 100, f"only {matched} detections match a TUD-Campus pedestrian"
     assert persons >= 0.4 * matched, f"{persons}/{matched} matched pedestrians labelled person"
 
+
+
+def _silhouette(mask: np.ndarray, cx: int, top: int, height: int) -> None:
+    """Draw a crude pedestrian (head, shoulders / torso, legs apart) into `mask`."""
+    import cv2
+
+    hr = max(2, int(0.065 * height))
+    cv2.circle(mask, (cx, top + hr), hr, 1, -1)
+    cv2.rectangle(mask, (cx - int(0.13 * height), top + 2 * hr), (cx + int(0.13 * height), top + int(0.55 * height)), 1, -1)
+    cv2.rectangle(mask, (cx - int(0.15 * height), top + int(0.55 * height)), (cx - int(0.03 * height), top + height), 1, -1)
+    cv2.rectangle(mask, (cx + int(0.03 * height), top + int(0.55 * height)), (cx + int(0.15 * height), top + height), 1, -1)
+
+
+def test_head_split_of_merged_pedestrians():
+    det = MotionDetector()
+    m = np.zeros((120, 90), np.uint8)
+    _silhouette(m, 25, 2, 115)  # two people side by side, touching: one blob
+    _silhouette(m, 60, 12, 100)  # the second a little further away (shorter)
+    parts = det._head_parts(m, 0, 0, 1.0, 20)
+    assert parts is not None and len(parts) == 2
+    centres = sorted(float(np.flatnonzero(p[2].any(axis=0)).mean()) for p in parts)
+    assert abs(centres[0] - 25) <= 5 and abs(centres[1] - 60) <= 5
+    for _, _, pm in parts:  # parts are person-shaped (tall), never overlap
+        rows, cols = np.flatnonzero(pm.any(axis=1)), np.flatnonzero(pm.any(axis=0))
+        assert (cols[-1] - cols[0] + 1) < 0.6 * (rows[-1] - rows[0] + 1)
+    assert int(sum(p[2].astype(int) for p in parts).max()) <= 1
+    # one person (head, no second head), two touching discs and a box: no head split
+    one = np.zeros((120, 60), np.uint8)
+    _silhouette(one, 30, 2, 115)
+    import cv2
+
+    discs = np.zeros((80, 160), np.uint8)
+    cv2.circle(discs, (40, 40), 39, 1, -1)
+    cv2.circle(discs, (119, 40), 39, 1, -1)
+    for mask in (one, discs, np.ones((60, 80), np.uint8)):
+        assert det._head_parts(mask, 0, 0, 1.0, 20) is None
