@@ -18,7 +18,7 @@ from fm_assets.partitions import Registered, register_video, videos_partitions
 from fm_resources.lake import Lake
 from fm_resources.video import VideoStore
 
-PER_VIDEO = AssetSelection.groups("ingest", "perception")
+PER_VIDEO = AssetSelection.groups("ingest", "perception", "language")
 
 label_videos_job = define_asset_job(
     "label_videos",

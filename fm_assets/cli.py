@@ -149,11 +149,16 @@ def summary(video_ids: list[str] | None = None):
     if "videos" not in tables:
         return None
     parts = {
-        "raw_clips": "SELECT video_id, count(*) FILTER (kept) AS clips_kept, count(*) FILTER (NOT kept) AS clips_dropped, "
+        "raw_clips": "SELECT video_id, count(*) FILTER (kept) || '/' || count(*) AS clips_kept, "
                      "round(max(camera_motion), 3) AS max_camera_motion FROM raw_clips GROUP BY 1",
         "detections": "SELECT video_id, count(*) AS detections FROM detections GROUP BY 1",
         "tracks": "SELECT video_id, count(DISTINCT (clip_id, track_id)) AS tracks, "
-                  "string_agg(DISTINCT label, ',' ORDER BY label) AS track_labels FROM tracks GROUP BY 1",
+                  "string_agg(DISTINCT label, ',' ORDER BY label) AS labels FROM tracks GROUP BY 1",
+        "trajectories": "SELECT video_id, count(*) FILTER (kept) AS moving FROM trajectories GROUP BY 1",
+        "captions": "SELECT video_id, count(*) FILTER (status = 'ok') || '/' || count(*) AS captions FROM captions GROUP BY 1",
+        "qa_pairs": "SELECT video_id, count(*) FILTER (kept AND NOT grounded) AS mcq, "
+                    "count(*) FILTER (kept AND grounded) AS grounded, count(*) FILTER (NOT kept) AS rejected "
+                    "FROM qa_pairs GROUP BY 1",
     }
     joins = " ".join(f"LEFT JOIN ({q}) {name} USING (video_id)" for name, q in parts.items() if name in tables)
     cols = "".join(f", {name}.* EXCLUDE (video_id)" for name in parts if name in tables)
@@ -161,8 +166,22 @@ def summary(video_ids: list[str] | None = None):
     if video_ids:
         where = "WHERE v.video_id IN (" + ",".join("'" + v.replace("'", "''") + "'" for v in video_ids) + ")"
     return wh.query(
-        f"SELECT v.video_id, v.status, round(v.duration_s, 2) AS duration_s, round(v.fps, 2) AS fps, "
-        f"v.width || 'x' || v.height AS size{cols}, v.error FROM videos v {joins} {where} ORDER BY 1"
+        f"SELECT v.video_id, v.status, round(v.duration_s, 2) AS duration_s{cols}, v.error "
+        f"FROM videos v {joins} {where} ORDER BY 1"
+    )
+
+
+def example_questions(video_ids: list[str], per_kind: int = 1):
+    """A few kept questions per category and per grounded q_type (the first by qa_id), for `fm demo`."""
+    from fm_assets.definitions import defs
+
+    wh = defs.resources["warehouse"]
+    if "qa_pairs" not in wh.tables() or not video_ids:
+        return None
+    ids = ",".join("'" + v.replace("'", "''") + "'" for v in video_ids)
+    return wh.query(
+        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY grounded, coalesce(q_type, category) ORDER BY qa_id) AS k "
+        f"FROM qa_pairs WHERE kept AND video_id IN ({ids})) WHERE k <= {int(per_kind)} ORDER BY grounded, category, q_type"
     )
 
 
@@ -201,11 +220,22 @@ def cmd_demo(args) -> int:
     failed = [r for r in results if not r["success"]]
     for r in failed:
         con.print(f"[red]run {r['run_id']} for {r['video_id']} failed:[/] {r['error']}")
+    examples = example_questions([r["video_id"] for r in results])
+    if examples is not None and len(examples):
+        con.print("\n[bold]Example questions[/] (answer marked *)")
+        for q in examples.iter_rows(named=True):
+            kind = q["q_type"] or q["category"]
+            if q["grounded"]:
+                con.print(f"  [cyan]{kind}[/] {q['question']}  -> {q['answer_text']} (track {q['target_track_id']}, "
+                          f"{q['action_start_s']:.1f}-{q['action_end_s']:.1f} s)")
+            else:
+                opts = "  ".join(("*" if L == q["answer"] else "") + f"{L}) {q['option_' + L.lower()]}" for L in "ABCD")
+                con.print(f"  [cyan]{kind}[/] {q['question']}\n      {opts}")
     con.print(
         f"\n[bold]Done.[/] {len(results) - len(failed)} of {len(results)} video(s) materialized.\n"
         f"  label lake:        {lake_root()}\n"
         f"  Dagster instance:  {os.environ['DAGSTER_HOME']}  (browse it with `fm ui`)\n"
-        f"  query it:          fm sql \"select * from raw_clips limit 5\""
+        f"  query it:          fm sql \"select category, count(*) from qa_pairs group by 1\""
     )
     return 1 if failed else 0
 

@@ -23,7 +23,7 @@ from PIL import Image
 from pydantic import Field, model_validator
 
 from fm_assets.partitions import seed_for
-from fm_resources.video import Frame
+from fm_resources.video import Frame, jpeg
 
 
 class ClipParams(Config):
@@ -142,11 +142,6 @@ def global_motion(
     return float(m[0, 2]), float(m[1, 2]), angle, math.log(max(scale, 1e-6)), int(inl.sum())
 
 
-def _jpeg(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=80)
-    return buf.getvalue()
-
 
 def scan_frames(frames: Iterable[Frame], width: int, fps_hint: float, p: ClipParams) -> Scan:
     """One pass over the decoded frames: PTS times, shot cuts, camera-motion pairs and thumbnails."""
@@ -185,7 +180,7 @@ def scan_frames(frames: Iterable[Frame], width: int, fps_hint: float, p: ClipPar
             pending.append((frame.idx, frame.t_s, y.copy()))
             next_motion_t = frame.t_s + p.motion_every_s
         if frame.t_s >= next_thumb_t - 1e-6:
-            scan.thumbs.append((frame.t_s, _jpeg(frame.rgb(p.thumb_width))))
+            scan.thumbs.append((frame.t_s, jpeg(frame.rgb(p.thumb_width))))
             next_thumb_t = frame.t_s + p.thumb_every_s
     scan.cut_scores = content
     scan.cuts = detect_cuts(np.asarray(content), window=2, threshold=p.cut_threshold, min_content=p.cut_min_content,

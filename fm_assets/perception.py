@@ -56,7 +56,7 @@ def detect_video(video_id: str, path, rotation: int, clips: pl.DataFrame, fps: f
         dets = detector.detect_clip([img for _, _, img in batch])
         busy += time.perf_counter() - started
         for (idx, t, img), det in zip(batch, dets):
-            rows.extend(detection_rows(video_id, current, idx, t, det, scale, step))
+            rows.extend(detection_rows(video_id, current, idx, t, det, scale, step, img))
         batch.clear()
 
     scale = 1.0

@@ -23,12 +23,13 @@ RAW_CLIPS = {
 DETECTIONS = {
     "video_id": pl.String, "clip_id": pl.String, "frame_idx": pl.Int32, "t_s": pl.Float64, "det_idx": pl.Int32,
     "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32, "y2": pl.Float32, "score": pl.Float32, "label": pl.String,
-    "person_score": pl.Float32, "mask_rle": pl.String, "sample_step": pl.Int32,
+    "person_score": pl.Float32, "mask_rle": pl.String, "sample_step": pl.Int32, "color": pl.String,
 }
 
 TRACKS = {
     "video_id": pl.String, "clip_id": pl.String, "track_id": pl.Int32, "frame_idx": pl.Int32, "t_s": pl.Float64,
     "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32, "y2": pl.Float32, "score": pl.Float32, "label": pl.String,
+    "color": pl.String,
 }
 
 
@@ -38,3 +39,19 @@ def frame(rows: list[dict], schema: dict) -> pl.DataFrame:
     if extra:
         raise KeyError(f"columns not in the table contract: {sorted(extra)}")
     return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")
+
+CAPTIONS = {
+    "video_id": pl.String, "clip_id": pl.String, "caption": pl.String, "aspects": pl.String,
+    "writer": pl.String, "prompt_version": pl.String, "n_objects": pl.Int32, "n_frames_sent": pl.Int32,
+    "tokens_in": pl.Int64, "tokens_out": pl.Int64, "cost_usd": pl.Float64, "cached": pl.Boolean,
+    "attempts": pl.Int32, "status": pl.String, "error": pl.String,
+}
+
+QA_PAIRS = {
+    "video_id": pl.String, "clip_id": pl.String, "qa_id": pl.String, "category": pl.String,
+    "question": pl.String, "option_a": pl.String, "option_b": pl.String, "option_c": pl.String,
+    "option_d": pl.String, "answer": pl.String, "answer_text": pl.String, "source": pl.String,
+    "verified": pl.Boolean, "grounded": pl.Boolean, "q_type": pl.String, "target_track_id": pl.Int32,
+    "action_start_s": pl.Float64, "action_end_s": pl.Float64, "fact": pl.String, "writer": pl.String,
+    "prompt_version": pl.String, "kept": pl.Boolean, "reject_reason": pl.String,
+}

@@ -27,14 +27,57 @@ def sampled_frames(start_frame: int, end_frame: int, step: int) -> list[int]:
     return list(range(start_frame, end_frame, step))
 
 
+# Hue sectors (OpenCV hue 0-179) of the colour names; brown = dark orange/red, pink = light magenta/red
+_HUES = ((8, "red"), (20, "orange"), (33, "yellow"), (78, "green"), (96, "cyan"), (130, "blue"), (150, "purple"),
+         (170, "magenta"), (180, "red"))
+
+
+def colour_name(pixels: np.ndarray) -> str | None:
+    """The dominant colour name of RGB pixels (n x 3 uint8): each pixel is named (black / white / gray by
+    value and saturation, else by hue; dark orange is brown, light red or magenta pink) and the most frequent
+    name wins. None for fewer than 16 pixels."""
+    if len(pixels) < 16:
+        return None
+    hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(int)
+    h, sat, val = hsv[:, 0], hsv[:, 1], hsv[:, 2]
+    names = np.array([name for _, name in _HUES])[np.searchsorted([b for b, _ in _HUES], h, side="right").clip(0, len(_HUES) - 1)]
+    names = np.where((names == "orange") & (val < 150), "brown", names)
+    names = np.where(np.isin(names, ["red", "magenta"]) & (sat < 130) & (val > 170), "pink", names)
+    grey = sat < 60
+    names = np.where(grey & (val >= 190), "white", np.where(grey & (val < 190), "gray", names))
+    names = np.where(val < 50, "black", names)
+    values, counts = np.unique(names, return_counts=True)
+    return str(values[np.argmax(counts)])
+
+
+def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | None:
+    """colour_name of a box's pixels in an RGB image: the mask's pixels where there is a mask, else the
+    central half of the box (less background)."""
+    from pycocotools import mask as mask_utils
+
+    hgt, wid = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(wid, x2), min(hgt, y2)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    if mask_rle is not None:
+        m = mask_utils.decode({"size": mask_rle["size"], "counts": mask_rle["counts"].encode("ascii")})
+        if m.shape == (hgt, wid) and m[y1:y2, x1:x2].any():
+            return colour_name(image[y1:y2, x1:x2][m[y1:y2, x1:x2] > 0])
+    qx, qy = (x2 - x1) // 4, (y2 - y1) // 4
+    return colour_name(image[y1 + qy : y2 - qy, x1 + qx : x2 - qx].reshape(-1, 3))
+
+
 def detection_rows(video_id: str, clip_id: str, frame_idx: int, t_s: float, det: Detections, scale: float,
-                   step: int) -> list[dict]:
-    """Rows of the detections table for one frame; boxes are scaled back to source pixels."""
+                   step: int, image: np.ndarray | None = None) -> list[dict]:
+    """Rows of the detections table for one frame; boxes are scaled back to source pixels; `color` named from
+    the detector's input `image` where given."""
     rows = []
     for k in range(len(det)):
         x1, y1, x2, y2 = (float(v) * scale for v in det.boxes[k])
         mask = det.masks[k] if det.masks is not None else None
         rows.append({
+            "color": box_colour(image, det.boxes[k], mask) if image is not None else None,
             "video_id": video_id, "clip_id": clip_id, "frame_idx": frame_idx, "t_s": t_s, "det_idx": k,
             "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": float(det.scores[k]), "label": det.labels[k],
             "person_score": float(det.extra["person_score"][k]) if "person_score" in det.extra else None,
@@ -53,7 +96,7 @@ def frame_detections(rows: pl.DataFrame) -> Detections:
 
 
 def track_label(labels: list[str]) -> str:
-    """A track's label is the majority of its detections' labels (ties broken by name, deterministically)."""
+    """A track's label (or colour) is the majority of its detections' (ties broken by name, deterministically)."""
     counts = Counter(labels)
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
@@ -63,20 +106,27 @@ def track_rows(video_id: str, clip_id: str, frames: list[tuple[int, float, pl.Da
     """Rows of the tracks table for one clip: frames = (frame_idx, t_s, that frame's detection rows)."""
     rows = []
     for (frame_idx, t_s, det_rows), boxes in zip(frames, tracked):
-        labels = det_rows.sort("det_idx")["label"].to_list() if not det_rows.is_empty() else []
+        ordered = det_rows.sort("det_idx") if not det_rows.is_empty() else None
+        labels = ordered["label"].to_list() if ordered is not None else []
+        colours = ordered["color"].to_list() if ordered is not None and "color" in ordered.columns else []
         for b in boxes:
             rows.append({
                 "video_id": video_id, "clip_id": clip_id, "track_id": b.track_id, "frame_idx": frame_idx, "t_s": t_s,
                 "x1": float(b.box[0]), "y1": float(b.box[1]), "x2": float(b.box[2]), "y2": float(b.box[3]),
                 "score": b.score, "det_label": labels[b.det_index] if 0 <= b.det_index < len(labels) else None,
+                "det_color": colours[b.det_index] if 0 <= b.det_index < len(colours) else None,
             })
     by_track: dict[int, list[str]] = {}
+    colours: dict[int, list[str]] = {}
     for r in rows:
         if r["det_label"] is not None:
             by_track.setdefault(r["track_id"], []).append(r["det_label"])
+        if r["det_color"] is not None:
+            colours.setdefault(r["track_id"], []).append(r["det_color"])
     for r in rows:
         r["label"] = track_label(by_track.get(r["track_id"], ["object"]))
-        del r["det_label"]
+        r["color"] = track_label(colours[r["track_id"]]) if r["track_id"] in colours else None
+        del r["det_label"], r["det_color"]
     return rows
 
 

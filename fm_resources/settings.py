@@ -39,3 +39,10 @@ def dagster_home() -> Path:
             "concurrency:\n  pools:\n    default_limit: 4\n"
         )
     return home
+
+
+def llm_model() -> str:
+    """The litellm model string captions and LLM questions use (FM_LLM_MODEL, e.g. openai/gpt-4o-mini,
+    gemini/gemini-2.0-flash, ollama/llama3.2, hosted_vllm/Qwen2.5-VL-7B); `template` (the default) writes
+    deterministic captions offline and asks no LLM questions."""
+    return os.environ.get("FM_LLM_MODEL", "template").strip() or "template"

@@ -8,6 +8,7 @@ frame rate), so variable-frame-rate video keeps correct times.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 from dagster import ConfigurableResource
+from PIL import Image
 
 from fm_resources.lake import is_s3, split_s3
 from fm_resources.settings import fm_home, input_locations
@@ -130,6 +132,30 @@ def decode(path: Path, rotation: int | None = None, start_s: float = 0.0, end_s:
                             rotation=frame_rotation(frame) if rotation is None else rotation)
         except av.error.FFmpegError as exc:
             raise VideoError(f"decoding failed: {exc}") from exc
+
+
+def jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
+    """JPEG bytes of an RGB image."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def keyframes(path: Path, rotation: int | None, start_s: float, end_s: float, every_s: float,
+              max_side: int) -> list[bytes]:
+    """JPEGs of the first frame at or after every `every_s` seconds of [start_s, end_s), longer side at most
+    `max_side` (the frames a vision LLM is shown, as FoundationMotion's reference samples them)."""
+    out, next_t = [], start_s
+    for f in decode(path, rotation, start_s, end_s):
+        if f.t_s + 1e-9 < next_t:
+            continue
+        img = f.rgb()
+        scale = max_side / max(img.shape[:2])
+        if scale < 1:
+            img = f.rgb(max(1, round(img.shape[1] * scale)))
+        out.append(jpeg(img))
+        next_t += every_s * max(1, int((f.t_s - next_t) // every_s) + 1)
+    return out
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -114,3 +114,18 @@ def test_makers_are_fast(tmp_path: Path) -> None:
         t0 = time.perf_counter()
         make()
         assert time.perf_counter() - t0 < 3.0, name
+
+
+def test_keyframes_every_half_second_capped_in_size(tmp_path: Path) -> None:
+    from PIL import Image
+    import io
+
+    from fm_assets.synthetic import render_scene, scene_by_name
+    from fm_resources.video import keyframes
+
+    mp4 = render_scene(scene_by_name("left_right"), tmp_path).mp4  # 640x480, 25 fps, 8 s
+    frames = keyframes(mp4, None, 1.0, 4.0, 0.5, 320)
+    assert len(frames) == 6  # 1.0, 1.5, ..., 3.5
+    sizes = {Image.open(io.BytesIO(b)).size for b in frames}
+    assert sizes == {(320, 240)}
+    assert len(set(frames)) == 6  # distinct frames (the objects move)

@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fm_assets.tracking import mot_text, sample_step, track_label, track_rows
+from fm_assets.tracking import box_colour, colour_name, mot_text, sample_step, track_label, track_rows
 from fm_resources.detectors import Detections
 from fm_resources.trackers import TrackerResource
 
@@ -81,3 +81,38 @@ def test_mot_text_interpolates_and_renumbers():
     assert lines[1] == "2,1,5.00,0.00,10.00,20.00,0.8000,-1,-1,-1"  # interpolated frame
     assert lines[3].startswith("11,2,") and lines[4].startswith("12,2,")  # clip c1's track is a new id
     assert len(mot_text(t, interpolate=False).splitlines()) == 4
+
+
+@pytest.mark.parametrize("rgb, name", [((220, 35, 35), "red"), ((35, 75, 220), "blue"), ((40, 175, 60), "green"),
+                                       ((235, 205, 30), "yellow"), ((245, 245, 245), "white"), ((15, 15, 15), "black"),
+                                       ((128, 128, 128), "gray"), ((140, 80, 35), "brown")])
+def test_colour_names(rgb, name):
+    rng = np.random.default_rng(0)  # texture: +-20 per channel around the colour
+    px = np.clip(np.array(rgb) + rng.integers(-20, 21, (400, 3)), 0, 255).astype(np.uint8)
+    assert colour_name(px) == name
+    assert colour_name(px[:5]) is None  # too few pixels to say
+
+
+def test_box_colour_uses_the_mask_not_the_background():
+    from pycocotools import mask as mask_utils
+
+    img = np.full((100, 100, 3), (35, 75, 220), np.uint8)  # blue background
+    img[40:60, 45:55] = (220, 35, 35)  # a thin red object inside a wide box
+    m = np.zeros((100, 100), np.uint8)
+    m[40:60, 45:55] = 1
+    rle = mask_utils.encode(np.asfortranarray(m))
+    rle = {"size": [100, 100], "counts": rle["counts"].decode("ascii")}
+    box = (20, 30, 80, 70)
+    assert box_colour(img, box, rle) == "red"
+    assert box_colour(img, box) == "blue"  # without a mask: the central half of the box, mostly background here
+    assert box_colour(img, (90, 90, 90, 95)) is None  # empty box
+
+
+def test_track_colour_is_the_majority_of_its_detections():
+    frames = []
+    for i, c in enumerate(["red", "red", "orange", "red"]):
+        frames.append((i, i / 10, pl.DataFrame({"det_idx": [0], "label": ["object"], "color": [c]})))
+    tracker = TrackerResource(min_track_len=1)
+    dets = [Detections(np.array([[10.0 + i, 10, 50 + i, 60]]), np.array([0.9]), ["object"]) for i in range(4)]
+    rows = track_rows("v", "c", frames, tracker.track_clip(dets))
+    assert rows and {r["color"] for r in rows} == {"red"}
