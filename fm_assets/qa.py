@@ -39,14 +39,15 @@ Ambiguity guards (no question rather than a doubtful one)
 --------------------------------------------------------
 - *untrusted* tracks are never asked about, and questions comparing all objects are skipped when the clip has
   one: ``box_noise`` > ``max_box_noise``; a box whose aspect ratio varies by more than ``max_box_change`` (a
-  partial, split or merged blob); a doubtful identity (two tracks closer than half the larger box: occlusion,
+  partial, split or merged blob) unless its centre moved further than the box's width or height changed (then
+  the shape change cannot explain the motion: an object entering through the frame's edge); a doubtful identity (two tracks closer than half the larger box: occlusion,
   duplicate or id switch; a track starting or ending inside the clip within ``fragment_gap_s`` and
   ``fragment_dist`` (plus the distance it could travel meanwhile) of another track: one object cut in two);
 - direction / region words must survive perturbing the measured displacement by ``angle_margin_deg``,
   ``displacement_margin`` (of the diagonal) and ``scale_margin`` (relative), and the centre by
   ``region_margin`` (of the frame): otherwise the fact sits on a class boundary.  Toward / away needs a size
   that changes one way (``size_backtrack``) at a steady aspect ratio (``max_aspect_change``); a translation
-  needs box width and height within ``max_box_change``;
+  needs box width and height within ``max_box_change`` (or the centre moving further than they change);
 - times (onsets, ends), stops, repetitions and speeds are only used on *reliable* tracks: centre-driven (path
   length >= ``min_reliable_distance``, mean speed >= ``min_reliable_speed``), with a steady box size
   (``max_size_ratio``: no toward / away mixed in, whose onsets the centre-based facts miss) and really still
@@ -295,13 +296,22 @@ def _regions_near(x: float, y: float, m: float) -> set[str]:
     return {region(x + a, y + b, 1, 1) for a in (-m, 0.0, m) for b in (-m, 0.0, m)}
 
 
+def _size_span(path: list[dict], w: int, h: int) -> float:
+    """The larger of the box's width and height ranges (5th-95th percentile, px) along a path."""
+    ws, hs = np.array([q["nw"] for q in path]) * w, np.array([q["nh"] for q in path]) * h
+    return float(max(np.subtract(*np.percentile(ws, [95, 5])), np.subtract(*np.percentile(hs, [95, 5]))))
+
+
 def _build_obj(r: dict, ref: str, p: QAParams) -> _Obj:
     w, h = int(r["width"]), int(r["height"])
     diag = math.hypot(w, h)
     path = r["path"] or []
     # noisy boxes, or a box whose shape changes a lot (a partial, split or merged blob): not asked about
+    # a centre that moved further than any change of the box's width or height could move it (an object
+    # entering or leaving through the frame's edge, a blob growing): the direction of a translation stands
+    shape_free = bool(path) and r["dx"] is not None and math.hypot(r["dx"] * w, r["dy"] * h) > _size_span(path, w, h)
     noisy = (r["box_noise"] is None or r["box_noise"] > p.max_box_noise or not path
-             or _range(path, "aspect") > p.max_box_change)
+             or (_range(path, "aspect") > p.max_box_change and not shape_free))
     reliable = (not noisy and (r["distance"] or 0.0) >= p.min_reliable_distance
                 and (r["mean_speed"] or 0.0) >= p.min_reliable_speed and r["onset_s"] is not None
                 and _steady_size(path, p) and _still_stops(path, r["segments"] or [], w, h, p))
@@ -310,7 +320,7 @@ def _build_obj(r: dict, ref: str, p: QAParams) -> _Obj:
     if dirs & {"toward", "away"} and not (_monotone_size(path, "toward" if "toward" in dirs else "away", p)
                                           and _range(path, "aspect") <= p.max_aspect_change):
         dirs |= {"toward", "away", "stationary"}  # the size goes both ways or the shape changes: doubtful
-    if dirs & set(SECTORS) and max(_range(path, "nw"), _range(path, "nh")) > p.max_box_change:
+    if dirs & set(SECTORS) and max(_range(path, "nw"), _range(path, "nh")) > p.max_box_change and not shape_free:
         dirs |= set(_DIR_OPTION) | {"stationary"}  # the box changes its size a lot: a partial or merged blob
     start_regions = _regions_near(path[0]["ncx"], path[0]["ncy"], p.region_margin) if path else set()
     end_regions = _regions_near(path[-1]["ncx"], path[-1]["ncy"], p.region_margin) if path else set()

@@ -99,12 +99,15 @@ def _llm_reply(body: dict) -> str:
         return json.dumps({"overview": f"LLM: {names} move.", **{a: "none" for a in (
             "motion_recognition", "temporal_order", "object_action", "location_motion", "repetition",
             "direction_speed_path", "spatial_relations")}})
-    o = next(o for o in facts["objects"] if o["direction"] in ("left", "right"))
-    other = "right" if o["direction"] == "left" else "left"
+    o = facts["objects"][0]
+    words = ["left", "right", "up", "down"]
+    true = o["direction"] if o["direction"] in words else "left"
+    other = {"left": "right", "right": "left", "up": "down", "down": "up"}[true]
+    rest = [w for w in words if w not in (true, other)]
     q = f"In which direction does {o['ref']} move?"
     return json.dumps({"questions": [
-        {"question": q, "options": [o["direction"], other, "up", "down"], "answer": "A", "category": "motion_recognition"},
-        {"question": q.replace("In which direction", "Which way"), "options": [other, o["direction"], "up", "down"],
+        {"question": q, "options": [true, other, *rest], "answer": "A", "category": "motion_recognition"},
+        {"question": q.replace("In which direction", "Which way"), "options": [other, true, *rest],
          "answer": "A", "category": "motion_recognition"},
     ]})
 

@@ -493,3 +493,21 @@ def test_llm_rows_through_finalize(rich):
     assert [g["option_a"], g["option_b"], g["option_c"], g["option_d"]]["ABCD".index(g["answer"])] == "To the right"
     assert b["kept"] is False and b["reject_reason"].startswith("direction:") and b["answer"] == "A"
     frame(out, QA_PAIRS)
+
+
+def test_object_entering_through_the_frame_edge_is_asked_about():
+    """A car driving up into the frame from the bottom edge: its box grows in height while it enters (the
+    aspect ratio changes a lot), but the centre moves much further than the box's shape changes, so the
+    direction is certain and asked."""
+    rows = []
+    for i in range(40):  # 4 s at 10 fps: the car's top edge rises from y=480 to y=80, its bottom stays clipped
+        t = i / 10
+        top = 480 - 100 * t
+        rows.append({"video_id": "v", "clip_id": "v:0", "track_id": 1, "frame_idx": i, "t_s": t, "x1": 280.0,
+                     "y1": top, "x2": 360.0, "y2": min(480.0, top + 160), "score": 0.9, "label": "object",
+                     "color": "white"})
+    traj = trajectories(pl.DataFrame(rows), W, H)
+    assert traj["kept"][0] and traj["direction"][0] == "up"
+    qs = qa.rule_questions(traj, pair_relations(traj), {**CLIP, "end_s": 4.0})
+    kinds = {q["kind"]: q for q in qs}
+    assert "direction" in kinds and json.loads(kinds["direction"]["fact"])["value"] == "up"
