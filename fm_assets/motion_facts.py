@@ -64,7 +64,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from fm_assets.synthetic import MIN_STOP_S, REPETITION_MIN_FRAC, SCALE_RATIO, STATIONARY_FRAC, TOWARD_CENTRE_FRAC
+from fm_assets import synthetic
+from fm_assets.synthetic import (  # the fact definitions are the generator's: its facts are the ground truth
+    MIN_STOP_S, REGIONS, REPETITION_MIN_FRAC, SCALE_RATIO, SECTORS, STATIONARY_FRAC, TOWARD_CENTRE_FRAC, region,
+)
 
 __all__ = [
     "PAIR_SCHEMA",
@@ -79,8 +82,6 @@ __all__ = [
     "trajectory_json",
 ]
 
-SECTORS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
-REGIONS = (("top-left", "top", "top-right"), ("left", "center", "right"), ("bottom-left", "bottom", "bottom-right"))
 
 
 @dataclass(frozen=True)
@@ -251,21 +252,10 @@ def trajectory_json(traj: pl.DataFrame, frame_times: list[float] | None = None, 
 
 def classify_direction(dx: float, dy: float, ratio: float, diag: float, params: TrajectoryParams,
                        stationary: bool = True) -> str:
-    """Direction word for a centre displacement (px, y down) and a scale ratio end/start."""
-    disp = math.hypot(dx, dy)
-    if (ratio > params.scale_ratio or ratio < 1 / params.scale_ratio) and disp < params.toward_centre_frac * diag:
-        return "toward" if ratio > 1 else "away"
-    if disp == 0 or (stationary and disp < params.stationary_frac * diag):
-        return "stationary"
-    angle = math.degrees(math.atan2(-dy, dx)) % 360.0
-    return SECTORS[int(((angle + 22.5) % 360.0) // 45.0)]
-
-
-def region(cx: float, cy: float, width: int, height: int) -> str:
-    """Cell of a point on the 3x3 grid of the frame."""
-    col = min(2, max(0, int(3 * cx / width)))
-    row = min(2, max(0, int(3 * cy / height)))
-    return REGIONS[row][col]
+    """Direction word for a centre displacement (px, y down) and a scale ratio end/start: the synthetic
+    generator's definition with the thresholds of ``params`` (``stationary`` False: no stationary threshold)."""
+    return synthetic.classify_direction(dx, dy, ratio, diag, params.stationary_frac if stationary else 0.0,
+                                        params.toward_centre_frac, params.scale_ratio)
 
 
 def monotone_legs(coords: np.ndarray) -> list[float]:

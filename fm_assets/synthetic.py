@@ -81,12 +81,14 @@ __all__ = [
     "SceneSpec",
     "SceneTruth",
     "all_scenes",
+    "classify_direction",
     "extra_scenes",
     "gt_rows",
     "make_demo_videos",
     "object_facts",
     "object_state",
     "render_frames",
+    "region",
     "render_scene",
     "scene_by_name",
     "scene_facts",
@@ -121,8 +123,8 @@ _BG_TINTS: tuple[tuple[int, int, int], ...] = (
     (92, 80, 74),
 )
 
-_REGIONS = (("top-left", "top", "top-right"), ("left", "center", "right"), ("bottom-left", "bottom", "bottom-right"))
-_SECTORS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
+REGIONS = (("top-left", "top", "top-right"), ("left", "center", "right"), ("bottom-left", "bottom", "bottom-right"))
+SECTORS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
 
 STATIONARY_FRAC = 0.02  # of the diagonal: net displacement below this is "stationary"
 TOWARD_CENTRE_FRAC = 0.05  # of the diagonal: centre may move at most this much for toward / away
@@ -360,21 +362,24 @@ def _validate(spec: SceneSpec) -> None:
 # Facts
 
 
-def _classify(dx: float, dy: float, ratio: float, diag: float, stationary_frac: float) -> str:
-    """Direction word for a centre displacement (px, y down) and a scale ratio end/start."""
+def classify_direction(dx: float, dy: float, ratio: float, diag: float, stationary_frac: float = STATIONARY_FRAC,
+                       toward_centre_frac: float = TOWARD_CENTRE_FRAC, scale_ratio: float = SCALE_RATIO) -> str:
+    """Direction word for a centre displacement (px, y down) and a scale ratio end/start (the definitions of the
+    module docstring; fm_assets.motion_facts uses the same function on measured tracks)."""
     disp = math.hypot(dx, dy)
-    if (ratio > SCALE_RATIO or ratio < 1 / SCALE_RATIO) and disp < TOWARD_CENTRE_FRAC * diag:
+    if (ratio > scale_ratio or ratio < 1 / scale_ratio) and disp < toward_centre_frac * diag:
         return "toward" if ratio > 1 else "away"
-    if disp < stationary_frac * diag or disp == 0:
+    if disp == 0 or disp < stationary_frac * diag:
         return "stationary"
     angle = math.degrees(math.atan2(-dy, dx)) % 360.0
-    return _SECTORS[int(((angle + 22.5) % 360.0) // 45.0)]
+    return SECTORS[int(((angle + 22.5) % 360.0) // 45.0)]
 
 
-def _region(cx: float, cy: float, width: int, height: int) -> str:
+def region(cx: float, cy: float, width: int, height: int) -> str:
+    """Cell of a point on the 3x3 grid of the frame."""
     col = min(2, max(0, int(3 * cx / width)))
     row = min(2, max(0, int(3 * cy / height)))
-    return _REGIONS[row][col]
+    return REGIONS[row][col]
 
 
 def _segments(obj: ObjectSpec, t0: float, t1: float, diag: float) -> list[dict[str, Any]]:
@@ -385,7 +390,7 @@ def _segments(obj: ObjectSpec, t0: float, t1: float, diag: float) -> list[dict[s
         (xa, ya, sa), (xb, yb, sb) = object_state(obj, a), object_state(obj, b)
         moving = max(abs(xb - xa), abs(yb - ya), abs(sb - sa)) > 1e-9
         kind = "move" if moving else "stop"
-        direction = _classify(xb - xa, yb - ya, sb / sa, diag, 0.0) if moving else "stationary"
+        direction = classify_direction(xb - xa, yb - ya, sb / sa, diag, 0.0) if moving else "stationary"
         if out and out[-1]["kind"] == kind and out[-1]["direction"] == direction:
             out[-1]["t1"] = b
         else:
@@ -454,13 +459,13 @@ def object_facts(obj: ObjectSpec, spec: SceneSpec) -> dict[str, Any]:
         "segments": [
             {"t0": _r(s["t0"]), "t1": _r(s["t1"]), "kind": s["kind"], "direction": s["direction"]} for s in segs
         ],
-        "direction": _classify(xb - xa, yb - ya, sb / sa, diag, STATIONARY_FRAC),
+        "direction": classify_direction(xb - xa, yb - ya, sb / sa, diag),
         "dx": _r((xb - xa) / width),
         "dy": _r((yb - ya) / height),
         "distance": _r(distance),
         "moved": bool(distance >= STATIONARY_FRAC or max(scales) / min(scales) > SCALE_RATIO),
-        "start_region": _region(xa, ya, width, height),
-        "end_region": _region(xb, yb, width, height),
+        "start_region": region(xa, ya, width, height),
+        "end_region": region(xb, yb, width, height),
         "n_stops": n_stops,
         "repetitions": _repetitions(obj, pts, diag),
         "mean_speed": _r(distance / moving_time if moving_time > 0 else 0.0),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 
 import numpy as np
 import polars as pl
@@ -185,16 +184,18 @@ def test_every_third_frame_and_missing_samples(rendered) -> None:
 # Shared definitions with the generator
 
 
-def test_direction_and_region_definitions_are_the_generators() -> None:
-    rnd = random.Random(0)
+def test_direction_thresholds_come_from_the_params() -> None:
+    """One definition serves truth and measurement (synthetic.classify_direction); the pipeline's thresholds
+    are its TrajectoryParams: defaults equal the generator's, and changing them changes the words."""
     diag = math.hypot(640, 480)
     p = TrajectoryParams()
-    for _ in range(3000):
-        dx, dy = rnd.uniform(-60, 60), rnd.uniform(-60, 60)
-        ratio = rnd.choice([1.0, 1.3, 0.7, 1.2, rnd.uniform(0.5, 2.0)])
-        assert classify_direction(dx, dy, ratio, diag, p) == S._classify(dx, dy, ratio, diag, S.STATIONARY_FRAC)
-        x, y = rnd.uniform(-10, 650), rnd.uniform(-10, 490)
-        assert region(x, y, 640, 480) == S._region(x, y, 640, 480)
+    assert classify_direction(10, 0, 1.0, diag, p) == "stationary"  # 10 px < 2% of the diagonal
+    assert classify_direction(10, 0, 1.0, diag, p, stationary=False) == "right"  # a move's own direction
+    assert classify_direction(10, 0, 1.0, diag, TrajectoryParams(stationary_frac=0.01)) == "right"
+    assert classify_direction(5, 0, 1.3, diag, p) == "toward"
+    assert classify_direction(5, 0, 1.3, diag, TrajectoryParams(scale_ratio=1.4)) == "stationary"
+    assert classify_direction(0, -60, 1.0, diag, p) == "up" and classify_direction(-40, 40, 1.0, diag, p) == "down-left"
+    assert region(639, 0, 640, 480) == "top-right" and region(320, 240, 640, 480) == "center"
 
 
 def test_repetitions_definition() -> None:

@@ -202,11 +202,11 @@ def test_direction_classifier() -> None:
     cases = {(10, 0): "right", (-10, 0): "left", (0, -10): "up", (0, 10): "down", (10, -10): "up-right",
              (-10, -10): "up-left", (10, 10): "down-right", (-10, 10): "down-left", (10, -3): "right"}
     for (dx, dy), want in cases.items():
-        assert S._classify(dx * 10, dy * 10, 1.0, diag, S.STATIONARY_FRAC) == want
-    assert S._classify(5, 0, 1.0, diag, S.STATIONARY_FRAC) == "stationary"
-    assert S._classify(5, 0, 1.5, diag, S.STATIONARY_FRAC) == "toward"
-    assert S._classify(5, 0, 0.7, diag, S.STATIONARY_FRAC) == "away"
-    assert S._classify(200, 0, 1.5, diag, S.STATIONARY_FRAC) == "right"
+        assert S.classify_direction(dx * 10, dy * 10, 1.0, diag, S.STATIONARY_FRAC) == want
+    assert S.classify_direction(5, 0, 1.0, diag, S.STATIONARY_FRAC) == "stationary"
+    assert S.classify_direction(5, 0, 1.5, diag, S.STATIONARY_FRAC) == "toward"
+    assert S.classify_direction(5, 0, 0.7, diag, S.STATIONARY_FRAC) == "away"
+    assert S.classify_direction(200, 0, 1.5, diag, S.STATIONARY_FRAC) == "right"
 
 
 def test_facts_with_disappearance_and_holds() -> None:
