@@ -1,11 +1,22 @@
-"""How work gets started: the job over a video's assets, the sensor that registers new videos, and the
-registration + in-process execution that `fm run` uses (the same code path as the sensor)."""
+"""How work gets started: the job over a video's assets, the sensor that registers new videos (on by default),
+the nightly backfill of missing or failed partitions, and the dataset refresh.
+
+The backfill is declarative: at each tick of FM_BACKFILL_CRON the per-video assets whose partition is missing
+or whose last run failed are requested, and the automation sensor emits ONE backfill for all of them, which
+Dagster runs in batches of FM_BACKFILL_BATCH videos per run (BackfillPolicy.multi_run on every per-video
+asset). A Dagster schedule cannot launch a backfill through the public API; an automation sensor on a cron tick
+can, so that is what `nightly_backfill` is. Runs are retried once (run_retries in the instance's dagster.yaml
+and the job's dagster/max_retries tag)."""
 
 
 import json
 
+import os
+
 from dagster import (
     AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -19,6 +30,40 @@ from fm_resources.lake import Lake
 from fm_resources.video import VideoStore
 
 PER_VIDEO = AssetSelection.groups("ingest", "perception", "language")
+DATASET = AssetSelection.groups("dataset")
+
+build_dataset_job = define_asset_job(
+    "build_dataset",
+    selection=DATASET,
+    description="The dataset-level assets (splits) and their checks, over every labelled video.",
+)
+
+BACKFILL_CRON = os.environ.get("FM_BACKFILL_CRON", "0 3 * * *")
+
+# Per-video assets: at each cron tick, every partition that is missing or whose latest run failed, unless it
+# is being computed right now (e.g. a run the new-videos sensor started).
+backfill_condition = (
+    AutomationCondition.cron_tick_passed(BACKFILL_CRON)
+    & (AutomationCondition.missing() | AutomationCondition.execution_failed())
+    & ~AutomationCondition.in_progress()
+).with_label(f"missing or failed at {BACKFILL_CRON}")
+
+# The dataset (splits): recomputed after any video's labels change, once nothing upstream is still running.
+dataset_condition = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("after new labels")
+
+nightly_backfill = AutomationConditionSensorDefinition(
+    "nightly_backfill",
+    target=PER_VIDEO | DATASET,
+    default_status=DefaultSensorStatus.RUNNING,
+    emit_backfills=True,
+    minimum_interval_seconds=60,
+    description=f"At {BACKFILL_CRON} (FM_BACKFILL_CRON): one backfill of every missing or failed video partition, "
+                "run in multi-run batches; refreshes splits after new labels.",
+)
 
 label_videos_job = define_asset_job(
     "label_videos",

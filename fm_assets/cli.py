@@ -20,7 +20,25 @@ def _instance():
     from fm_resources.settings import dagster_home
 
     os.environ["DAGSTER_HOME"] = str(dagster_home())
-    return DagsterInstance.get()
+    instance = DagsterInstance.get()
+    set_pool_limits(instance)
+    return instance
+
+
+def set_pool_limits(instance) -> dict[str, int]:
+    """Concurrency pools: `gpu` (the detector; FM_GPU_SLOTS, default 1) and `llm` (captions and questions;
+    FM_LLM_SLOTS, default 4) get their limits the first time an instance is used; later changes made in the UI
+    or with `dagster instance concurrency set` are kept."""
+    from fm_resources.settings import pool_limits
+
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return {}
+    configured = set(storage.get_concurrency_keys())
+    for pool, limit in pool_limits().items():
+        if pool not in configured:
+            storage.set_concurrency_slots(pool, limit)
+    return {p: storage.get_concurrency_info(p).slot_count for p in pool_limits()}
 
 
 def _console():
@@ -112,20 +130,67 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
             res = job.execute_in_process(partition_key=vid, instance=instance, asset_selection=selection,
                                          raise_on_error=False, run_config=config,
                                          tags={"fm/launched_by": "fm run"})
-            error = None
-            if not res.success:
-                errors = [e.event_specific_data.error.message.strip() for e in res.all_events
-                          if getattr(e.event_specific_data, "error", None) is not None]
-                error = errors[0] if errors else "run failed"
             results.append({"video_id": vid, "success": res.success, "run_id": res.run_id,
-                            "seconds": time.perf_counter() - started, "error": error})
+                            "seconds": time.perf_counter() - started, "error": _run_error(res),
+                            "failed_checks": _failed_checks(res)})
             progress.advance(task)
+        if until is None and any(r["success"] for r in results):
+            progress.update(task, description="building the dataset (splits)")
+            dataset_config = {"loggers": config["loggers"]}
+            if "splits" in (config.get("ops") or {}):
+                dataset_config["ops"] = {"splits": config["ops"]["splits"]}
+            res = defs.resolve_job_def("build_dataset").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=dataset_config,
+                tags={"fm/launched_by": "fm run"})
+            results.append({"video_id": None, "success": res.success, "run_id": res.run_id, "seconds": None,
+                            "error": _run_error(res), "failed_checks": _failed_checks(res)})
+    write_duckdb()
     return results
+
+
+def _run_error(res) -> str | None:
+    if res.success:
+        return None
+    errors = [e.event_specific_data.error.message.strip() for e in res.all_events
+              if getattr(e.event_specific_data, "error", None) is not None]
+    return errors[0] if errors else "run failed"
+
+
+def _failed_checks(res) -> list[dict]:
+    """The checks of a run that did not pass: name, asset, severity, offending row count."""
+    out = []
+    for e in res.all_events:
+        ev = e.asset_check_evaluation_data if e.event_type_value == "ASSET_CHECK_EVALUATION" else None
+        if ev is not None and not ev.passed:
+            rows = ev.metadata.get("offending_rows")
+            out.append({"check": ev.check_name, "asset": ev.asset_key.to_user_string(),
+                        "severity": ev.severity.value, "rows": getattr(rows, "value", rows)})
+    return out
+
+
+def report_runs(results: list[dict], err) -> list[dict]:
+    """Print failed runs and failed checks; returns the failed runs."""
+    failed = [r for r in results if not r["success"]]
+    for r in results:
+        for c in r["failed_checks"]:
+            where = r["video_id"] or "dataset"
+            err(f"check {c['severity']} {c['check']} on {c['asset']} ({where}): {c['rows']} offending row(s)"
+                f" -- see `fm sql -f sql/checks/{c['check']}.sql`")
+    for r in failed:
+        err(f"run {r['run_id']} for {r['video_id'] or 'the dataset'} failed: {r['error']}")
+    return failed
 
 
 def _print_frame(df, fmt: str) -> None:
     if fmt == "csv":
-        sys.stdout.write(df.write_csv())
+        import polars as pl
+
+        nested = [c for c, t in df.schema.items() if t.is_nested()]
+        flat = df.with_columns(pl.col(c).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v,
+                                                                       default=str), return_dtype=pl.String)
+                               for c in nested)
+        text = flat.write_csv()
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     elif fmt == "json":
         sys.stdout.write(json.dumps(df.to_dicts(), default=str, indent=1) + "\n")
     else:
@@ -192,13 +257,12 @@ def cmd_run(args) -> int:
 
         run_config = yaml.safe_load(Path(args.config).read_text())
     results = run_videos(args.paths, until=args.until, run_config=run_config, quiet=args.quiet)
-    failed = [r for r in results if not r["success"]]
-    df = summary([r["video_id"] for r in results])
+    videos = [r for r in results if r["video_id"]]
+    df = summary([r["video_id"] for r in videos])
     if df is not None and not args.quiet:
         _print_frame(df, "table")
-    for r in failed:
-        print(f"fm: run {r['run_id']} for {r['video_id']} failed: {r['error']}", file=sys.stderr)
-    print(f"{len(results) - len(failed)} of {len(results)} video(s) materialized", file=sys.stderr)
+    failed = report_runs(results, lambda m: print(f"fm: {m}", file=sys.stderr))
+    print(f"{sum(r['success'] for r in videos)} of {len(videos)} video(s) materialized", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -214,13 +278,12 @@ def cmd_demo(args) -> int:
         con.print(f"[bold]Rendering synthetic scenes[/] into {out}")
         paths = [str(p) for p in make_demo_videos(out, seed=args.seed)]
     results = run_videos(paths, until=args.until)
-    df = summary([r["video_id"] for r in results])
+    videos = [r for r in results if r["video_id"]]
+    df = summary([r["video_id"] for r in videos])
     if df is not None:
         _print_frame(df, "table")
-    failed = [r for r in results if not r["success"]]
-    for r in failed:
-        con.print(f"[red]run {r['run_id']} for {r['video_id']} failed:[/] {r['error']}")
-    examples = example_questions([r["video_id"] for r in results])
+    failed = report_runs(results, lambda m: con.print(f"[red]{m}[/]"))
+    examples = example_questions([r["video_id"] for r in videos])
     if examples is not None and len(examples):
         con.print("\n[bold]Example questions[/] (answer marked *)")
         for q in examples.iter_rows(named=True):
@@ -232,7 +295,7 @@ def cmd_demo(args) -> int:
                 opts = "  ".join(("*" if L == q["answer"] else "") + f"{L}) {q['option_' + L.lower()]}" for L in "ABCD")
                 con.print(f"  [cyan]{kind}[/] {q['question']}\n      {opts}")
     con.print(
-        f"\n[bold]Done.[/] {len(results) - len(failed)} of {len(results)} video(s) materialized.\n"
+        f"\n[bold]Done.[/] {sum(r['success'] for r in videos)} of {len(videos)} video(s) materialized.\n"
         f"  label lake:        {lake_root()}\n"
         f"  Dagster instance:  {os.environ['DAGSTER_HOME']}  (browse it with `fm ui`)\n"
         f"  query it:          fm sql \"select category, count(*) from qa_pairs group by 1\""
@@ -261,11 +324,37 @@ def cmd_sql(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+def write_duckdb(out: Path | None = None) -> tuple[Path, list[str]]:
+    """A DuckDB database file holding the lake's views (atomically replaced), for DuckDB clients, notebooks and
+    BI tools; `fm run` refreshes it so new tables show up."""
     from fm_assets.definitions import defs
-    from fm_assets.exports import export_mot
+    from fm_resources.settings import fm_home
+
+    out = out or fm_home() / "fm.duckdb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    with defs.resources["warehouse"].connect(database=str(tmp)) as con:
+        views = [r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
+    os.replace(tmp, out)
+    return out, views
+
+
+def cmd_db(args) -> int:
+    out, views = write_duckdb(Path(args.out) if args.out else None)
+    print(f"wrote {out} with views: {', '.join(views) or 'none (run `fm run` first)'}")
+    print(f"open it with: duckdb {out}  (or duckdb.connect({str(out)!r}, read_only=True) in Python)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import polars as pl
+
+    from fm_assets import exports
+    from fm_assets.definitions import defs
 
     wh = defs.resources["warehouse"]
+    lake = defs.resources["lake"]
     tables = wh.tables()
     out = Path(args.out_dir)
     if args.format == "mot":
@@ -273,8 +362,54 @@ def cmd_export(args) -> int:
             print("fm export: no tracks in the lake yet (run `fm run PATH --until tracks` first)", file=sys.stderr)
             return 1
         ids = wh.query("select video_id from videos where status = 'ok' order by 1")["video_id"].to_list()
-        manifest = export_mot(wh.query("select * from tracks"), ids, out, interpolate=not args.no_interpolate)
+        manifest = exports.export_mot(wh.query("select * from tracks"), ids, out, interpolate=not args.no_interpolate)
+        print(f"wrote {manifest['n_files']} file(s) to {out} (manifest: {out / 'manifest.json'})")
+        return 0
+    needs = {"llamafactory": ("raw_clips", "tracks", "qa_pairs"),
+             "fm-json": ("raw_clips", "trajectories", "captions", "qa_pairs"),
+             "groundmore": ("raw_clips", "tracks", "qa_pairs")}[args.format]
+    missing = [t for t in needs if t not in tables]
+    if missing:
+        print(f"fm export {args.format}: no {', '.join(missing)} in the lake yet (run `fm run PATH` first)",
+              file=sys.stderr)
+        return 1
+    if "splits" in tables:
+        splits = wh.query("select * from splits")
+    elif lake.exists("splits/all.parquet"):
+        splits = lake.read_parquet("splits/all.parquet")
+    else:
+        splits = None
+    if splits is None:
+        print(f"fm export {args.format}: no splits table in the lake yet; train / val / test come from the `splits` "
+              "asset, which `fm run PATH` materializes after the videos: run `fm run` first", file=sys.stderr)
+        return 1
+    source = exports.lake_sources(lake, defs.resources["video_store"])
+    qa = wh.query("select * from qa_pairs")
+    clips = wh.query("select * from raw_clips")
+    try:
+        if args.format == "llamafactory":
+            manifest = exports.export_llamafactory(qa, clips, wh.query("select * from tracks"), splits, source, out)
+        elif args.format == "fm-json":
+            manifest = exports.export_fm_json(qa, clips, wh.query("select * from trajectories"),
+                                              wh.query("select * from captions"), splits, source, out)
+        else:
+            dets = pl.DataFrame()
+            if "detections" in tables:
+                dets = wh.query("select clip_id, frame_idx, x1, y1, x2, y2, mask_rle from detections "
+                                "where mask_rle is not null and clip_id in "
+                                "(select clip_id from qa_pairs where kept and grounded)")
+            manifest = exports.export_groundmore(qa, clips, wh.query("select * from tracks"), dets, splits, source,
+                                                 out, fps=args.fps)
+    except exports.ExportError as exc:
+        print(f"fm export {args.format}: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {manifest['n_files']} file(s) to {out} (manifest: {out / 'manifest.json'})")
+    print(f"counts: {json.dumps(manifest['counts'])}")
+    for s in manifest["skipped"]:
+        print(f"fm export {args.format}: skipped {s['clip_id']}: {s['reason']}", file=sys.stderr)
+    if manifest["skipped"]:
+        print(f"fm export {args.format}: {len(manifest['skipped'])} clip(s) skipped, the rest written "
+              f"(reasons under 'skipped' in {out / 'manifest.json'})", file=sys.stderr)
     return 0
 
 
@@ -308,12 +443,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.set_defaults(func=cmd_sql)
 
-    p = sub.add_parser("export", help="export the lake to another format")
-    p.add_argument("format", choices=["mot"])
+    p = sub.add_parser("db", help="write a DuckDB database file with the lake's views (default $FM_HOME/fm.duckdb)")
+    p.add_argument("--out", help="where to write it")
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("export", help="export the lake to another format (llamafactory, fm-json, groundmore, mot)")
+    p.add_argument("format", choices=["llamafactory", "fm-json", "groundmore", "mot"])
     p.add_argument("out_dir")
     p.add_argument("--no-interpolate", action="store_true",
                    help="mot: write only the sampled frames (default: interpolate boxes over the skipped frames)")
+    p.add_argument("--fps", type=float, default=6.0,
+                   help="groundmore: frames (images and masks) per second of each clip (default 6, GroundMoRe's)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("eval", help="score models and trackers: mcq (any litellm model), grounded (J/F/J&F), mot")
+    evals = p.add_subparsers(dest="what", required=True)
+    from fm_assets import eval_grounded, eval_mcq, eval_mot
+
+    for module in (eval_mcq, eval_grounded, eval_mot):
+        module.add_parser(evals)
 
     p = sub.add_parser("ui", help="dagster dev on this project and the instance in FM_HOME")
     p.add_argument("--host", default="127.0.0.1")

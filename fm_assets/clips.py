@@ -9,7 +9,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, multi_asset
 
 from fm_assets.clipping import ClipParams, contact_sheet, frame_duration, nearest_thumb, plan_clips, scan_frames
-from fm_assets.partitions import lookup_video, videos_partitions
+from fm_assets.partitions import BACKFILL_POLICY, lookup_video, videos_partitions
 from fm_assets.schemas import RAW_CLIPS, VIDEOS, frame
 from fm_resources.lake import Lake
 from fm_resources.video import VideoError, VideoStore, decode, display_size, stream_info
@@ -64,13 +64,26 @@ def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: Cl
     partitions_def=videos_partitions,
     group_name="ingest",
     can_subset=False,
+    backfill_policy=BACKFILL_POLICY,
 )
 def ingest(context: AssetExecutionContext, config: ClipParams, video_store: VideoStore, lake: Lake):
-    video_id = context.partition_key
+    videos_parts, clip_parts = [], []
+    for video_id in context.partition_keys:
+        videos_df, clips_df, video_meta, clips_meta = ingest_video(video_id, config, video_store, lake, context.log)
+        context.add_asset_metadata(video_meta, asset_key="videos", partition_key=video_id)
+        context.add_asset_metadata(clips_meta, asset_key="raw_clips", partition_key=video_id)
+        videos_parts.append(videos_df)
+        clip_parts.append(clips_df)
+    yield Output(pl.concat(videos_parts), output_name="videos")
+    yield Output(pl.concat(clip_parts), output_name="raw_clips")
+
+
+def ingest_video(video_id: str, config: ClipParams, video_store: VideoStore, lake: Lake, log):
+    """One video's `videos` row and clips, with the metadata each materialization shows."""
     reg = lookup_video(video_id, lake)
     row, clips, scan = analyse_video(video_id, reg["uri"], reg["sha256"], video_store, config)
     if row["status"] != "ok":
-        context.log.warning(f"{video_id}: {row['status']}: {row['error']}")
+        log.warning(f"{video_id}: {row['status']}: {row['error']}")
     thumbs = []
     for c in clips:
         jpeg = nearest_thumb(scan, (c["start_s"] + c["end_s"]) / 2) if scan else None
@@ -79,26 +92,19 @@ def ingest(context: AssetExecutionContext, config: ClipParams, video_store: Vide
             thumbs.append(jpeg)
     videos_df, clips_df = frame([row], VIDEOS), frame(clips, RAW_CLIPS)
     sheet = base64.b64encode(contact_sheet(thumbs[:12])).decode() if thumbs else None
-    yield Output(
-        videos_df,
-        output_name="videos",
-        metadata={
-            "status": row["status"],
-            "error": row["error"] or "",
-            "duration_s": MetadataValue.float(float(row.get("duration_s") or 0.0)),
-            "n_frames": int(row.get("n_frames") or 0),
-            "uri": reg["uri"],
-        },
-    )
+    video_meta = {
+        "status": row["status"],
+        "error": row["error"] or "",
+        "duration_s": MetadataValue.float(float(row.get("duration_s") or 0.0)),
+        "n_frames": int(row.get("n_frames") or 0),
+        "uri": reg["uri"],
+    }
     kept = clips_df.filter(pl.col("kept"))
-    yield Output(
-        clips_df,
-        output_name="raw_clips",
-        metadata={
-            "clips": len(clips_df),
-            "kept": len(kept),
-            "dropped": MetadataValue.json(dict(clips_df.filter(~pl.col("kept")).group_by("drop_reason").len().sort("drop_reason").iter_rows())),
-            "max_camera_motion": MetadataValue.float(float(clips_df["camera_motion"].max() or 0.0)),
-            "keyframes": MetadataValue.md(f"![keyframes](data:image/jpeg;base64,{sheet})" if sheet else "_no clips_"),
-        },
-    )
+    clips_meta = {
+        "clips": len(clips_df),
+        "kept": len(kept),
+        "dropped": MetadataValue.json(dict(clips_df.filter(~pl.col("kept")).group_by("drop_reason").len().sort("drop_reason").iter_rows())),
+        "max_camera_motion": MetadataValue.float(float(clips_df["camera_motion"].max() or 0.0)),
+        "keyframes": MetadataValue.md(f"![keyframes](data:image/jpeg;base64,{sheet})" if sheet else "_no clips_"),
+    }
+    return videos_df, clips_df, video_meta, clips_meta

@@ -2,6 +2,13 @@
 
     source video --(sensor / `fm run`)--> videos, raw_clips --> detections --> tracks
         --> trajectories --> captions --> qa_pairs                                     [partitioned by video]
+        --> splits                                                                     [the dataset]
+
+Checks: one per file in sql/checks, attached to its asset (per video partition, or over the whole dataset);
+ERROR checks block the assets downstream of a bad partition.
+Automation: `new_videos_sensor` labels new files as they arrive; `nightly_backfill` launches one backfill of
+every missing or failed partition at FM_BACKFILL_CRON (batches of FM_BACKFILL_BATCH videos per run) and
+refreshes `splits` after new labels.
 
 Resources: `lake` (Parquet label lake, local or S3), `io_manager` (the lake as Dagster IO), `video_store`
 (input folders / S3 prefixes, decoding), `detector` (motion or mmdet), `tracker` (mmdet ByteTrack / OC-SORT),
@@ -9,10 +16,19 @@ Resources: `lake` (Parquet label lake, local or S3), `io_manager` (the lake as D
 `warehouse` (DuckDB views over the lake).
 """
 
-from dagster import Definitions
+from dagster import Definitions, map_asset_specs
 
-from fm_assets.automation import label_videos_job, new_videos_sensor
+from fm_assets.automation import (
+    backfill_condition,
+    build_dataset_job,
+    dataset_condition,
+    label_videos_job,
+    new_videos_sensor,
+    nightly_backfill,
+)
+from fm_assets.checks import sql_checks
 from fm_assets.clips import ingest
+from fm_assets.dataset import splits
 from fm_assets.language import captions, qa_pairs, trajectories
 from fm_assets.perception import detections, tracks
 from fm_resources.detectors import DetectorResource
@@ -25,10 +41,17 @@ from fm_resources.warehouse import Warehouse
 
 lake = Lake(root=lake_root())
 
+per_video = map_asset_specs(
+    lambda spec: spec.replace_attributes(automation_condition=backfill_condition),
+    [ingest, detections, tracks, trajectories, captions, qa_pairs],
+)
+dataset = map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=dataset_condition), [splits])
+
 defs = Definitions(
-    assets=[ingest, detections, tracks, trajectories, captions, qa_pairs],
-    jobs=[label_videos_job],
-    sensors=[new_videos_sensor],
+    assets=[*per_video, *dataset],
+    asset_checks=sql_checks,
+    jobs=[label_videos_job, build_dataset_job],
+    sensors=[new_videos_sensor, nightly_backfill],
     resources={
         "lake": lake,
         "io_manager": LakeIOManager(lake=lake),

@@ -5,16 +5,26 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
-from dagster import DynamicPartitionsDefinition
+import polars as pl
+from dagster import BackfillPolicy, BetaWarning, DynamicPartitionsDefinition
 
+from fm_assets.schemas import frame
 from fm_resources.lake import Lake
+from fm_resources.settings import backfill_batch
 from fm_resources.video import VideoStore, sha256_file
 
 videos_partitions = DynamicPartitionsDefinition(name="videos")
+
+# Backfills run batches of videos per run (one run start per batch, not per video); every per-video asset
+# computes each partition of its batch separately (for_each_video) and the lake keeps one file per video.
+# `backfill_policy` on @asset is marked beta in Dagster 1.13; we depend on it knowingly (pinned <1.14).
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
+BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=backfill_batch())
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}-[0-9a-f]{8}$")
 
@@ -75,3 +85,21 @@ def lookup_video(video_id: str, lake: Lake) -> dict:
     if not lake.exists(key):
         raise KeyError(f"video {video_id!r} is not registered (no {key} in the lake); register it with `fm run`")
     return lake.read_json(key)
+
+
+def for_each_video(context, compute, schema: dict, asset_key: str | None = None):
+    """Run `compute(video_id) -> (rows DataFrame, metadata)` for each video partition of this run: one, or a
+    batch when a backfill runs several partitions per run (BackfillPolicy.multi_run). Each partition's
+    materialization gets its own metadata; the rows of all of them are returned (the IO manager writes one
+    file per video)."""
+    parts = []
+    for video_id in context.partition_keys:
+        df, metadata = compute(video_id)
+        context.add_asset_metadata(metadata, partition_key=video_id, **({"asset_key": asset_key} if asset_key else {}))
+        parts.append(df)
+    return pl.concat(parts, how="vertical") if parts else frame([], schema)
+
+
+def of_video(df, video_id: str):
+    """The rows of one video from an input that may hold a batch of videos."""
+    return df.filter(pl.col("video_id") == video_id) if "video_id" in df.columns else df

@@ -7,10 +7,10 @@ import time
 import cv2
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, asset
 from pydantic import Field
 
-from fm_assets.partitions import lookup_video, videos_partitions
+from fm_assets.partitions import BACKFILL_POLICY, for_each_video, lookup_video, of_video, videos_partitions
 from fm_assets.schemas import DETECTIONS, TRACKS, frame
 from fm_assets.tracking import (
     detection_rows,
@@ -81,62 +81,67 @@ def detect_video(video_id: str, path, rotation: int, clips: pl.DataFrame, fps: f
     return rows, n_frames, busy
 
 
-@asset(partitions_def=videos_partitions, group_name="perception", pool="gpu",
+@asset(partitions_def=videos_partitions, group_name="perception", pool="gpu", backfill_policy=BACKFILL_POLICY,
        description="Boxes (and masks where the detector gives them) on every sampled frame of every kept clip.")
 def detections(context: AssetExecutionContext, config: DetectionParams, videos: pl.DataFrame, raw_clips: pl.DataFrame,
-               detector: DetectorResource, video_store: VideoStore, lake: Lake):
-    video_id = context.partition_key
-    kept = raw_clips.filter(pl.col("kept"))
-    video = videos.row(0, named=True)
-    rows, n_frames, busy = [], 0, 0.0
-    if video["status"] == "ok" and not kept.is_empty():
-        path = video_store.fetch(lookup_video(video_id, lake)["uri"])
-        rows, n_frames, busy = detect_video(video_id, path, video["rotation"], kept, video["fps"], detector.get(), config)
-    df = frame(rows, DETECTIONS)
-    return Output(df, metadata={
-        "detector": getattr(detector.get(), "name", detector.backend),
-        "clips": len(kept),
-        "frames": n_frames,
-        "boxes": len(df),
-        "frames_per_s": MetadataValue.float(n_frames / busy if busy > 0 else 0.0),
-        "labels": str(dict(df.group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
-    })
+               detector: DetectorResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
+    def one(video_id: str):
+        kept = of_video(raw_clips, video_id).filter(pl.col("kept"))
+        video = of_video(videos, video_id).row(0, named=True)
+        rows, n_frames, busy = [], 0, 0.0
+        if video["status"] == "ok" and not kept.is_empty():
+            path = video_store.fetch(lookup_video(video_id, lake)["uri"])
+            rows, n_frames, busy = detect_video(video_id, path, video["rotation"], kept, video["fps"], detector.get(), config)
+        df = frame(rows, DETECTIONS)
+        return df, {
+            "detector": getattr(detector.get(), "name", detector.backend),
+            "clips": len(kept),
+            "frames": n_frames,
+            "boxes": len(df),
+            "frames_per_s": MetadataValue.float(n_frames / busy if busy > 0 else 0.0),
+            "labels": str(dict(df.group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
+        }
+
+    return for_each_video(context, one, DETECTIONS)
 
 
-@asset(partitions_def=videos_partitions, group_name="perception",
+@asset(partitions_def=videos_partitions, group_name="perception", backfill_policy=BACKFILL_POLICY,
        description="Boxes with track ids: a fresh ByteTrack/OC-SORT per clip, fed every sampled frame.")
 def tracks(context: AssetExecutionContext, videos: pl.DataFrame, raw_clips: pl.DataFrame, detections: pl.DataFrame,
-           tracker: TrackerResource, video_store: VideoStore, lake: Lake):
-    video_id = context.partition_key
-    started = time.perf_counter()
-    rows, n_frames = [], 0
-    for c in raw_clips.filter(pl.col("kept")).sort("start_frame").iter_rows(named=True):
-        dets = detections.filter(pl.col("clip_id") == c["clip_id"])
-        if dets.is_empty():
-            continue
-        step = int(dets["sample_step"][0])
-        by_frame = dets.partition_by("frame_idx", as_dict=True)
-        frames = []
-        for f in sampled_frames(c["start_frame"], c["end_frame"], step):
-            fr = by_frame.get((f,), dets.clear())
-            t = float(fr["t_s"][0]) if len(fr) else None
-            frames.append((f, t, fr))
-        tracked = tracker.track_clip([frame_detections(fr) for _, _, fr in frames])
-        rows += track_rows(video_id, c["clip_id"], [(f, t, fr) for f, t, fr in frames], tracked)
-        n_frames += len(frames)
-    df = frame(rows, TRACKS)
-    elapsed = time.perf_counter() - started
-    metadata = {
-        "tracker": tracker.kind,
-        "tracks": df.select("clip_id", "track_id").n_unique() if len(df) else 0,
-        "boxes": len(df),
-        "frames_per_s": MetadataValue.float(n_frames / elapsed if elapsed > 0 else 0.0),
-        "labels": str(dict(df.unique(["clip_id", "track_id"]).group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
-    }
-    if len(df):
-        png = overlay(video_id, videos.row(0, named=True), df, video_store, lake)
-        metadata["overlay"] = _md_image(png)
-    return Output(df, metadata=metadata)
+           tracker: TrackerResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
+    def one(video_id: str):
+        started = time.perf_counter()
+        rows, n_frames = [], 0
+        video_dets = of_video(detections, video_id)
+        for c in of_video(raw_clips, video_id).filter(pl.col("kept")).sort("start_frame").iter_rows(named=True):
+            dets = video_dets.filter(pl.col("clip_id") == c["clip_id"])
+            if dets.is_empty():
+                continue
+            step = int(dets["sample_step"][0])
+            by_frame = dets.partition_by("frame_idx", as_dict=True)
+            frames = []
+            for f in sampled_frames(c["start_frame"], c["end_frame"], step):
+                fr = by_frame.get((f,), dets.clear())
+                t = float(fr["t_s"][0]) if len(fr) else None
+                frames.append((f, t, fr))
+            tracked = tracker.track_clip([frame_detections(fr) for _, _, fr in frames])
+            rows += track_rows(video_id, c["clip_id"], [(f, t, fr) for f, t, fr in frames], tracked)
+            n_frames += len(frames)
+        df = frame(rows, TRACKS)
+        elapsed = time.perf_counter() - started
+        metadata = {
+            "tracker": tracker.kind,
+            "tracks": df.select("clip_id", "track_id").n_unique() if len(df) else 0,
+            "boxes": len(df),
+            "frames_per_s": MetadataValue.float(n_frames / elapsed if elapsed > 0 else 0.0),
+            "labels": str(dict(df.unique(["clip_id", "track_id"]).group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
+        }
+        if len(df):
+            png = overlay(video_id, of_video(videos, video_id).row(0, named=True), df, video_store, lake)
+            metadata["overlay"] = _md_image(png)
+        return df, metadata
+
+    return for_each_video(context, one, TRACKS)
 
 
 def overlay(video_id: str, video: dict, df: pl.DataFrame, video_store: VideoStore, lake: Lake) -> bytes:

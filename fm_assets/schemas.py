@@ -55,3 +55,8 @@ QA_PAIRS = {
     "action_start_s": pl.Float64, "action_end_s": pl.Float64, "fact": pl.String, "writer": pl.String,
     "prompt_version": pl.String, "kept": pl.Boolean, "reject_reason": pl.String,
 }
+
+SPLITS = {
+    "video_id": pl.String, "split": pl.String, "bucket": pl.Float64, "group_key": pl.String,
+    "status": pl.String, "n_clips": pl.Int32, "n_questions": pl.Int32, "n_grounded": pl.Int32,
+}

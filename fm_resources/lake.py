@@ -12,12 +12,13 @@ import io
 import json
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import polars as pl
-from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from dagster import ConfigurableIOManager, ConfigurableResource, DagsterEventType, InputContext, OutputContext
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
@@ -191,6 +192,10 @@ class Lake(ConfigurableResource):
         return dest
 
 
+STAGE_RUNS = {"asset": pl.String, "video_id": pl.String, "run_id": pl.String,
+              "finished_at": pl.Datetime("us", "UTC"), "seconds": pl.Float64, "rows": pl.Int64}
+
+
 def table_key(asset: str, partition: str | None) -> str:
     return f"{asset}/{partition}.parquet" if partition else f"{asset}/all.parquet"
 
@@ -206,9 +211,46 @@ class LakeIOManager(ConfigurableIOManager):
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
         asset = context.asset_key.path[-1]
-        partition = context.partition_key if context.has_partition_key else None
-        uri = self.lake.write_parquet(table_key(asset, partition), obj)
-        context.add_output_metadata({"rows": len(obj), "path": uri})
+        if not context.has_asset_partitions:
+            uri = self.lake.write_parquet(table_key(asset, None), obj)
+            context.add_output_metadata({"rows": len(obj), "path": uri})
+            return
+        keys = context.asset_partition_keys
+        self._record_stage(context, asset, keys, obj)
+        if len(keys) == 1:
+            uri = self.lake.write_parquet(table_key(asset, keys[0]), obj)
+            context.add_output_metadata({"rows": len(obj), "path": uri})
+            return
+        # A batch of videos in one run (a multi-run backfill): one file per video, empty ones too, so every
+        # partition of the batch is materialized with exactly its own rows.
+        if "video_id" not in obj.columns:
+            raise ValueError(f"{asset}: a batch of partitions needs a video_id column to split the rows by")
+        by_video = obj.partition_by("video_id", as_dict=True) if len(obj) else {}
+        stray = {k[0] for k in by_video} - set(keys)
+        if stray:
+            raise ValueError(f"{asset}: rows for videos outside this run's partitions: {sorted(stray)[:5]}")
+        for key in keys:
+            self.lake.write_parquet(table_key(asset, key), by_video.get((key,), obj.clear()))
+        context.add_output_metadata({"rows": len(obj), "partitions": len(keys)})
+
+    def _record_stage(self, context: OutputContext, asset: str, keys: list[str], obj: pl.DataFrame) -> None:
+        """stage_runs/<video>__<asset>.parquet: when the step ran and its wall seconds (shared equally by the
+        videos of a batch), for the `seconds per stage` report."""
+        now = datetime.now(timezone.utc)
+        seconds = None
+        try:
+            records = context.step_context.instance.get_records_for_run(
+                context.run_id, of_type=DagsterEventType.STEP_START).records
+            starts = [r.event_log_entry.timestamp for r in records if r.event_log_entry.step_key == context.step_key]
+            if starts:
+                seconds = max(0.0, now.timestamp() - max(starts)) / len(keys)
+        except Exception:  # no step context (e.g. a direct IO manager call in a test)
+            seconds = None
+        counts = dict(obj.group_by("video_id").len().iter_rows()) if "video_id" in obj.columns and len(obj) else {}
+        for key in keys:
+            row = {"asset": asset, "video_id": key, "run_id": context.run_id, "finished_at": now,
+                   "seconds": seconds, "rows": int(counts.get(key, 0) if len(keys) > 1 else len(obj))}
+            self.lake.write_parquet(f"stage_runs/{key}__{asset}.parquet", pl.DataFrame([row], schema=STAGE_RUNS))
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
         asset = context.asset_key.path[-1]

@@ -37,6 +37,7 @@ def dagster_home() -> Path:
         cfg.write_text(
             "telemetry:\n  enabled: false\n"
             "concurrency:\n  pools:\n    default_limit: 4\n"
+            "run_retries:\n  enabled: true\n  max_retries: 1\n"
         )
     return home
 
@@ -46,3 +47,15 @@ def llm_model() -> str:
     gemini/gemini-2.0-flash, ollama/llama3.2, hosted_vllm/Qwen2.5-VL-7B); `template` (the default) writes
     deterministic captions offline and asks no LLM questions."""
     return os.environ.get("FM_LLM_MODEL", "template").strip() or "template"
+
+
+def backfill_batch() -> int:
+    """Video partitions per run when a backfill runs (FM_BACKFILL_BATCH, default 10): bigger batches spend less
+    time starting runs; a failure fails (and retries) its whole batch."""
+    return max(1, int(os.environ.get("FM_BACKFILL_BATCH", "10")))
+
+
+def pool_limits() -> dict[str, int]:
+    """Dagster concurrency pools and their default slots: one detector at a time per GPU, a few LLM callers."""
+    return {"gpu": max(1, int(os.environ.get("FM_GPU_SLOTS", "1"))),
+            "llm": max(1, int(os.environ.get("FM_LLM_SLOTS", "4")))}

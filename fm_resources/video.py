@@ -12,6 +12,7 @@ import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -132,6 +133,113 @@ def decode(path: Path, rotation: int | None = None, start_s: float = 0.0, end_s:
                             rotation=frame_rotation(frame) if rotation is None else rotation)
         except av.error.FFmpegError as exc:
             raise VideoError(f"decoding failed: {exc}") from exc
+
+
+CUT_ENCODER_OPTIONS = {"crf": "23", "preset": "veryfast"}  # the reference re-encodes its clips with x264 crf 23
+CUT_ENCODER_THREADS = 2  # fixed: x264 output depends on the thread count, so a re-export gives the same bytes
+
+
+@dataclass
+class ClipCut:
+    """One clip cut out of a source video by `cut_clips`: an H.264 / yuv420p mp4 and what went into it."""
+
+    start_s: float
+    end_s: float
+    data: bytes  # the mp4 (empty when no frame of the source lies in [start_s, end_s))
+    times: list[float]  # source presentation time (s) of every frame written, in order
+    first_idx: int | None  # index of the first frame written, over the source video's decoded frames
+    width: int  # as displayed (rotation applied), even
+    height: int
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.times)
+
+
+class _ClipEncoder:
+    def __init__(self, rate: Fraction, time_base: Fraction, width: int, height: int, options: dict):
+        self.buf = io.BytesIO()
+        self.container = av.open(self.buf, "w", format="mp4", container_options={"fflags": "+bitexact"})
+        self.stream = self.container.add_stream("libx264", rate=rate, options=dict(options))
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
+        self.stream.codec_context.time_base = time_base
+        self.stream.codec_context.thread_type = "FRAME"
+        self.stream.codec_context.thread_count = CUT_ENCODER_THREADS
+        self.time_base = time_base
+
+    def add(self, frame: av.VideoFrame, pts: int) -> None:
+        frame.pts, frame.time_base = pts, self.time_base
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> bytes:
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+        return self.buf.getvalue()
+
+
+def iter_cut_clips(path: Path, spans: list[tuple[float, float]], rotation: int | None = None,
+                   options: dict | None = None) -> Iterator[tuple[int, ClipCut]]:
+    """Cut clips [start_s, end_s) out of a video in ONE decode pass, yielding (index into spans, ClipCut) as
+    soon as each clip is complete (so a long video's clips are never all held in memory). Every source frame
+    whose presentation time lies in a span is re-encoded (libx264, yuv420p) into that clip's mp4, upright
+    (rotation applied, so boxes in display pixels fit the clip) and with its presentation time kept relative
+    to the clip's first frame (variable frame rate survives). Odd display sizes lose their last column / row
+    (yuv420p needs even sizes); boxes stay valid. Spans may overlap; a span without frames yields an empty
+    ClipCut. Raises VideoError when the source cannot be read."""
+    spans = [(float(a), float(b)) for a, b in spans]
+    if not spans:
+        return
+    info = stream_info(path)
+    rate = Fraction(info.declared_fps or 25).limit_denominator(1001)
+    opts = {**CUT_ENCODER_OPTIONS, **(options or {})}
+    encoders: dict[int, _ClipEncoder] = {}
+    cuts = {k: ClipCut(a, b, b"", [], None, 0, 0) for k, (a, b) in enumerate(spans)}
+    first_pts: dict[int, int] = {}
+    pending = sorted(cuts, key=lambda k: (spans[k][1], k))  # by end time: the order clips complete in
+
+    def finish(k: int) -> tuple[int, ClipCut]:
+        enc = encoders.pop(k, None)
+        if enc is not None:
+            cuts[k].data = enc.close()
+        return k, cuts.pop(k)
+
+    for f in decode(path, rotation, start_s=min(a for a, _ in spans), end_s=max(b for _, b in spans)):
+        while pending and spans[pending[0]][1] - 1e-9 <= f.t_s:  # frames come in presentation order
+            yield finish(pending.pop(0))
+        inside = [k for k in cuts if spans[k][0] - 1e-9 <= f.t_s < spans[k][1] - 1e-9]
+        if not inside:
+            continue
+        src = f.av_frame
+        tb = src.time_base or Fraction(1, 90000)
+        pts = src.pts if src.pts is not None else int(round(f.t_s / tb))
+        w, h = display_size(src.width, src.height, f.rotation)
+        w2, h2 = w - w % 2, h - h % 2
+        for k in inside:
+            if k not in encoders:
+                encoders[k] = _ClipEncoder(rate, tb, w2, h2, opts)
+                first_pts[k] = pts
+                cuts[k].first_idx, cuts[k].width, cuts[k].height = f.idx, w2, h2
+            if f.rotation % 360 == 0 and (w2, h2) == (w, h):
+                out = src.reformat(format="yuv420p")
+            else:
+                out = av.VideoFrame.from_ndarray(np.ascontiguousarray(f.rgb()[:h2, :w2]), format="rgb24")
+            encoders[k].add(out, pts - first_pts[k])
+            cuts[k].times.append(f.t_s)
+    while pending:
+        yield finish(pending.pop(0))
+
+
+def cut_clips(path: Path, spans: list[tuple[float, float]], rotation: int | None = None,
+              options: dict | None = None) -> list[ClipCut]:
+    """All clips of `iter_cut_clips`, in the order of `spans`."""
+    out = dict(iter_cut_clips(path, spans, rotation, options))
+    return [out[k] for k in range(len(spans))]
+
+
+def cut_clip(path: Path, start_s: float, end_s: float, rotation: int | None = None,
+             options: dict | None = None) -> ClipCut:
+    """One clip [start_s, end_s) of a video as an H.264 mp4 (see `cut_clips`)."""
+    return cut_clips(path, [(start_s, end_s)], rotation, options)[0]
 
 
 def jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:

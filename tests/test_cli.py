@@ -47,7 +47,9 @@ def test_rerun_gives_identical_tables_and_same_partitions(scenes, fm_home):
     with DagsterInstance.from_config(str(fm_home / "dagster")) as instance:
         assert len(instance.get_dynamic_partitions("videos")) == 3
         runs = instance.get_runs()
-        assert len(runs) == 6 and all(r.is_success for r in runs)
+        assert all(r.is_success for r in runs)
+        jobs = sorted(r.job_name for r in runs)
+        assert jobs == ["build_dataset"] * 2 + ["label_videos"] * 6  # a run per video, then the dataset, each time
 
 
 def test_sql_errors_and_formats(scenes, fm_home):
@@ -55,7 +57,7 @@ def test_sql_errors_and_formats(scenes, fm_home):
     bad = run_fm("sql", "select nope from raw_clips", home=fm_home)
     assert bad.returncode != 0 and "Binder Error" in bad.stderr and 'nope' in bad.stderr
     missing = run_fm("sql", "select * from detections", home=fm_home)
-    assert missing.returncode != 0 and "tables with data: raw_clips, videos" in missing.stderr
+    assert missing.returncode != 0 and "tables with data: raw_clips, stage_runs, videos" in missing.stderr
     js = run_fm("sql", "--format", "json", "select count(*) as n from raw_clips", home=fm_home)
     assert js.returncode == 0 and '"n": 1' in js.stdout
     table = run_fm("sql", "select video_id, status from videos", home=fm_home)
