@@ -33,11 +33,11 @@ it stops with an error (there is no prior to take). `--baseline caption-only` as
 and the options only, never frames (the same as `--with-caption --text-only`).
 
 LLM calls: the project's `llm` resource's settings (model overridden by --model; api_base or FM_LLM_API_BASE, the
-key from its api_key_env, temperature, max_tokens, timeout_s, max_retries / backoff_s, concurrency, cache). The
-resource's `complete()` validates a pydantic schema; scoring needs the raw text, so `complete_text()` here sends
-the same request without a response format, retries like the resource (timeouts, 429 with Retry-After, 5xx,
-connection errors; never an answer it did not like), and caches raw replies in the same lake cache
-(`_cache/llm/`, so `llm_calls` counts their tokens and cost; a rerun asks nothing it has already asked). A
+key from its api_key_env, temperature, max_tokens, timeout_s, max_retries / backoff_s, concurrency, cache). Scoring
+needs the raw text, so questions go through the resource's `complete()` with no schema: no response format,
+the resource's retries (timeouts, 429 with Retry-After, 5xx, connection errors; never an answer it did not
+like) and its lake cache (`_cache/llm/`, so `llm_calls` counts their tokens and cost; a rerun asks nothing it
+has already asked). A
 question whose call fails after the retries counts as wrong, is reported as `failed` with the reason in `error`,
 and makes the command exit 1 (rerun: replies already got come from the cache).
 
@@ -49,7 +49,6 @@ numbers (plotted over time by the UI), the per-category Markdown table, the mode
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -105,7 +104,7 @@ def prompt_sections() -> tuple[dict[str, str], str]:
 
 def build_messages(q: dict, context: str, n_frames: int = 0, caption: str | None = None) -> tuple[list[dict], str]:
     """(chat messages, prompt version) for one question. context: frames, frames+caption, caption or question;
-    the frames themselves are attached by complete_text()."""
+    the frames themselves are attached by the llm resource."""
     sections, version = prompt_sections()
     system = sections["system"].format(context=sections[f"context: {context}"].format(n_frames=n_frames))
     caption_block = ""
@@ -226,91 +225,6 @@ def train_prior(warehouse) -> tuple[str, dict[str, int]]:
     return best, {L: int(counts.get(L, 0)) for L in LETTERS}
 
 
-# -- the LLM call (raw text) -------------------------------------------------------------------------------------
-@dataclass
-class TextReply:
-    text: str
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float | None
-    cached: bool
-    attempts: int
-    key: str
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def text_cache_key(llm, messages: list[dict], prompt_version: str, frames: list[bytes]) -> str:
-    return hashlib.sha256(_canonical({
-        "kind": "raw_text", "model": llm.model, "prompt_version": prompt_version, "messages": messages,
-        "images": [hashlib.sha256(f).hexdigest() for f in frames], "temperature": llm.temperature,
-        "max_tokens": llm.max_tokens,
-    }).encode()).hexdigest()
-
-
-def complete_text(llm, lake, messages: list[dict], prompt_version: str, frames: list[bytes] = ()) -> TextReply:
-    """The model's raw reply text, with the llm resource's settings, retries and lake cache (see the module doc).
-    Any reply text (even empty) is an answer and is cached; failures raise LLMFailure and are never cached."""
-    import litellm
-
-    from fm_resources import llm as llm_module
-
-    frames = list(frames)
-    key = text_cache_key(llm, messages, prompt_version, frames)
-    cache_key = f"_cache/llm/{key[:2]}/{key}.json"
-    if llm.cache and lake.exists(cache_key):
-        try:
-            entry = lake.read_json(cache_key)
-            return TextReply(text=entry["text"], tokens_in=entry["tokens_in"], tokens_out=entry["tokens_out"],
-                             cost_usd=0.0, cached=True, attempts=0, key=key)
-        except (KeyError, TypeError, ValueError):
-            pass  # unreadable entry: ask again
-    request = [dict(m) for m in messages]
-    if frames:
-        request[-1] = {**request[-1], "content": [{"type": "text", "text": request[-1]["content"]},
-                                                 *llm.image_parts(frames)]}
-    api_key = os.environ.get(llm.api_key_env) if llm.api_key_env else None
-    tokens_in = tokens_out = 0
-    costs: list[float] = []
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            resp = litellm.completion(
-                model=llm.model, messages=request, temperature=llm.temperature, max_tokens=llm.max_tokens,
-                timeout=llm.timeout_s, api_base=llm.api_base or os.environ.get("FM_LLM_API_BASE"), api_key=api_key,
-                num_retries=0, drop_params=True,
-            )
-        except Exception as exc:  # noqa: BLE001 - classified exactly as the llm resource does
-            reason, retry = llm_module._classify(exc)
-            if not retry or attempt > llm.max_retries:
-                raise llm_module.LLMFailure(reason, attempt, str(exc)[:500]) from exc
-            wait_s = llm_module._retry_after(exc) if reason == "rate_limit" else None
-            wait = min(llm.backoff_s * 2 ** (attempt - 1) if wait_s is None else wait_s, llm_module.MAX_BACKOFF_S)
-            llm_module._sleep(wait)
-            continue
-        usage = getattr(resp, "usage", None)
-        tokens_in += getattr(usage, "prompt_tokens", 0) or 0
-        tokens_out += getattr(usage, "completion_tokens", 0) or 0
-        try:
-            costs.append(litellm.completion_cost(completion_response=resp))
-        except Exception:  # noqa: BLE001 - no price for this model
-            pass
-        text = resp.choices[0].message.content or ""
-        break
-    reply = TextReply(text=text, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=sum(costs) if costs else None,
-                      cached=False, attempts=attempt, key=key)
-    if llm.cache:
-        lake.write_json(cache_key, {
-            "key": key, "model": llm.model, "prompt_version": prompt_version, "text": text, "value": {"text": text},
-            "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": reply.cost_usd, "attempts": attempt,
-            "created": time.time(),
-        })
-    return reply
-
-
 def model_sees_images(llm, model: str) -> bool:
     if llm.vision:
         return True
@@ -383,6 +297,7 @@ def run_eval(*, model: str | None, split: str = "test", baseline: str | None = N
         use_frames = baseline != "caption-only" and (vision if vision is not None else model_sees_images(llm, model))
         caption = with_caption or baseline == "caption-only"
         context = ("frames+caption" if caption else "frames") if use_frames else ("caption" if caption else "question")
+        llm = type(llm)(**{**llm.model_dump(), "vision": use_frames})  # the resource sends frames only to vision models
     name = run_name or default_run_name(model, baseline, context, split)
     now = datetime.now(timezone.utc)
 
@@ -422,13 +337,13 @@ def run_eval(*, model: str | None, split: str = "test", baseline: str | None = N
             messages, version = build_messages(q, context, len(frames), q["caption"])
             row.update(prompt_version=version, n_frames=len(frames))
             try:
-                reply = complete_text(llm, lake, messages, version, frames)
+                reply = llm.complete(lake, messages, None, version, frames)
             except LLMFailure as exc:
                 return {**row, "raw_reply": None, "predicted": None, "valid": False, "correct": False,
                         "error": f"{exc.reason}: {exc.detail}"[:500], "attempts": exc.attempts}
             row.update(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out, cost_usd=reply.cost_usd,
                        cached=reply.cached, attempts=reply.attempts)
-            return scored(row, reply.text)
+            return scored(row, reply.value)
 
         # clips in batches of `concurrency`: their frames are decoded (in parallel) and their questions asked (in
         # parallel), so at most one batch of clips' frames is held in memory

@@ -58,7 +58,7 @@ class LLMFailure(Exception):
 
 @dataclass
 class LLMResult:
-    value: pydantic.BaseModel
+    value: pydantic.BaseModel | str  # the validated reply, or its raw text when no schema was asked for
     text: str
     tokens_in: int
     tokens_out: int
@@ -146,9 +146,11 @@ class LLMResource(ConfigurableResource):
         return self.model == "template"
 
     # -- public API ---------------------------------------------------------------------------------------
-    def complete(self, lake: Lake, messages: list[dict], schema: type[pydantic.BaseModel], prompt_version: str,
+    def complete(self, lake: Lake, messages: list[dict], schema: type[pydantic.BaseModel] | None, prompt_version: str,
                  images: Sequence[bytes] = ()) -> LLMResult:
-        """One validated structured reply (from the cache when possible). Raises LLMFailure."""
+        """One validated structured reply (from the cache when possible). Raises LLMFailure. With schema=None the
+        reply is the model's raw text (no response format; any text, even empty, is an answer), e.g. for scoring
+        a model's answers strictly."""
         if self.is_offline:
             raise LLMFailure("offline", 0, "model is 'template'; no LLM is configured")
         frames = self._pick_frames(images) if self.vision else []
@@ -162,7 +164,8 @@ class LLMResource(ConfigurableResource):
         if self.cache:
             lake.write_json(cache_key, {
                 "key": key, "model": self.model, "prompt_version": prompt_version, "text": result.text,
-                "value": result.value.model_dump(mode="json"), "tokens_in": result.tokens_in,
+                "value": result.value.model_dump(mode="json") if schema else result.value,
+                "tokens_in": result.tokens_in,
                 "tokens_out": result.tokens_out, "cost_usd": result.cost_usd, "attempts": result.attempts,
                 "created": time.time(),
             })
@@ -185,12 +188,12 @@ class LLMResource(ConfigurableResource):
         return [{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(j).decode()}}
                 for j in jpegs]
 
-    def cache_key(self, messages: list[dict], schema: type[pydantic.BaseModel], prompt_version: str,
+    def cache_key(self, messages: list[dict], schema: type[pydantic.BaseModel] | None, prompt_version: str,
                   frames: Sequence[bytes] = ()) -> str:
         """sha256 of everything that determines the reply (frames: the images actually sent)."""
         return hashlib.sha256(_canonical({
             "model": self.model, "prompt_version": prompt_version, "messages": messages,
-            "images": [hashlib.sha256(f).hexdigest() for f in frames], "schema": schema.model_json_schema(),
+            "images": [hashlib.sha256(f).hexdigest() for f in frames], "schema": schema.model_json_schema() if schema else None,
             "temperature": self.temperature, "max_tokens": self.max_tokens,
         }).encode()).hexdigest()
 
@@ -209,14 +212,14 @@ class LLMResource(ConfigurableResource):
     def _response_format(self, schema: type[pydantic.BaseModel]) -> dict:
         if self._structured():
             return {"type": "json_schema",
-                    "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": False}}
+                    "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema() if schema else None, "strict": False}}
         return {"type": "json_object"}
 
-    def _request_messages(self, messages: list[dict], schema: type[pydantic.BaseModel],
+    def _request_messages(self, messages: list[dict], schema: type[pydantic.BaseModel] | None,
                           frames: list[bytes]) -> list[dict]:
         """A copy of the messages with the schema spelled out (json_object mode) and the frames attached."""
         out = [dict(m) for m in messages]
-        if not self._structured():
+        if schema is not None and not self._structured():
             note = ("Reply with a single JSON object (no prose, no code fences) that matches this JSON schema:\n"
                     + json.dumps(schema.model_json_schema()))
             system = next((m for m in out if m.get("role") == "system"), None)
@@ -233,9 +236,9 @@ class LLMResource(ConfigurableResource):
             last_user["content"] = text_parts + self.image_parts(frames)
         return out
 
-    def _from_cache(self, entry: dict, schema: type[pydantic.BaseModel], key: str) -> LLMResult | None:
+    def _from_cache(self, entry: dict, schema: type[pydantic.BaseModel] | None, key: str) -> LLMResult | None:
         try:
-            value = schema.model_validate(entry["value"])
+            value = schema.model_validate(entry["value"]) if schema else str(entry["text"])
         except (KeyError, TypeError, pydantic.ValidationError):
             log.warning("ignoring unreadable LLM cache entry %s", key)
             return None
@@ -243,7 +246,7 @@ class LLMResource(ConfigurableResource):
                          tokens_out=entry["tokens_out"], cost_usd=0.0, cached=True, attempts=0, model=self.model,
                          key=key)
 
-    def _send(self, messages: list[dict], response_format: dict) -> Any:
+    def _send(self, messages: list[dict], response_format: dict | None) -> Any:
         """One request, with litellm's errors turned into _AttemptError."""
         try:
             return litellm.completion(
@@ -257,8 +260,8 @@ class LLMResource(ConfigurableResource):
             raise _AttemptError(reason, str(exc)[:500], retry,
                                 _retry_after(exc) if reason == "rate_limit" else None) from exc
 
-    def _call(self, messages: list[dict], schema: type[pydantic.BaseModel], key: str) -> LLMResult:
-        response_format = self._response_format(schema)
+    def _call(self, messages: list[dict], schema: type[pydantic.BaseModel] | None, key: str) -> LLMResult:
+        response_format = self._response_format(schema) if schema else None
         tokens_in = tokens_out = 0
         costs: list[float] = []
         attempt = 0
@@ -273,7 +276,7 @@ class LLMResource(ConfigurableResource):
                 except Exception:  # noqa: BLE001 - litellm raises when it has no price for the model
                     pass
                 text = resp.choices[0].message.content or ""
-                value = _parse(text, schema)
+                value = _parse(text, schema) if schema else text
             except _AttemptError as err:
                 if not err.retry or attempt > self.max_retries:
                     raise LLMFailure(err.reason, attempt, err.detail) from err

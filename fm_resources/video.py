@@ -8,6 +8,7 @@ frame rate), so variable-frame-rate video keeps correct times.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
 import os
 from collections.abc import Iterator
@@ -106,6 +107,27 @@ def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
     return (height, width) if rotation in (90, 270) else (width, height)
 
 
+REORDER_FRAMES = 8
+
+
+def _presentation_order(frames: Iterator[av.VideoFrame], depth: int = REORDER_FRAMES) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(pts, frame) in presentation order. Some H.264 streams declare a smaller B-frame reorder depth than they
+    use, and the decoder then hands frames out of order (pts 0, 101, 67, 134, 34, ...): a small buffer sorted by
+    pts puts them back, so frame indices and times increase together."""
+    heap: list[tuple[int, int, av.VideoFrame]] = []
+    for seq, frame in enumerate(frames):
+        pts = frame.pts if frame.pts is not None else frame.dts
+        if pts is None:
+            raise VideoError(f"frame {seq} has no timestamp")
+        heapq.heappush(heap, (pts, seq, frame))
+        if len(heap) > depth:
+            pts, _, out = heapq.heappop(heap)
+            yield pts, out
+    while heap:
+        pts, _, out = heapq.heappop(heap)
+        yield pts, out
+
+
 def decode(path: Path, rotation: int | None = None, start_s: float = 0.0, end_s: float | None = None) -> Iterator[Frame]:
     """Decode the first video stream, yielding frames with index and PTS time in [start_s, end_s).
 
@@ -118,10 +140,7 @@ def decode(path: Path, rotation: int | None = None, start_s: float = 0.0, end_s:
         tb = stream.time_base
         t0 = stream.start_time if stream.start_time is not None else None
         try:
-            for idx, frame in enumerate(container.decode(stream)):
-                pts = frame.pts if frame.pts is not None else frame.dts
-                if pts is None:
-                    raise VideoError(f"frame {idx} has no timestamp")
+            for idx, (pts, frame) in enumerate(_presentation_order(container.decode(stream))):
                 if t0 is None:
                     t0 = pts
                 t = float((pts - t0) * tb)

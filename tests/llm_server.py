@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,7 +54,7 @@ Behaviour = Reply | Status | Delay
 @dataclass
 class Recorded:
     path: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # case-insensitive (http.client.HTTPMessage)
     body: dict
 
 
@@ -102,7 +102,7 @@ class LLMServer:
         self.stop()
 
     # -- request handling (runs on the server's threads) -----------------------------------------------
-    def _begin(self, path: str, headers: dict[str, str], body: dict) -> Behaviour | None:
+    def _begin(self, path: str, headers: Mapping[str, str], body: dict) -> Behaviour | None:
         with self._lock:
             self.requests.append(Recorded(path, headers, body))
             self.in_flight += 1
@@ -137,7 +137,7 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 return
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            behaviour = server._begin(self.path, dict(self.headers), body)
+            behaviour = server._begin(self.path, self.headers, body)  # HTTP headers: case-insensitive
             try:
                 if isinstance(behaviour, Delay):
                     time.sleep(behaviour.seconds)
