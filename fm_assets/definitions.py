@@ -16,7 +16,7 @@ Resources: `lake` (Parquet label lake, local or S3), `io_manager` (the lake as D
 `warehouse` (DuckDB views over the lake).
 """
 
-from dagster import Definitions, map_asset_specs
+from dagster import Definitions, in_process_executor, map_asset_specs
 
 from fm_assets.automation import (
     backfill_condition,
@@ -47,8 +47,12 @@ per_video = map_asset_specs(
 )
 dataset = map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=dataset_condition), [splits])
 
+# Runs execute their steps in the run's own process: a step process per asset and check costs a Python start
+# and an import of this code location each (seconds), far more than most steps compute (bench/dagster_overhead.py).
+# Parallelism comes from runs (a backfill's batches, the sensor's runs) and the concurrency pools.
 defs = Definitions(
     assets=[*per_video, *dataset],
+    executor=in_process_executor,
     asset_checks=sql_checks,
     jobs=[label_videos_job, build_dataset_job],
     sensors=[new_videos_sensor, nightly_backfill],

@@ -18,6 +18,7 @@ no price for (e.g. a self-hosted openai/<name>). Both are summed over the attemp
 """
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -31,13 +32,21 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never download litellm's price table
 
-import litellm  # noqa: E402
 import pydantic  # noqa: E402
 from dagster import ConfigurableResource  # noqa: E402
 
 from fm_resources.lake import Lake  # noqa: E402
 
-litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on every provider error
+
+
+@functools.cache
+def _litellm():
+    """litellm, imported on first use: it takes ~3 s to import, which every `fm` command and every Dagster step
+    process would otherwise pay even when no LLM is called."""
+    import litellm
+
+    litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on every provider error
+    return litellm
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +87,12 @@ class _AttemptError(Exception):
 
 
 def _classify(exc: Exception) -> tuple[str, bool]:
-    """(reason, retryable) for an exception raised by litellm.completion."""
-    if isinstance(exc, litellm.Timeout):  # before the status check: litellm gives it status 408
+    """(reason, retryable) for an exception raised by _litellm().completion."""
+    if isinstance(exc, _litellm().Timeout):  # before the status check: litellm gives it status 408
         return "timeout", True
     message = str(exc)
     # litellm's openai provider reports a refused connection and a missing key as InternalServerError (500)
-    if isinstance(exc, litellm.APIConnectionError) or "Connection error" in message:
+    if isinstance(exc, _litellm().APIConnectionError) or "Connection error" in message:
         return "connection", True
     if "Missing credentials" in message:
         return "auth", False
@@ -207,7 +216,7 @@ class LLMResource(ConfigurableResource):
 
     def _structured(self) -> bool:
         """Whether litellm knows the model takes a JSON schema; otherwise JSON mode plus the schema in the prompt."""
-        return litellm.supports_response_schema(model=self.model)
+        return _litellm().supports_response_schema(model=self.model)
 
     def _response_format(self, schema: type[pydantic.BaseModel]) -> dict:
         if self._structured():
@@ -249,7 +258,7 @@ class LLMResource(ConfigurableResource):
     def _send(self, messages: list[dict], response_format: dict | None) -> Any:
         """One request, with litellm's errors turned into _AttemptError."""
         try:
-            return litellm.completion(
+            return _litellm().completion(
                 model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
                 timeout=self.timeout_s, api_base=self.api_base or os.environ.get("FM_LLM_API_BASE"),
                 api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
@@ -272,7 +281,7 @@ class LLMResource(ConfigurableResource):
                 tokens_in += resp.usage.prompt_tokens or 0
                 tokens_out += resp.usage.completion_tokens or 0
                 try:
-                    costs.append(litellm.completion_cost(completion_response=resp))
+                    costs.append(_litellm().completion_cost(completion_response=resp))
                 except Exception:  # noqa: BLE001 - litellm raises when it has no price for the model
                     pass
                 text = resp.choices[0].message.content or ""

@@ -128,7 +128,7 @@ def test_known_model_gets_a_json_schema_and_a_price(llm_server, lake):
     fmt = llm_server.requests[0].body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"] == Caption.model_json_schema()
     assert json.dumps(Caption.model_json_schema()) not in llm_server.requests[0].body["messages"][0]["content"]
-    price = llm_module.litellm.model_cost["gpt-4o-mini"]
+    price = llm_module._litellm().model_cost["gpt-4o-mini"]
     assert res.cost_usd == pytest.approx(11 * price["input_cost_per_token"] + 7 * price["output_cost_per_token"])
     assert res.cost_usd > 0
 
