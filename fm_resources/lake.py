@@ -138,6 +138,15 @@ class Lake(ConfigurableResource):
             str(f.relative_to(root)) for f in folder.rglob("*") if f.is_file() and not f.name.startswith(".")
         )
 
+    def has_files(self, prefix: str) -> bool:
+        """Whether any file lies below prefix (stops at the first one: cheap on a lake of many files)."""
+        prefix = _safe_key(prefix)
+        if self.remote:
+            bucket, p = self._bucket_key(prefix)
+            return bool(self._s3().list_objects_v2(Bucket=bucket, Prefix=p + "/", MaxKeys=1).get("KeyCount"))
+        folder = self.local_path(prefix)
+        return folder.is_dir() and any(f.is_file() and not f.name.startswith(".") for f in folder.rglob("*"))
+
     # -- typed helpers ------------------------------------------------------------------------------
     def write_json(self, key: str, obj: Any) -> str:
         return self.write_bytes(key, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())

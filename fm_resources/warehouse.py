@@ -49,25 +49,27 @@ class Warehouse(ConfigurableResource):
 
     def tables(self) -> list[str]:
         return sorted(p.stem for p in (SQL_DIR / "views").glob("*.sql")
-                      if self.lake.list(files_prefix(view_files(p.stem))))
+                      if self.lake.has_files(files_prefix(view_files(p.stem))))
 
     def connect(self, partitions: list[str] | None = None, database: str | None = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view per table in the lake; with `partitions`, the per-video tables
         show only those videos' files (what a per-partition check looks at). Logs (views whose files are JSON,
         like llm_calls) exist even when empty, so reports over them always run."""
         names = self.tables()
+        if partitions is not None:  # only the per-video tables (their files for these videos) and splits
+            names = [n for n in names if n == "splits" or view_files(n) == f"{n}/*.parquet"]
         root = self.lake.mirror([files_prefix(view_files(n)) for n in names])
         con = duckdb.connect(database or self.database)
         con.execute("SET enable_progress_bar = false")
         for name in names:
             source = f"{root}/{view_files(name)}"
-            if partitions is not None and view_files(name) == f"{name}/*.parquet" and name != "splits":
+            if partitions is not None and name != "splits":
                 files = [p for p in (root / name / f"{k}.parquet" for k in partitions) if p.exists()]
                 if not files:
                     continue
                 source = [str(p) for p in files]
             con.execute(view_sql(name, source))
-        for p in sorted((SQL_DIR / "views").glob("*.sql")):
+        for p in sorted((SQL_DIR / "views").glob("*.sql")) if partitions is None else ():
             if p.stem not in names and view_files(p.stem).endswith(".json"):
                 empty = fm_home() / "cache" / "empty.json"
                 if not empty.exists():

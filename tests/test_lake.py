@@ -82,6 +82,26 @@ def test_s3_lake_roundtrip_list_mirror_and_views(s3_env, tmp_path, monkeypatch):
         {"video_id": "v1", "n": 2}, {"video_id": "v2", "n": 2}]
     lake.delete("raw_clips/v2.parquet")  # the mirror follows deletions
     assert wh.query("select count(distinct video_id) n from raw_clips").item() == 1
+    assert lake.has_files("raw_clips") and not lake.has_files("tracks") and not lake.has_files("raw_clip")
+    with wh.connect(partitions=["v1"]) as con:  # a per-partition check sees only its videos' files
+        assert con.sql("select distinct video_id from raw_clips").fetchall() == [("v1",)]
+
+
+def test_partition_views_read_only_those_videos(tmp_path):
+    lake = Lake(root=str(tmp_path / "lake"))
+    for v in ("a", "b", "c"):
+        lake.write_parquet(f"qa_pairs/{v}.parquet", pl.DataFrame({"video_id": [v], "n": [1]}))
+    lake.write_parquet("stage_runs/a__qa_pairs.parquet", pl.DataFrame({"asset": ["qa_pairs"]}))
+    assert lake.has_files("qa_pairs") and not lake.has_files("tracks")
+    wh = Warehouse(lake=lake)
+    with wh.connect(partitions=["a", "c", "missing"]) as con:
+        assert sorted(r[0] for r in con.sql("select video_id from qa_pairs").fetchall()) == ["a", "c"]
+        views = {r[0] for r in con.sql("select view_name from duckdb_views() where not internal").fetchall()}
+        assert views == {"qa_pairs"}  # no lake-wide logs (stage_runs, llm_calls) in a per-partition connection
+    with wh.connect() as con:
+        assert con.sql("select count(*) from qa_pairs").fetchall() == [(3,)]
+        assert {"qa_pairs", "stage_runs", "llm_calls"} <= {
+            r[0] for r in con.sql("select view_name from duckdb_views() where not internal").fetchall()}
 
 
 def test_io_manager_on_s3(s3_env):
