@@ -23,11 +23,14 @@ lake: LakeIOManager writes `<table>/<video_id>.parquet`); ``chunked`` writes ``-
 (default 16, each holding a contiguous range of videos). ``both`` generates both and measures them in the same run.
 
 ``--alt-sql DIR`` also runs the .sql files of DIR (same names as sql/checks) against the same lake, checks they
-return the same rows, and reports the time next to the original (bench/checks_sql/ holds rewrites).
+return the same rows, and reports the time next to the original, labelled ``--alt-label`` (to time the checks as they were before the
+rewrites now in sql/checks, extract them with ``git show 79b0ea6:sql/checks/NAME.sql`` into a folder and pass
+``--alt-sql FOLDER --alt-label before``).
 
     .venv/bin/python bench/checks_scale.py --markdown                          # 10,000 videos, per-video files
-    .venv/bin/python bench/checks_scale.py --layout both --alt-sql bench/checks_sql --markdown
+    .venv/bin/python bench/checks_scale.py --layout both --markdown
     .venv/bin/python bench/checks_scale.py --videos 1000 -n 1                  # a quick look
+    FM_SQL_DIR=/tmp/sql .venv/bin/python bench/checks_scale.py --only qa_answer_balance   # another sql/ folder
     .venv/bin/python bench/checks_scale.py --keep /tmp/lake10k                 # keep (and later reuse) the lake
 """
 
@@ -485,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layout", choices=["per-video", "chunked", "both"], default="per-video")
     ap.add_argument("--chunks", type=int, default=16, help="files per table for --layout chunked")
     ap.add_argument("-n", "--repeats", type=int, default=3, help="measured runs per check (after one warm-up)")
-    ap.add_argument("--alt-sql", metavar="DIR", help="also time these rewrites of sql/checks files (same names)")
+    ap.add_argument("--alt-sql", metavar="DIR", help="also time these versions of sql/checks files (same names)")
+    ap.add_argument("--alt-label", default="rewrite", help="what to call them in the output (default: rewrite)")
+    ap.add_argument("--only", nargs="+", metavar="CHECK", help="run only these checks (names of sql/checks files)")
     ap.add_argument("--keep", metavar="DIR", help="generate into (or reuse a matching lake from) DIR and keep it")
     ap.add_argument("--generate-only", action="store_true", help="with --keep: only generate the lake(s)")
     ap.add_argument("--markdown", action="store_true")
@@ -498,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join([exe_s, "bench/checks_scale.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     facts = machine_facts()
-    checks = load_checks()
+    checks = [c for c in load_checks() if not args.only or c.name in args.only]
     alts = {}
     if args.alt_sql:
         for p in sorted(Path(args.alt_sql).glob("*.sql")):
@@ -548,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {check.name:<28} {r['total_s']:7.3f} s (connect {r['connect_s']:.3f}, query {r['query_s']:.3f}"
                       + (f"; one partition {r['one_partition_s']:.3f}" if r["one_partition_s"] is not None else "") + ")"
                       f"  rows {r['rows']} (expected {want}){'' if r['found'] else '  <-- MISMATCH'}"
-                      + (f"  | rewrite {alt['total_s']:.3f} s (query {alt['query_s']:.3f}), same rows: {alt['same_rows']}"
+                      + (f"  | {args.alt_label} {alt['total_s']:.3f} s (query {alt['query_s']:.3f}), same rows: {alt['same_rows']}"
                          if alt else ""), flush=True)
                 rows.append(r)
             results[layout] = {"manifest": manifest, "checks": rows, "total_s": sum(r["total_s"] for r in rows),
@@ -558,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                for r in rows)
             print(f"  all checks: {results[layout]['total_s']:.2f} s (connect {results[layout]['connect_s']:.2f} s, "
                   f"queries {results[layout]['query_s']:.2f} s); target <= {TARGET_S:g} s"
-                  + (f"; with the rewrites {results[layout]['total_with_rewrites_s']:.2f} s" if alts else ""), flush=True)
+                  + (f"; with the {args.alt_label} versions {results[layout]['total_with_rewrites_s']:.2f} s" if alts else ""),
+                  flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -567,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Machine: {machine_line(facts)}; {when}")
     if args.markdown:
         print()
-        print(markdown(results, facts, command, args.repeats, when, bool(alts)))
+        print(markdown(results, facts, command, args.repeats, when, args.alt_label if alts else None))
     if args.json:
         Path(args.json).write_text(json.dumps({"command": command, "date": when, "machine": facts, "results": {
             k: {**v, "checks": [{x: y for x, y in r.items() if x != "result"} for r in v["checks"]]}
@@ -578,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def markdown(results: dict, facts: dict, command: str, repeats: int, when: str, alts: bool) -> str:
+def markdown(results: dict, facts: dict, command: str, repeats: int, when: str, alts: str | None) -> str:
     lines = [f"### SQL checks at scale ({when})", "", f"Command: `{command}`", "", f"Machine: {machine_line(facts)}.", "",
              f"Median of {repeats} runs after a warm-up; each run = `run_check(check, Warehouse(lake), partitions=None)`: "
              "a fresh DuckDB connection with the views (connect) + the query; `one partition` = the same with "
@@ -589,7 +595,7 @@ def markdown(results: dict, facts: dict, command: str, repeats: int, when: str, 
         head = "| check | asset | severity | scope | rows (planted) | total s | connect s | query s | one partition s |"
         sep = "|---|---|---|---|--:|--:|--:|--:|--:|"
         if alts:
-            head += " rewrite total s | rewrite query s | same rows |"
+            head += f" {alts} total s | {alts} query s | same rows |"
             sep += "--:|--:|---|"
         lines += [head, sep]
         for r in res["checks"]:
@@ -603,7 +609,7 @@ def markdown(results: dict, facts: dict, command: str, repeats: int, when: str, 
             lines.append(line)
         ones = [r["one_partition_s"] for r in res["checks"] if r["one_partition_s"] is not None]
         line = (f"| **all {len(res['checks'])} checks** | | | | | **{res['total_s']:.2f}** | {res['connect_s']:.2f} | "
-                f"{res['query_s']:.2f} | {sum(ones):.2f} |")
+                f"{res['query_s']:.2f} | {f'{sum(ones):.2f}' if ones else '-'} |")
         if alts:
             line += f" **{res['total_with_rewrites_s']:.2f}** | | |"
         lines += [line, ""]

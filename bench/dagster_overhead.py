@@ -23,10 +23,15 @@ interpreter importing fm_assets.definitions), the runs (count, status, steps, du
 once), the time from backfill creation to the first run's start and from the last run's end to the backfill's
 completion (daemon polling), and the time the sensor took to emit the backfill (not part of the overhead).
 
+``--variants`` picks the code location the daemon loads: ``default`` = workspace.yaml as is; ``multiprocess``
+/ ``in_process`` = bench/defs_with_executor.py (the project's Definitions with that executor), to compare
+executors in one run.
+
 Everything talks to 127.0.0.1 only (the daemon's code server is local; telemetry is off in dagster.yaml).
 
     .venv/bin/python bench/dagster_overhead.py --markdown                    # batches 10 and 25, 100 videos
     .venv/bin/python bench/dagster_overhead.py --batches 10 25 50 --json /tmp/overhead.json
+    .venv/bin/python bench/dagster_overhead.py --batches 10 25 --variants multiprocess in_process
     .venv/bin/python bench/dagster_overhead.py --partitions 20 --batches 10   # a quick look
 """
 
@@ -53,7 +58,8 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 TARGET_S = 0.3
-EXECUTOR = {"default": "project default (multiprocess)", "in_process": "in-process (bench/defs_in_process_executor.py)"}
+EXECUTOR = {"default": "the project's (workspace.yaml)", "multiprocess": "multiprocess (bench/defs_with_executor.py)",
+            "in_process": "in-process (bench/defs_with_executor.py)"}
 PY = sys.executable
 DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
 
@@ -172,22 +178,25 @@ def run_steps(instance, run_id: str) -> dict:
 
 
 def workspace_for(variant: str, base: Path) -> Path:
-    """The project's workspace.yaml, or (variant in_process) one loading bench/defs_in_process_executor.py."""
+    """The project's workspace.yaml (variant default), or one loading bench/defs_with_executor.py, which swaps
+    the executor for FM_BENCH_EXECUTOR = the variant (multiprocess or in_process)."""
     if variant == "default":
         return ROOT / "workspace.yaml"
-    ws = base / "workspace-in-process.yaml"
+    ws = base / "workspace-with-executor.yaml"
     ws.write_text("load_from:\n  - python_file:\n"
-                  f"      relative_path: {ROOT / 'bench' / 'defs_in_process_executor.py'}\n"
+                  f"      relative_path: {ROOT / 'bench' / 'defs_with_executor.py'}\n"
                   f"      working_directory: {ROOT}\n      location_name: fm\n")
     return ws
 
 
 def backfill_run(home: Path, videos: list[Path], batch: int, timeout_s: float, log: Path,
-                 workspace: Path = ROOT / "workspace.yaml") -> dict:
+                 workspace: Path = ROOT / "workspace.yaml", executor: str | None = None) -> dict:
     from dagster import AssetKey, DagsterRunStatus
     from dagster._core.execution.backfill import BulkActionStatus
 
     instance, ids, env = prepare_home(home, videos, batch)
+    if executor:
+        env["FM_BENCH_EXECUTOR"] = executor
     out: dict = {"batch": batch, "partitions": len(ids)}
     with open(log, "w") as fh:
         started = time.time()
@@ -408,9 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--partitions", type=int, default=100)
     ap.add_argument("--batches", type=int, nargs="+", default=[10, 25])
-    ap.add_argument("--variants", nargs="+", choices=["default", "in_process"], default=["default"],
-                    help="default: the project's workspace.yaml as is; in_process: the same Definitions with the "
-                         "in-process executor (bench/defs_in_process_executor.py), the proposed fix")
+    ap.add_argument("--variants", nargs="+", choices=["default", "multiprocess", "in_process"], default=["default"],
+                    help="default: the project's workspace.yaml as is; multiprocess / in_process: the same Definitions "
+                         "with that executor (bench/defs_with_executor.py)")
     ap.add_argument("--seconds", type=float, default=2.4, help="video length (>= 2 s keeps one clip per video)")
     ap.add_argument("--size", default="160x120")
     ap.add_argument("--fps", type=float, default=10.0)
@@ -444,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             for variant in args.variants:
                 print(f"batch {batch}, {variant} executor: backfill through dagster-daemon ...", flush=True)
                 r = backfill_run(base / f"home-daemon-{variant}-{batch}", videos, batch, args.timeout,
-                                 base / f"daemon-{variant}-{batch}.log", workspace_for(variant, base))
+                                 base / f"daemon-{variant}-{batch}.log", workspace_for(variant, base),
+                                 None if variant == "default" else variant)
                 r["variant"] = variant
                 if compute is None:
                     print(f"batch {batch}: in-process compute ...", flush=True)
