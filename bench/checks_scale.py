@@ -40,15 +40,15 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import machine  # bench/machine.py (bench/ is the script folder, first on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -456,24 +456,10 @@ def same_rows(a: pl.DataFrame, b: pl.DataFrame) -> bool:
 
 
 def machine_facts() -> dict:
-    facts = {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-             "duckdb": duckdb.__version__, "polars": pl.__version__,
-             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        kv = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        facts["lscpu"] = {k: kv[k].strip() for k in ("Model name", "CPU(s)", "Hypervisor vendor") if k in kv}
-    except (OSError, subprocess.SubprocessError):
-        facts["lscpu"] = {}
-    return facts
+    return machine.machine_facts(DuckDB=duckdb.__version__, polars=pl.__version__)
 
 
-def machine_line(f: dict) -> str:
-    cpu = f["lscpu"]
-    return (f"{f['nproc']} CPUs available (lscpu: CPU(s) {cpu.get('CPU(s)', '?')}, {cpu.get('Model name', '?')}, "
-            f"hypervisor {cpu.get('Hypervisor vendor', '-')}); Python {f['python']}, DuckDB {f['duckdb']} "
-            f"(default threads = CPUs), polars {f['polars']}; load average at start {f['loadavg_at_start']}")
-
+machine_line = machine.machine_line
 
 def lake_line(m: dict) -> str:
     t = m["tables"]

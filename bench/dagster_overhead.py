@@ -41,7 +41,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -51,6 +50,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import machine  # bench/machine.py (bench/ is the script folder, first on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -351,23 +352,10 @@ def process_start(n: int) -> dict:
 def machine_facts() -> dict:
     import dagster
 
-    facts = {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(), "dagster": dagster.__version__,
-             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        kv = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        facts["lscpu"] = {k: kv[k].strip() for k in ("Model name", "CPU(s)", "Hypervisor vendor") if k in kv}
-    except (OSError, subprocess.SubprocessError):
-        facts["lscpu"] = {}
-    return facts
+    return machine.machine_facts(Dagster=dagster.__version__)
 
 
-def machine_line(f: dict) -> str:
-    cpu = f["lscpu"]
-    return (f"{f['nproc']} CPUs available (lscpu: CPU(s) {cpu.get('CPU(s)', '?')}, {cpu.get('Model name', '?')}, "
-            f"hypervisor {cpu.get('Hypervisor vendor', '-')}); Python {f['python']}, Dagster {f['dagster']}; "
-            f"load average at start {f['loadavg_at_start']}")
-
+machine_line = machine.machine_line
 
 def result_lines(results: list[dict], start: dict) -> list[str]:
     lines = ["| batch (FM_BACKFILL_BATCH) | executor | runs (status) | steps / run | step processes | runs at once (max) | "

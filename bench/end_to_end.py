@@ -37,15 +37,15 @@ import datetime as dt
 import io
 import json
 import os
-import platform
 import pstats
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import machine  # bench/machine.py (bench/ is the script folder, first on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -98,33 +98,13 @@ def prepare_home(home: Path) -> None:
 
 
 def machine_facts() -> dict:
-    facts = {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-             "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        kv = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        facts["lscpu"] = {k: kv[k].strip() for k in ("Model name", "CPU(s)", "Thread(s) per core", "Core(s) per socket",
-                                                     "Hypervisor vendor", "L3 cache") if k in kv}
-    except (OSError, subprocess.SubprocessError):
-        facts["lscpu"] = {}
-    try:
-        mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal:"))
-        facts["ram_gib"] = round(int(mem.split()[1]) / 1024**2, 1)
-    except (OSError, StopIteration):
-        facts["ram_gib"] = None
     import av
     import dagster
 
-    facts.update(pyav=av.__version__, dagster=dagster.__version__)
-    return facts
+    return machine.machine_facts(Dagster=dagster.__version__, PyAV=av.__version__)
 
 
-def machine_line(f: dict) -> str:
-    cpu = f["lscpu"]
-    return (f"{f['nproc']} CPUs available (lscpu: CPU(s) {cpu.get('CPU(s)', '?')}, {cpu.get('Model name', '?')}, "
-            f"{cpu.get('Thread(s) per core', '?')} thread(s) per core, hypervisor {cpu.get('Hypervisor vendor', '-')}), "
-            f"{f['ram_gib']} GiB RAM; Python {f['python']}, Dagster {f['dagster']}, PyAV {f['pyav']}; "
-            f"load average at start {f['loadavg_at_start']}")
+machine_line = machine.machine_line
 
 
 # -- the three measurements ---------------------------------------------------------------------------

@@ -1,0 +1,36 @@
+"""The machine a benchmark ran on, recorded with every figure (shared by the bench scripts)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+
+def machine_facts(**versions: str) -> dict:
+    """CPUs, lscpu's model, RAM, Python, the given package versions and the load average at start."""
+    facts = {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+             "platform": platform.platform(), "versions": versions,
+             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        kv = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        facts["lscpu"] = {k: kv[k].strip() for k in ("Model name", "CPU(s)", "Thread(s) per core", "Hypervisor vendor")
+                          if k in kv}
+    except (OSError, subprocess.SubprocessError):
+        facts["lscpu"] = {}
+    try:
+        mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
+        facts["ram_gib"] = round(int(mem.split()[1]) / 1024**2, 1)
+    except (OSError, StopIteration):
+        facts["ram_gib"] = None
+    return facts
+
+
+def machine_line(f: dict) -> str:
+    cpu = f["lscpu"]
+    versions = ", ".join(f"{name} {v}" for name, v in f["versions"].items())
+    return (f"{f['nproc']} CPUs available (lscpu: CPU(s) {cpu.get('CPU(s)', '?')}, {cpu.get('Model name', '?')}, "
+            f"hypervisor {cpu.get('Hypervisor vendor', '-')}), {f['ram_gib']} GiB RAM; Python {f['python']}"
+            f"{', ' + versions if versions else ''}; load average at start {f['loadavg_at_start']}")
