@@ -487,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     exe = Path(sys.executable)
     exe_s = os.path.relpath(exe, ROOT) if exe.is_relative_to(ROOT) else exe.name
     command = " ".join([exe_s, "bench/checks_scale.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    if os.environ.get("FM_SQL_DIR"):
+        command = f"FM_SQL_DIR={shlex.quote(os.environ['FM_SQL_DIR'])} {command}"
     when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     facts = machine_facts()
     checks = [c for c in load_checks() if not args.only or c.name in args.only]
