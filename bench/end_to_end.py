@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 import machine  # bench/machine.py (bench/ is the script folder, first on sys.path)
+from raw_clips import decode_only  # the same decode-only baseline as bench/raw_clips.py
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -110,16 +111,6 @@ machine_line = machine.machine_line
 # -- the three measurements ---------------------------------------------------------------------------
 
 
-def decode_only(path: Path) -> int:
-    import av
-
-    with av.open(str(path), metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        n = 0
-        for _ in container.decode(stream):
-            n += 1
-    return n
 
 
 def decode_rgb(path: Path) -> int:
