@@ -761,6 +761,14 @@ def write_baseline(questions: list[GTQuestion], trajectories, tracks, out_dir: P
 # Command line
 
 
+def write_out(result: dict, out: str | None, con) -> None:
+    """The --out JSON of an evaluation (summary and every question / sequence), when asked for."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=1, default=str))
+        con.print(f"wrote {out}")
+
+
 def _run_name(args, what: str) -> str:
     from datetime import datetime, timezone
 
@@ -939,10 +947,7 @@ def cmd_grounded(args, lake=None, warehouse=None) -> int:
                               "F": f"DAVIS boundary F, tolerance ceil({BOUND_TH} x diagonal) px", "JF": "(J + F) / 2",
                               "units": "summary in percent, questions in [0, 1]"})
     print_grounded(result, con)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1, default=str))
-        con.print(f"wrote {args.out}")
+    write_out(result, args.out, con)
     if not args.no_lake:
         write_lake_grounded(result, resource("lake"))
         con.print(f"lake: eval_grounded/{run_name}.parquet (query it: fm sql \"select * from eval_grounded\")")

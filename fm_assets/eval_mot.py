@@ -326,7 +326,7 @@ def cmd_mot(args, lake=None) -> int:
     from datetime import datetime, timezone
 
     from fm_assets.cli import _console
-    from fm_assets.eval_grounded import _run_name
+    from fm_assets.eval_grounded import _run_name, write_out
 
     con = _console()
     try:
@@ -337,10 +337,7 @@ def cmd_mot(args, lake=None) -> int:
     result.update(run_name=_run_name(args, "mot"), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   gt=str(Path(args.gt).resolve()), pred=str(Path(args.pred).resolve()))
     print_mot(result, con)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1, default=str))
-        con.print(f"wrote {args.out}")
+    write_out(result, args.out, con)
     if not args.no_lake:
         if lake is None:
             from fm_assets.definitions import defs
