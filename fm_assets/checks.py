@@ -26,7 +26,7 @@ from dagster import (
 )
 
 from fm_assets.partitions import videos_partitions
-from fm_resources.warehouse import SQL_DIR, Warehouse
+from fm_resources.warehouse import SQL_DIR, Warehouse, named_tables
 
 SAMPLE_ROWS = 20
 
@@ -113,7 +113,7 @@ def result_for(check: SqlCheck, rows: pl.DataFrame) -> AssetCheckResult:
 
 def run_check(check: SqlCheck, warehouse: Warehouse, partitions: list[str] | None = None) -> pl.DataFrame:
     """The offending rows of one check over the lake (or only the given video partitions)."""
-    with warehouse.connect(partitions=partitions) as con:
+    with warehouse.connect(partitions=partitions, only=named_tables(check.sql)) as con:
         return offending_rows(con, check)
 
 

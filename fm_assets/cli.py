@@ -326,10 +326,13 @@ def cmd_sql(args) -> int:
 
 def write_duckdb(out: Path | None = None) -> tuple[Path, list[str]]:
     """A DuckDB database file holding the lake's views (atomically replaced), for DuckDB clients, notebooks and
-    BI tools; `fm run` refreshes it so new tables show up."""
+    BI tools; `fm run` refreshes it so new tables show up. Tables with many files changed since their last
+    compaction (FM_COMPACT_MIN_CHANGED) are compacted first, so the views read a few large parts."""
     from fm_assets.definitions import defs
+    from fm_assets.maintenance import auto_min_changed
     from fm_resources.settings import fm_home
 
+    defs.resources["warehouse"].compact(min_changed=auto_min_changed())
     out = out or fm_home() / "fm.duckdb"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -344,6 +347,19 @@ def cmd_db(args) -> int:
     out, views = write_duckdb(Path(args.out) if args.out else None)
     print(f"wrote {out} with views: {', '.join(views) or 'none (run `fm run` first)'}")
     print(f"open it with: duckdb {out}  (or duckdb.connect({str(out)!r}, read_only=True) in Python)")
+    return 0
+
+
+def cmd_compact(args) -> int:
+    from fm_assets.definitions import defs
+    from fm_assets.maintenance import report_lines
+
+    try:
+        report = defs.resources["warehouse"].compact(args.table or None, min_changed=args.min_changed)
+    except ValueError as exc:
+        print(f"fm compact: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(report_lines(report)) or "fm compact: no per-video tables in the lake yet (run `fm run` first)")
     return 0
 
 
@@ -446,6 +462,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("db", help="write a DuckDB database file with the lake's views (default $FM_HOME/fm.duckdb)")
     p.add_argument("--out", help="where to write it")
     p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("compact", help="rewrite the lake's per-video tables into a few Parquet parts "
+                                       "(fast whole-lake checks, reports and SQL)")
+    p.add_argument("--table", action="append", help="a per-video table to compact (repeatable; default: all)")
+    p.add_argument("--min-changed", type=int, default=1,
+                   help="only tables with at least this many files new, rewritten or deleted since (default 1)")
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("export", help="export the lake to another format (llamafactory, fm-json, groundmore, mot)")
     p.add_argument("format", choices=["llamafactory", "fm-json", "groundmore", "mot"])

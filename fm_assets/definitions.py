@@ -8,7 +8,8 @@ Checks: one per file in sql/checks, attached to its asset (per video partition, 
 ERROR checks block the assets downstream of a bad partition.
 Automation: `new_videos_sensor` labels new files as they arrive; `nightly_backfill` launches one backfill of
 every missing or failed partition at FM_BACKFILL_CRON (batches of FM_BACKFILL_BATCH videos per run) and
-refreshes `splits` after new labels.
+refreshes `splits` after new labels; `nightly_compaction` (job `compact_lake`) rewrites the per-video tables
+into a few Parquet parts at FM_COMPACT_CRON for fast whole-lake checks and SQL.
 
 Resources: `lake` (Parquet label lake, local or S3), `io_manager` (the lake as Dagster IO), `video_store`
 (input folders / S3 prefixes, decoding), `detector` (motion or mmdet), `tracker` (mmdet ByteTrack / OC-SORT),
@@ -30,6 +31,7 @@ from fm_assets.checks import sql_checks
 from fm_assets.clips import ingest
 from fm_assets.dataset import splits
 from fm_assets.language import captions, qa_pairs, trajectories
+from fm_assets.maintenance import compact_lake, compact_schedule
 from fm_assets.perception import detections, tracks
 from fm_resources.detectors import DetectorResource
 from fm_resources.lake import Lake, LakeIOManager
@@ -54,8 +56,9 @@ defs = Definitions(
     assets=[*per_video, *dataset],
     executor=in_process_executor,
     asset_checks=sql_checks,
-    jobs=[label_videos_job, build_dataset_job],
+    jobs=[label_videos_job, build_dataset_job, compact_lake],
     sensors=[new_videos_sensor, nightly_backfill],
+    schedules=[compact_schedule],
     resources={
         "lake": lake,
         "io_manager": LakeIOManager(lake=lake),

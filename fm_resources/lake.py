@@ -147,6 +147,28 @@ class Lake(ConfigurableResource):
         folder = self.local_path(prefix)
         return folder.is_dir() and any(f.is_file() and not f.name.startswith(".") for f in folder.rglob("*"))
 
+    def stamps(self, prefix: str, suffix: str = ".parquet") -> dict[str, str]:
+        """The files directly in folder `prefix` ending with `suffix`, each with a stamp that changes whenever
+        the file is rewritten: size and mtime on disk, the ETag on S3 (what lake compaction compares)."""
+        prefix = _safe_key(prefix)
+        if self.remote:
+            bucket, p = self._bucket_key(prefix)
+            base = p[: len(p) - len(prefix)]
+            out = {}
+            for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p + "/", Delimiter="/"):
+                out.update({o["Key"][len(base):]: o["ETag"] for o in page.get("Contents", []) if o["Key"].endswith(suffix)})
+            return out
+        folder = self.local_path(prefix)
+        if not folder.is_dir():
+            return {}
+        out = {}
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.name.endswith(suffix) and not e.name.startswith(".") and e.is_file():
+                    st = e.stat()
+                    out[f"{prefix}/{e.name}"] = f"{st.st_size}:{st.st_mtime_ns}"
+        return out
+
     # -- typed helpers ------------------------------------------------------------------------------
     def write_json(self, key: str, obj: Any) -> str:
         return self.write_bytes(key, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())

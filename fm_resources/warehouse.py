@@ -1,8 +1,13 @@
-"""DuckDB over the label lake: one view per asset from sql/views/<asset>.sql, and the sql/ files as queries."""
+"""DuckDB over the label lake: one view per asset from sql/views/<asset>.sql, the sql/ files as queries, and
+the compaction of the per-video tables for whole-lake queries."""
 
 from __future__ import annotations
 
 import os
+import re
+import tempfile
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -13,19 +18,45 @@ from fm_resources.lake import Lake
 from fm_resources.settings import fm_home
 
 SQL_DIR = Path(os.environ.get("FM_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
+COMPACT_DIR = "_compact"  # <lake>/_compact/<table>/: compacted parts of the per-video tables (Warehouse.compact)
+SOURCE = "_fm_source"  # the column of a compacted part naming the lake file each row came from
+ROW_GROUPS_PER_PART = 8  # DuckDB writes row groups of 122,880 rows: about 1M rows per part
 
 
 def sql_file(relpath: str) -> str:
     return (SQL_DIR / relpath).read_text()
 
 
-def view_sql(name: str, source: "str | list[str]") -> str:
-    """sql/views/<name>.sql with its `{files}` placeholder replaced by a glob or a list of Parquet files."""
-    def lit(path: str) -> str:
-        return "'" + str(path).replace("'", "''") + "'"
+def lit(path: "str | Path") -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
-    files = lit(source) if isinstance(source, str) else "[" + ", ".join(lit(p) for p in source) + "]"
-    return sql_file(f"views/{name}.sql").replace("{files}", files)
+
+def files_sql(source: "str | list[str]") -> str:
+    """A glob or a list of files as a DuckDB literal."""
+    return lit(source) if isinstance(source, str) else "[" + ", ".join(lit(p) for p in source) + "]"
+
+
+def parquet_sql(source: "str | list[str]") -> str:
+    return f"read_parquet({files_sql(source)}, union_by_name = true)"
+
+
+def compacted_sql(parts: list[str], stale: list[str], fresh: list[str]) -> str:
+    """The rows of a compacted table: its parts without the rows of files that changed or went away since the
+    compaction, plus the files written since (new, or rewritten by a later materialization)."""
+    # NOT IN over a subquery: DuckDB plans it as a hash anti-join, several times faster here than an IN list.
+    where = f" WHERE {SOURCE} NOT IN (SELECT unnest([{', '.join(lit(k) for k in stale)}]))" if stale else ""
+    rel = f"SELECT * EXCLUDE ({SOURCE}) FROM {parquet_sql(parts)}{where}"
+    if fresh:
+        rel += f" UNION ALL BY NAME SELECT * FROM {parquet_sql(fresh)}"
+    return f"({rel})"
+
+
+def view_sql(name: str, source: "str | list[str]", relation: str | None = None) -> str:
+    """sql/views/<name>.sql with its placeholder filled: `{parquet}` by the relation over the table's Parquet
+    files (`read_parquet(files, union_by_name = true)`, or `relation` when the table is compacted), `{files}`
+    by a glob or a list of files (for the JSON logs)."""
+    return (sql_file(f"views/{name}.sql").replace("{parquet}", relation or parquet_sql(source))
+            .replace("{files}", files_sql(source)))
 
 
 def view_files(name: str) -> str:
@@ -41,8 +72,20 @@ def files_prefix(glob: str) -> str:
     return glob.split("*", 1)[0].rstrip("/")
 
 
+def named_tables(sql: str) -> set[str]:
+    """The lake views a query mentions (every sql/views name that occurs in it as a word)."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql.lower()))
+    return {p.stem for p in (SQL_DIR / "views").glob("*.sql")} & words
+
+
+def per_video_table(name: str) -> bool:
+    """Tables stored as one Parquet file per video partition (what compaction rewrites)."""
+    return name != "splits" and view_files(name) == f"{name}/*.parquet"
+
+
 class Warehouse(ConfigurableResource):
-    """Opens DuckDB with a view per materialized asset (an S3 lake is mirrored locally first)."""
+    """Opens DuckDB with a view per materialized asset (an S3 lake is mirrored locally first), and compacts
+    the lake's per-video tables for whole-lake queries."""
 
     lake: Lake
     database: str = ":memory:"
@@ -51,32 +94,103 @@ class Warehouse(ConfigurableResource):
         return sorted(p.stem for p in (SQL_DIR / "views").glob("*.sql")
                       if self.lake.has_files(files_prefix(view_files(p.stem))))
 
-    def connect(self, partitions: list[str] | None = None, database: str | None = None) -> duckdb.DuckDBPyConnection:
+    def compaction(self, name: str) -> dict | None:
+        """The manifest of the table's latest compaction, or None."""
+        key = f"{COMPACT_DIR}/{name}/manifest.json"
+        return self.lake.read_json(key) if self.lake.exists(key) else None
+
+    def connect(self, partitions: list[str] | None = None, database: str | None = None,
+                only: "set[str] | None" = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view per table in the lake; with `partitions`, the per-video tables
-        show only those videos' files (what a per-partition check looks at). Logs (views whose files are JSON,
-        like llm_calls) exist even when empty, so reports over them always run."""
-        names = self.tables()
+        show only those videos' files (what a per-partition check looks at). A compacted table reads its few
+        compacted parts, minus the files rewritten or deleted since, plus the files written since (so a view
+        is always exactly the lake's current files). Logs (views whose files are JSON, like llm_calls) exist
+        even when empty, so reports over them always run. With `only`, just those views (what one query
+        names: see `named_tables`)."""
+        names = [n for n in self.tables() if only is None or n in only]
         if partitions is not None:  # only the per-video tables (their files for these videos) and splits
             names = [n for n in names if n == "splits" or view_files(n) == f"{n}/*.parquet"]
-        root = self.lake.mirror([files_prefix(view_files(n)) for n in names])
+        manifests = {n: m for n in names if partitions is None and per_video_table(n) and (m := self.compaction(n))}
+        root = self.lake.mirror([files_prefix(view_files(n)) for n in names] + [f"{COMPACT_DIR}/{n}" for n in manifests])
         con = duckdb.connect(database or self.database)
         con.execute("SET enable_progress_bar = false")
         for name in names:
-            source = f"{root}/{view_files(name)}"
+            source, relation = f"{root}/{view_files(name)}", None
             if partitions is not None and name != "splits":
                 files = [p for p in (root / name / f"{k}.parquet" for k in partitions) if p.exists()]
                 if not files:
                     continue
                 source = [str(p) for p in files]
-            con.execute(view_sql(name, source))
+            elif name in manifests:
+                m, current = manifests[name], self.lake.stamps(name)
+                covered = {k for k, stamp in current.items() if m["sources"].get(k) == stamp}
+                relation = compacted_sql([str(root / k) for k in m["parts"]], sorted(set(m["sources"]) - covered),
+                                         [str(root / k) for k in sorted(current) if k not in covered])
+            con.execute(view_sql(name, source, relation))
         for p in sorted((SQL_DIR / "views").glob("*.sql")) if partitions is None else ():
-            if p.stem not in names and view_files(p.stem).endswith(".json"):
+            if p.stem not in names and view_files(p.stem).endswith(".json") and (only is None or p.stem in only):
                 empty = fm_home() / "cache" / "empty.json"
                 if not empty.exists():
                     empty.parent.mkdir(parents=True, exist_ok=True)
                     empty.write_text("")
                 con.execute(view_sql(p.stem, str(empty)))
         return con
+
+    def compact(self, tables: list[str] | None = None, min_changed: int = 1) -> dict[str, dict]:
+        """Rewrite each per-video table (one file per video) into a few large Parquet parts, so whole-lake
+        queries (the dataset checks, reports, `fm sql`) open a handful of files instead of one per video.
+
+        Per table: the files' stamps (size and mtime, or the S3 ETag) are taken first, then DuckDB copies
+        every row, with the file it came from, into `_compact/<table>/<generation>/part-NNNN.parquet`, and
+        `_compact/<table>/manifest.json` (written last, atomically) names the parts and the stamps they
+        cover. The per-video files stay the source of truth: a file rewritten or deleted later is read
+        directly and its old rows are left out of the parts (see `connect`). The previous generation is kept
+        (for connections opened before the swap), older ones are deleted. A table whose files did not change
+        since its last compaction (or with fewer than `min_changed` files new, rewritten or deleted since) is
+        left as it is."""
+        names = [n for n in self.tables() if per_video_table(n) and (tables is None or n in tables)]
+        unknown = sorted(set(tables or ()) - set(names))
+        if unknown:
+            raise ValueError(f"not a per-video table with files in the lake: {', '.join(unknown)}")
+        root = self.lake.mirror(names)
+        report = {}
+        for name in names:
+            started = time.perf_counter()
+            current, old = self.lake.stamps(name), self.compaction(name)
+            before = old["sources"] if old else {}
+            changed = sum(before.get(k) != current.get(k) for k in before.keys() | current.keys())  # new, rewritten, gone
+            if changed == 0 or changed < min_changed:
+                report[name] = {"files": len(current), "changed_files": changed,
+                                "parts": len(old["parts"]) if old else 0, "rows": old["rows"] if old else None,
+                                "seconds": time.perf_counter() - started, "compacted": False}
+                continue
+            generation = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+            prefix = len(str(root)) + 2  # DuckDB's substr is 1-based: the key after "<root>/"
+            scratch = fm_home() / "cache"
+            scratch.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=scratch, prefix=f".compact-{name}-") as tmp, duckdb.connect() as con:
+                con.execute("SET enable_progress_bar = false")
+                rows = con.sql(f"SELECT count(*) FROM {parquet_sql([str(root / k) for k in sorted(current)])}").fetchall()[0][0]
+                con.execute(
+                    f"COPY (SELECT * REPLACE (substr({SOURCE}, {prefix}) AS {SOURCE}) FROM read_parquet("
+                    f"{files_sql([str(root / k) for k in sorted(current)])}, union_by_name = true, filename = '{SOURCE}')) "
+                    f"TO {lit(Path(tmp) / 'parts')} (FORMAT parquet, COMPRESSION zstd, ROW_GROUPS_PER_FILE {ROW_GROUPS_PER_PART})")
+                parts = []
+                for i, f in enumerate(sorted((Path(tmp) / "parts").glob("*.parquet"))):
+                    key = f"{COMPACT_DIR}/{name}/{generation}/part-{i:04d}.parquet"
+                    self.lake.write_bytes(key, f.read_bytes())
+                    parts.append(key)
+            self.lake.write_json(f"{COMPACT_DIR}/{name}/manifest.json", {
+                "table": name, "generation": generation, "parts": parts, "rows": rows, "sources": current,
+                "created": datetime.now(timezone.utc).isoformat()})
+            keep = {generation} | ({old["generation"]} if old else set())
+            for key in self.lake.list(f"{COMPACT_DIR}/{name}"):
+                gen = key.split("/")[2] if key.count("/") >= 3 else None
+                if gen is not None and gen not in keep:
+                    self.lake.delete(key)
+            report[name] = {"files": len(current), "changed_files": changed, "parts": len(parts), "rows": rows,
+                            "seconds": time.perf_counter() - started, "compacted": True}
+        return report
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         with self.connect() as con:

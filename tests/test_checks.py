@@ -88,6 +88,25 @@ def test_all_checks_pass_on_clean_labels(clean):
         assert rows.is_empty(), (check.name, rows)
 
 
+def test_whole_lake_checks_over_a_compacted_lake_see_the_current_files(clean, tmp_path, monkeypatch):
+    """Compaction (fm compact, the nightly job) must never hide or keep a violation: a bad box written after the
+    compaction is found, still found once compacted, and gone as soon as its video's file is fixed."""
+    monkeypatch.setenv("FM_HOME", str(tmp_path / "home"))
+    lake, ids = clean
+    shutil.copytree(lake.root, tmp_path / "lake")
+    copy = Lake(root=str(tmp_path / "lake"))
+    wh, check, key = Warehouse(lake=copy), CHECKS["detections_boxes_in_frame"], f"detections/{ids[0]}.parquet"
+    assert wh.compact()["detections"]["compacted"]
+    assert run_check(check, wh).is_empty()
+    good = copy.read_parquet(key)
+    copy.write_parquet(key, _first(good, x2=5000.0))
+    assert len(run_check(check, wh)) == 1
+    assert wh.compact()["detections"]["changed_files"] == 1
+    assert run_check(check, wh)["video_id"].to_list() == [ids[0]]
+    copy.write_parquet(key, good)
+    assert run_check(check, wh).is_empty()
+
+
 def _planted(clean, tmp_path, table: str, change) -> Lake:
     """A copy of the clean lake where `change(df) -> df` was applied to one video's file of `table`."""
     lake, ids = clean

@@ -4,7 +4,7 @@ import pytest
 
 from fm_assets.cli import main
 
-COMMANDS = [[], ["demo"], ["run"], ["sql"], ["db"], ["export"], ["ui"], ["eval"], ["eval", "mcq"],
+COMMANDS = [[], ["demo"], ["run"], ["sql"], ["db"], ["compact"], ["export"], ["ui"], ["eval"], ["eval", "mcq"],
             ["eval", "grounded"], ["eval", "mot"]]
 
 

@@ -1,3 +1,3 @@
 -- One row per kept clip: the caption (status 'failed' with the error when the LLM gave up), writer, tokens, cost.
 CREATE OR REPLACE VIEW captions AS
-SELECT * FROM read_parquet({files}, union_by_name = true);
+SELECT * FROM {parquet};

@@ -2,4 +2,4 @@
 -- model, baseline (blind / caption-only / null), context the model saw, split, qa_id, category, answer, predicted
 -- (null when the reply did not parse), raw_reply, valid, correct, error (no reply after retries), tokens, cost.
 CREATE OR REPLACE VIEW eval_mcq AS
-SELECT * FROM read_parquet({files}, union_by_name = true);
+SELECT * FROM {parquet};

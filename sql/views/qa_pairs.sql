@@ -1,4 +1,4 @@
 -- One row per question: multiple-choice (grounded = false) or GroundMoRe-style grounded (answer = target_track_id
 -- over [action_start_s, action_end_s]); LLM questions that contradict the facts are kept = false with reject_reason.
 CREATE OR REPLACE VIEW qa_pairs AS
-SELECT * FROM read_parquet({files}, union_by_name = true);
+SELECT * FROM {parquet};

@@ -1,3 +1,3 @@
 -- One row per video: its split (train / val / test), from a hash of the video id's content part; one file.
 CREATE OR REPLACE VIEW splits AS
-SELECT * FROM read_parquet({files}, union_by_name = true);
+SELECT * FROM {parquet};

@@ -1,3 +1,3 @@
 -- One row per box of a track on a frame; one Parquet file per video partition.
 CREATE OR REPLACE VIEW tracks AS
-SELECT * FROM read_parquet({files}, union_by_name = true);
+SELECT * FROM {parquet};

@@ -1,3 +1,3 @@
 -- One row per source video; one Parquet file per video partition in the lake.
 CREATE OR REPLACE VIEW videos AS
-SELECT * FROM read_parquet({files}, union_by_name = true);
+SELECT * FROM {parquet};
