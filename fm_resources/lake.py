@@ -144,8 +144,15 @@ class Lake(ConfigurableResource):
         if self.remote:
             bucket, p = self._bucket_key(prefix)
             return bool(self._s3().list_objects_v2(Bucket=bucket, Prefix=p + "/", MaxKeys=1).get("KeyCount"))
+        def any_file(folder: str) -> bool:  # scandir stops at the first file: no listing of a 10,000-file folder
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    if not e.name.startswith(".") and (e.is_file() or (e.is_dir() and any_file(e.path))):
+                        return True
+            return False
+
         folder = self.local_path(prefix)
-        return folder.is_dir() and any(f.is_file() and not f.name.startswith(".") for f in folder.rglob("*"))
+        return folder.is_dir() and any_file(str(folder))
 
     def stamps(self, prefix: str, suffix: str = ".parquet") -> dict[str, str]:
         """The files directly in folder `prefix` ending with `suffix`, each with a stamp that changes whenever

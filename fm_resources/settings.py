@@ -28,17 +28,167 @@ def input_locations() -> list[str]:
     return items or [str(fm_home() / "inbox")]
 
 
+def max_concurrent_runs() -> int:
+    """Runs the instance's run queue starts at once (FM_MAX_CONCURRENT_RUNS; default: the CPUs this process may
+    use). Runs use the in-process executor, so a run keeps about one core busy; more runs than cores only share
+    the cores (and memory) and all finish later (BENCHMARKS.md, Dagster overhead). -1 means no limit."""
+    raw = os.environ.get("FM_MAX_CONCURRENT_RUNS", "").strip()
+    if raw:
+        value = int(raw)
+        return -1 if value < 0 else max(1, value)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cpus or 1)
+
+
+# How often the run queue (Dagster's QueuedRunCoordinator daemon) looks for queued runs; Dagster's default is 5 s,
+# which a backfill pays once for its first runs and again for every run that waits for a free run slot.
+DEQUEUE_INTERVAL_S = 1
+
+
+def instance_settings() -> dict:
+    """The dagster.yaml fm writes for a new instance."""
+    return {
+        "telemetry": {"enabled": False},
+        "concurrency": {"pools": {"default_limit": 4}, "runs": {"max_concurrent_runs": max_concurrent_runs()}},
+        "run_queue": {"dequeue_interval_seconds": DEQUEUE_INTERVAL_S},
+        "run_retries": {"enabled": True, "max_retries": 1},
+    }
+
+
+# Settings added after instances already existed: dagster_home() adds them to an existing dagster.yaml where they
+# are missing (a value already there, whatever it is, is kept).
+ADDED_SETTINGS = (("concurrency", "runs", "max_concurrent_runs"), ("run_queue", "dequeue_interval_seconds"))
+
+# Dagster refuses a dagster.yaml that limits runs both under `concurrency` and in the run queue's own config.
+_RUN_QUEUE_LIMITS = ("max_concurrent_runs", "tag_concurrency_limits", "block_op_concurrency_limited_runs")
+
+
+def _lookup(cfg: dict, path: tuple[str, ...]):
+    for key in path:
+        if not isinstance(cfg, dict) or key not in cfg:
+            return None
+        cfg = cfg[key]
+    return cfg
+
+
+def missing_instance_settings(cfg: dict) -> dict[tuple[str, ...], object]:
+    """The ADDED_SETTINGS an existing dagster.yaml (parsed) lacks and can take without a conflict."""
+    want = instance_settings()
+    queue = cfg.get("run_queue") if isinstance(cfg.get("run_queue"), dict) else {}
+    coordinator = cfg.get("run_coordinator") if isinstance(cfg.get("run_coordinator"), dict) else {}
+    coordinator_cfg = coordinator.get("config") if isinstance(coordinator.get("config"), dict) else {}
+    out = {}
+    for path in ADDED_SETTINGS:
+        if _lookup(cfg, path) is not None:
+            continue  # set by the user (or an earlier fm): kept
+        if path[0] == "concurrency" and any(k in queue or k in coordinator_cfg for k in _RUN_QUEUE_LIMITS):
+            continue  # run limits configured the older way
+        if path[0] == "run_queue" and coordinator:
+            continue  # a run_coordinator of its own excludes run_queue
+        if not all(isinstance(_lookup(cfg, path[:i]), (dict, type(None))) for i in range(1, len(path))):
+            continue  # something else than a mapping on the way
+        out[path] = _lookup(want, path)
+    return out
+
+
+def _with(cfg: dict, additions: dict[tuple[str, ...], object]) -> dict:
+    import copy
+
+    out = copy.deepcopy(cfg)
+    for path, value in additions.items():
+        node = out
+        for key in path[:-1]:
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+        node[path[-1]] = value
+    return out
+
+
+def _insert_block(lines: list[str], path: tuple[str, ...], value) -> None:
+    """Insert `path: value` into a block-style YAML document, below the deepest part of `path` already there,
+    keeping every other line (and comment) as it is."""
+    import re
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip(" "))
+
+    def content(line: str) -> bool:
+        return bool(line.strip()) and not line.lstrip().startswith("#")
+
+    start, end, parent_indent, at, depth = 0, len(lines), -1, len(lines), 0
+    for key in path[:-1]:
+        children = [i for i in range(start, end) if content(lines[i])]
+        child_indent = indent(lines[children[0]]) if children else None
+        found = next((i for i in children if indent(lines[i]) == child_indent
+                      and re.match(rf"{re.escape(key)}\s*:\s*(#.*)?$", lines[i].strip())), None)
+        if found is None:
+            break
+        parent_indent = indent(lines[found])
+        start = found + 1
+        end = next((j for j in range(start, len(lines)) if content(lines[j]) and indent(lines[j]) <= parent_indent),
+                   len(lines))
+        at, depth = found + 1, depth + 1
+    if depth == 0:
+        at = len(lines)
+    children = [i for i in range(start, end) if content(lines[i])] if depth else []
+    step = (indent(lines[children[0]]) - parent_indent) if children else 2
+    base = parent_indent + step if depth else 0
+    block = []
+    for level, key in enumerate(path[depth:]):
+        pad = " " * (base + level * step)
+        last = level == len(path) - depth - 1
+        block.append(f"{pad}{key}: {value}" if last else f"{pad}{key}:")
+    lines[at:at] = block
+
+
+def ensure_instance_settings(cfg_file: Path) -> list[str]:
+    """Add the ADDED_SETTINGS an existing dagster.yaml lacks (see missing_instance_settings), keeping its other lines
+    and comments; returns the dotted names of the settings added. A file that is not a YAML mapping is left alone
+    (Dagster reports it). A running daemon or `dagster dev` reads dagster.yaml when it starts."""
+    import yaml
+
+    text = cfg_file.read_text()
+    try:
+        cfg = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return []
+    if not isinstance(cfg, dict):
+        return []
+    additions = missing_instance_settings(cfg)
+    if not additions:
+        return []
+    expected = _with(cfg, additions)
+    lines = text.splitlines()
+    try:
+        for path, value in additions.items():
+            _insert_block(lines, path, value)
+        new_text = "\n".join(lines) + "\n"
+        ok = yaml.safe_load(new_text) == expected
+    except (yaml.YAMLError, IndexError, ValueError):
+        ok = False
+    if not ok:  # flow style or something unusual: write the merged mapping (comments are lost)
+        new_text = yaml.safe_dump(expected, sort_keys=False, default_flow_style=False)
+    tmp = cfg_file.with_name(f".{cfg_file.name}.{os.getpid()}.tmp")
+    tmp.write_text(new_text)
+    os.replace(tmp, cfg_file)
+    return [".".join(p) for p in additions]
+
+
 def dagster_home() -> Path:
-    """The Dagster instance directory inside FM_HOME (created with a minimal dagster.yaml)."""
+    """The Dagster instance directory inside FM_HOME, with a dagster.yaml: written for a new instance
+    (instance_settings()); an existing one gets the settings added since (ADDED_SETTINGS) where it lacks them."""
+    import yaml
+
     home = Path(os.environ.get("DAGSTER_HOME") or fm_home() / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text(
-            "telemetry:\n  enabled: false\n"
-            "concurrency:\n  pools:\n    default_limit: 4\n"
-            "run_retries:\n  enabled: true\n  max_retries: 1\n"
-        )
+        tmp = cfg.with_name(f".dagster.yaml.{os.getpid()}.tmp")
+        tmp.write_text(yaml.safe_dump(instance_settings(), sort_keys=False, default_flow_style=False))
+        os.replace(tmp, cfg)
+    else:
+        ensure_instance_settings(cfg)
     return home
 
 

@@ -90,9 +90,10 @@ class Warehouse(ConfigurableResource):
     lake: Lake
     database: str = ":memory:"
 
-    def tables(self) -> list[str]:
+    def tables(self, only: "set[str] | None" = None) -> list[str]:
+        """The views (of `only`, or all) whose files exist in the lake."""
         return sorted(p.stem for p in (SQL_DIR / "views").glob("*.sql")
-                      if self.lake.has_files(files_prefix(view_files(p.stem))))
+                      if (only is None or p.stem in only) and self.lake.has_files(files_prefix(view_files(p.stem))))
 
     def compaction(self, name: str) -> dict | None:
         """The manifest of the table's latest compaction, or None."""
@@ -107,7 +108,7 @@ class Warehouse(ConfigurableResource):
         is always exactly the lake's current files). Logs (views whose files are JSON, like llm_calls) exist
         even when empty, so reports over them always run. With `only`, just those views (what one query
         names: see `named_tables`)."""
-        names = [n for n in self.tables() if only is None or n in only]
+        names = self.tables(only)
         if partitions is not None:  # only the per-video tables (their files for these videos) and splits
             names = [n for n in names if n == "splits" or view_files(n) == f"{n}/*.parquet"]
         manifests = {n: m for n in names if partitions is None and per_video_table(n) and (m := self.compaction(n))}
