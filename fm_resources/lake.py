@@ -193,10 +193,11 @@ class Lake(ConfigurableResource):
             return pl.read_parquet(io.BytesIO(self.read_bytes(key)))
         return pl.read_parquet(self.local_path(key))
 
-    def mirror(self, prefixes: list[str], dest: Path | None = None) -> Path:
+    def mirror(self, prefixes: list[str], dest: Path | None = None, keys: list[str] = ()) -> Path:
         """A local folder with the same layout (the root itself when local). For an S3 lake, copies the
-        files below `prefixes` that are new or changed (by size and ETag) into FM_HOME/cache/lake-mirror,
-        so DuckDB can read them without network extensions."""
+        files below `prefixes`, and the single files `keys` (e.g. one video's files for a per-partition check,
+        without listing the whole table), that are new or changed (by ETag) into FM_HOME/cache/lake-mirror,
+        so DuckDB can read them without network extensions; local copies of files gone upstream are removed."""
         if not self.remote:
             return Path(self.root)
         dest = dest or fm_home() / "cache" / "lake-mirror"
@@ -225,8 +226,19 @@ class Lake(ConfigurableResource):
                     if f.is_file() and rel not in seen:
                         f.unlink()
                         stamps.pop(rel, None)
-        dest.mkdir(parents=True, exist_ok=True)
-        stamps_path.write_text(json.dumps(stamps))
+        for rel in map(_safe_key, keys):
+            target = dest / rel
+            try:
+                etag = self._s3().head_object(Bucket=bucket, Key=root_prefix + rel)["ETag"]
+            except self._s3().exceptions.ClientError:
+                target.unlink(missing_ok=True)
+                stamps.pop(rel, None)
+                continue
+            if stamps.get(rel) != etag or not target.exists():
+                data = self._s3().get_object(Bucket=bucket, Key=root_prefix + rel)["Body"].read()
+                Lake(root=str(dest)).write_bytes(rel, data)
+                stamps[rel] = etag
+        Lake(root=str(dest)).write_bytes(".etags.json", json.dumps(stamps).encode())  # atomic: runs share it
         return dest
 
 

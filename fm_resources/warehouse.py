@@ -112,7 +112,11 @@ class Warehouse(ConfigurableResource):
         if partitions is not None:  # only the per-video tables (their files for these videos) and splits
             names = [n for n in names if n == "splits" or view_files(n) == f"{n}/*.parquet"]
         manifests = {n: m for n in names if partitions is None and per_video_table(n) and (m := self.compaction(n))}
-        root = self.lake.mirror([files_prefix(view_files(n)) for n in names] + [f"{COMPACT_DIR}/{n}" for n in manifests])
+        if partitions is None:
+            root = self.lake.mirror([files_prefix(view_files(n)) for n in names] + [f"{COMPACT_DIR}/{n}" for n in manifests])
+        else:  # an S3 lake: fetch just these videos' files
+            root = self.lake.mirror([n for n in names if n == "splits"],
+                                    keys=[f"{n}/{k}.parquet" for n in names if n != "splits" for k in partitions])
         con = duckdb.connect(database or self.database)
         con.execute("SET enable_progress_bar = false")
         for name in names:

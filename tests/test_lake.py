@@ -113,3 +113,23 @@ def test_io_manager_on_s3(s3_env):
     res = materialize([table], partition_key="v-aaaaaaaa", instance=instance, resources={"io_manager": LakeIOManager(lake=lake)})
     assert res.success
     assert lake.read_parquet("table/v-aaaaaaaa.parquet")["n"].to_list() == [10]
+
+
+def test_s3_per_partition_connections_fetch_only_their_videos(s3_env, tmp_path, monkeypatch):
+    s3_env.create_bucket(Bucket="perpart")
+    monkeypatch.setenv("FM_HOME", str(tmp_path / "home"))
+    lake = Lake(root="s3://perpart/lake")
+    for v in ("v1", "v2", "v3"):
+        lake.write_parquet(f"qa_pairs/{v}.parquet", pl.DataFrame({"video_id": [v], "n": [1]}))
+    wh = Warehouse(lake=lake)
+    mirror = tmp_path / "home" / "cache" / "lake-mirror"
+    with wh.connect(partitions=["v1", "v9"]) as con:
+        assert con.sql("select video_id from qa_pairs").fetchall() == [("v1",)]
+    assert sorted(p.name for p in (mirror / "qa_pairs").iterdir()) == ["v1.parquet"]  # not the whole table
+    lake.write_parquet("qa_pairs/v1.parquet", pl.DataFrame({"video_id": ["v1", "v1"], "n": [2, 3]}))  # relabelled
+    with wh.connect(partitions=["v1"]) as con:
+        assert con.sql("select sum(n) from qa_pairs").fetchall() == [(5,)]
+    lake.delete("qa_pairs/v1.parquet")
+    with wh.connect(partitions=["v1"]) as con:
+        assert con.sql("select count(*) from duckdb_views() where view_name = 'qa_pairs'").fetchall() == [(0,)]
+    assert not (mirror / "qa_pairs" / "v1.parquet").exists()
