@@ -161,7 +161,7 @@ def draw_tracks(image: np.ndarray, tracks: pl.DataFrame, at_frame: int | None = 
         cv2.putText(img, f"{track_id} {row['label']}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.45 * thick, colour, thick, cv2.LINE_AA)
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=True)
+    Image.fromarray(img).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
 
 
