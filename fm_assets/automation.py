@@ -6,7 +6,13 @@ or whose last run failed are requested, and the automation sensor emits ONE back
 Dagster runs in batches of FM_BACKFILL_BATCH videos per run (BackfillPolicy.multi_run on every per-video
 asset). A Dagster schedule cannot launch a backfill through the public API; an automation sensor on a cron tick
 can, so that is what `nightly_backfill` is. Runs are retried once (run_retries in the instance's dagster.yaml
-and the job's dagster/max_retries tag)."""
+and the job's dagster/max_retries tag).
+
+Latency of a backfill: Dagster's backfill daemon looks at backfills every 30 s (hard-coded in Dagster 1.13; its
+first look at a backfill submits all of its runs, a later one marks it completed), so a backfill waits up to
+30 s for its first run and up to 30 s after its last. The run queue (dagster.yaml, fm_resources.settings) starts
+at most one run per CPU (FM_MAX_CONCURRENT_RUNS) and looks for queued runs every second: the batches run side by
+side on all cores, each next one within about a second of a free slot, instead of every batch at once."""
 
 
 import json

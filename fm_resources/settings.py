@@ -30,8 +30,9 @@ def input_locations() -> list[str]:
 
 def max_concurrent_runs() -> int:
     """Runs the instance's run queue starts at once (FM_MAX_CONCURRENT_RUNS; default: the CPUs this process may
-    use). Runs use the in-process executor, so a run keeps about one core busy; more runs than cores only share
-    the cores (and memory) and all finish later (BENCHMARKS.md, Dagster overhead). -1 means no limit."""
+    use). Runs use the in-process executor, so a run keeps about one core busy: more runs than cores only share the
+    cores, each holding its own memory (a backfill of 10 runs at once measured no faster and with 3x the memory:
+    bench/dagster_overhead.py --run-queue project 10/5). -1 means no limit."""
     raw = os.environ.get("FM_MAX_CONCURRENT_RUNS", "").strip()
     if raw:
         value = int(raw)
@@ -55,12 +56,25 @@ def instance_settings() -> dict:
     }
 
 
-# Settings added after instances already existed: dagster_home() adds them to an existing dagster.yaml where they
-# are missing (a value already there, whatever it is, is kept).
+# Settings added after instances already existed: dagster_home() adds them to a dagster.yaml fm wrote where they are
+# missing (a value already there, whatever it is, is kept).
 ADDED_SETTINGS = (("concurrency", "runs", "max_concurrent_runs"), ("run_queue", "dequeue_interval_seconds"))
 
 # Dagster refuses a dagster.yaml that limits runs both under `concurrency` and in the run queue's own config.
 _RUN_QUEUE_LIMITS = ("max_concurrent_runs", "tag_concurrency_limits", "block_op_concurrency_limited_runs")
+
+
+HEADER = ("# Dagster instance settings written by fm (fm_resources/settings.py). fm adds settings it introduces later\n"
+          "# where they are missing (rewriting this file without its comments) and never changes a value set here.\n")
+
+# what every dagster.yaml fm wrote before HEADER existed holds
+_LEGACY_KEYS = (("telemetry", "enabled"), ("concurrency", "pools", "default_limit"), ("run_retries", "max_retries"))
+
+
+def written_by_fm(text: str, cfg: dict) -> bool:
+    """A dagster.yaml fm wrote (its header, or the settings fm wrote before it had one); a DAGSTER_HOME of the
+    user's own is never changed."""
+    return text.startswith(HEADER.splitlines()[0]) or all(_lookup(cfg, path) is not None for path in _LEGACY_KEYS)
 
 
 def _lookup(cfg: dict, path: tuple[str, ...]):
@@ -83,7 +97,7 @@ def missing_instance_settings(cfg: dict) -> dict[tuple[str, ...], object]:
             continue  # set by the user (or an earlier fm): kept
         if path[0] == "concurrency" and any(k in queue or k in coordinator_cfg for k in _RUN_QUEUE_LIMITS):
             continue  # run limits configured the older way
-        if path[0] == "run_queue" and coordinator:
+        if path[0] == "run_queue" and "run_coordinator" in cfg:
             continue  # a run_coordinator of its own excludes run_queue
         if not all(isinstance(_lookup(cfg, path[:i]), (dict, type(None))) for i in range(1, len(path))):
             continue  # something else than a mapping on the way
@@ -105,47 +119,11 @@ def _with(cfg: dict, additions: dict[tuple[str, ...], object]) -> dict:
     return out
 
 
-def _insert_block(lines: list[str], path: tuple[str, ...], value) -> None:
-    """Insert `path: value` into a block-style YAML document, below the deepest part of `path` already there,
-    keeping every other line (and comment) as it is."""
-    import re
-
-    def indent(line: str) -> int:
-        return len(line) - len(line.lstrip(" "))
-
-    def content(line: str) -> bool:
-        return bool(line.strip()) and not line.lstrip().startswith("#")
-
-    start, end, parent_indent, at, depth = 0, len(lines), -1, len(lines), 0
-    for key in path[:-1]:
-        children = [i for i in range(start, end) if content(lines[i])]
-        child_indent = indent(lines[children[0]]) if children else None
-        found = next((i for i in children if indent(lines[i]) == child_indent
-                      and re.match(rf"{re.escape(key)}\s*:\s*(#.*)?$", lines[i].strip())), None)
-        if found is None:
-            break
-        parent_indent = indent(lines[found])
-        start = found + 1
-        end = next((j for j in range(start, len(lines)) if content(lines[j]) and indent(lines[j]) <= parent_indent),
-                   len(lines))
-        at, depth = found + 1, depth + 1
-    if depth == 0:
-        at = len(lines)
-    children = [i for i in range(start, end) if content(lines[i])] if depth else []
-    step = (indent(lines[children[0]]) - parent_indent) if children else 2
-    base = parent_indent + step if depth else 0
-    block = []
-    for level, key in enumerate(path[depth:]):
-        pad = " " * (base + level * step)
-        last = level == len(path) - depth - 1
-        block.append(f"{pad}{key}: {value}" if last else f"{pad}{key}:")
-    lines[at:at] = block
-
-
 def ensure_instance_settings(cfg_file: Path) -> list[str]:
-    """Add the ADDED_SETTINGS an existing dagster.yaml lacks (see missing_instance_settings), keeping its other lines
-    and comments; returns the dotted names of the settings added. A file that is not a YAML mapping is left alone
-    (Dagster reports it). A running daemon or `dagster dev` reads dagster.yaml when it starts."""
+    """Add the ADDED_SETTINGS a dagster.yaml fm wrote lacks (see missing_instance_settings), keeping every value in
+    it (the file is rewritten: comments are not kept); returns the dotted names of the settings added. A file fm did
+    not write (written_by_fm) or that is not a YAML mapping is left alone. A running daemon or `dagster dev` reads
+    dagster.yaml when it starts."""
     import yaml
 
     text = cfg_file.read_text()
@@ -153,22 +131,12 @@ def ensure_instance_settings(cfg_file: Path) -> list[str]:
         cfg = yaml.safe_load(text) or {}
     except yaml.YAMLError:
         return []
-    if not isinstance(cfg, dict):
+    if not isinstance(cfg, dict) or not written_by_fm(text, cfg):
         return []
     additions = missing_instance_settings(cfg)
     if not additions:
         return []
-    expected = _with(cfg, additions)
-    lines = text.splitlines()
-    try:
-        for path, value in additions.items():
-            _insert_block(lines, path, value)
-        new_text = "\n".join(lines) + "\n"
-        ok = yaml.safe_load(new_text) == expected
-    except (yaml.YAMLError, IndexError, ValueError):
-        ok = False
-    if not ok:  # flow style or something unusual: write the merged mapping (comments are lost)
-        new_text = yaml.safe_dump(expected, sort_keys=False, default_flow_style=False)
+    new_text = HEADER + yaml.safe_dump(_with(cfg, additions), sort_keys=False, default_flow_style=False)
     tmp = cfg_file.with_name(f".{cfg_file.name}.{os.getpid()}.tmp")
     tmp.write_text(new_text)
     os.replace(tmp, cfg_file)
@@ -176,8 +144,9 @@ def ensure_instance_settings(cfg_file: Path) -> list[str]:
 
 
 def dagster_home() -> Path:
-    """The Dagster instance directory inside FM_HOME, with a dagster.yaml: written for a new instance
-    (instance_settings()); an existing one gets the settings added since (ADDED_SETTINGS) where it lacks them."""
+    """The Dagster instance directory (DAGSTER_HOME, default $FM_HOME/dagster) with a dagster.yaml: written for a new
+    instance (instance_settings()); one fm wrote earlier gets the settings added since (ADDED_SETTINGS) where it
+    lacks them."""
     import yaml
 
     home = Path(os.environ.get("DAGSTER_HOME") or fm_home() / "dagster")
@@ -185,7 +154,7 @@ def dagster_home() -> Path:
     cfg = home / "dagster.yaml"
     if not cfg.exists():
         tmp = cfg.with_name(f".dagster.yaml.{os.getpid()}.tmp")
-        tmp.write_text(yaml.safe_dump(instance_settings(), sort_keys=False, default_flow_style=False))
+        tmp.write_text(HEADER + yaml.safe_dump(instance_settings(), sort_keys=False, default_flow_style=False))
         os.replace(tmp, cfg)
     else:
         ensure_instance_settings(cfg)
@@ -201,7 +170,8 @@ def llm_model() -> str:
 
 def backfill_batch() -> int:
     """Video partitions per run when a backfill runs (FM_BACKFILL_BATCH, default 10): bigger batches spend less
-    time starting runs; a failure fails (and retries) its whole batch."""
+    time starting runs (about 3.5 s per run: the run's process start and its turn in the run queue); smaller ones
+    give small backfills more runs to spread over the cores; a failure fails (and retries) its whole batch."""
     return max(1, int(os.environ.get("FM_BACKFILL_BATCH", "10")))
 
 

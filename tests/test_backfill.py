@@ -98,8 +98,8 @@ def test_nightly_backfill_requests_missing_partitions_at_its_cron_tick(tmp_path)
 
 def test_the_instance_retries_failed_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    text = (dagster_home() / "dagster.yaml").read_text()
-    assert "run_retries:" in text and "enabled: true" in text
+    instance = DagsterInstance.from_config(str(dagster_home()))
+    assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
     job = defs.resolve_job_def("label_videos")
     assert job.tags["dagster/max_retries"] == "1"
 
