@@ -175,11 +175,11 @@ class Warehouse(ConfigurableResource):
             scratch.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=scratch, prefix=f".compact-{name}-") as tmp, duckdb.connect() as con:
                 con.execute("SET enable_progress_bar = false")
-                rows = con.sql(f"SELECT count(*) FROM {parquet_sql([str(root / k) for k in sorted(current)])}").fetchall()[0][0]
-                con.execute(
+                rows = con.execute(  # COPY returns the number of rows it wrote
                     f"COPY (SELECT * REPLACE (substr({SOURCE}, {prefix}) AS {SOURCE}) FROM read_parquet("
                     f"{files_sql([str(root / k) for k in sorted(current)])}, union_by_name = true, filename = '{SOURCE}')) "
-                    f"TO {lit(Path(tmp) / 'parts')} (FORMAT parquet, COMPRESSION zstd, ROW_GROUPS_PER_FILE {ROW_GROUPS_PER_PART})")
+                    f"TO {lit(Path(tmp) / 'parts')} (FORMAT parquet, COMPRESSION zstd, ROW_GROUPS_PER_FILE {ROW_GROUPS_PER_PART})"
+                ).fetchall()[0][0]
                 parts = []
                 for i, f in enumerate(sorted((Path(tmp) / "parts").glob("*.parquet"))):
                     key = f"{COMPACT_DIR}/{name}/{generation}/part-{i:04d}.parquet"
