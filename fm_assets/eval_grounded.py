@@ -72,6 +72,7 @@ import json
 import math
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -195,7 +196,9 @@ def decode_rle(rle: dict, height: int | None = None, width: int | None = None) -
         obj = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     else:
         obj = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    m = mask_utils.decode(obj).astype(bool)
+    with warnings.catch_warnings():  # pycocotools' __array__ predates numpy 2's copy keyword
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = mask_utils.decode(obj).astype(bool)
     if height is not None and m.shape != (height, width):
         import cv2
 

@@ -99,7 +99,6 @@ import hashlib
 import io
 import json
 import math
-import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,6 +106,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from fm_assets.eval_grounded import TrackPath, shape_mask
 from fm_assets.tracking import mot_text
 from fm_resources.lake import Lake
 
@@ -521,104 +521,23 @@ def palette_png(ids: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of box a (4,) with boxes b (n, 4)."""
-    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-class _TrackShapes:
-    """The observations of one track in one clip: boxes at the tracker's sampled frames and, where the detection
-    matched to the box (IoU >= 0.5, same frame) has one, its mask (RLE). `at(frame)` gives the shape on any frame
-    of the track's span: the box interpolated linearly between observations (any gap, like tracking.mot_text),
-    and the nearest observation's mask moved by the change of the box centre (the rule of eval_grounded's lake
-    ground truth, so `fm eval grounded` scores the same object either way)."""
-
-    def __init__(self, rows: pl.DataFrame, dets: pl.DataFrame):
-        rows = rows.sort("frame_idx")
-        self.frames = rows["frame_idx"].to_numpy().astype(int)
-        self.boxes = rows.select("x1", "y1", "x2", "y2").to_numpy().astype(float)
-        by_frame = {k[0]: g for k, g in dets.group_by("frame_idx")} if len(dets) else {}
-        self.rles: list[str | None] = []
-        for f, box in zip(self.frames, self.boxes):
-            cand, rle = by_frame.get(int(f)), None
-            if cand is not None:
-                iou = _iou(box, cand.select("x1", "y1", "x2", "y2").to_numpy().astype(float))
-                k = int(np.argmax(iou))
-                if iou[k] >= 0.5:
-                    rle = cand["mask_rle"][k]
-            self.rles.append(rle)
-
-    def at(self, f: int) -> tuple[np.ndarray | None, str | None, tuple[int, int]]:
-        """(box, rle or None, (dx, dy) to move the rle's mask by) on frame f; box None when absent there."""
-        fr = self.frames
-        if not len(fr) or f < fr[0] or f > fr[-1]:
-            return None, None, (0, 0)
-        k = int(np.searchsorted(fr, f))
-        a, b, wgt = (k, k, 0.0) if fr[k] == f else (k - 1, k, (f - fr[k - 1]) / (fr[k] - fr[k - 1]))
-        box = (1 - wgt) * self.boxes[a] + wgt * self.boxes[b]
-        near = a if wgt <= 0.5 else b
-        nb = self.boxes[near]
-        shift = (int(round((box[0] + box[2]) / 2 - (nb[0] + nb[2]) / 2)),
-                 int(round((box[1] + box[3]) / 2 - (nb[1] + nb[3]) / 2)))
-        return box, self.rles[near], shift
-
-
-def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """mask moved by (dx, dy) pixels, zero-filled."""
-    if dx == 0 and dy == 0:
-        return mask
-    out = np.zeros_like(mask)
-    h, w = mask.shape
-    if abs(dx) < w and abs(dy) < h:
-        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-        out[yd, xd] = mask[ys, xs]
-    return out
-
-
-def _decode_rle(rle: str, height: int, width: int) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
-    obj = json.loads(rle)
-    counts = obj["counts"].encode("ascii") if isinstance(obj["counts"], str) else obj["counts"]
-    with warnings.catch_warnings():  # pycocotools' __array__ predates numpy 2's copy keyword
-        warnings.simplefilter("ignore", DeprecationWarning)
-        m = mask_utils.decode({"size": obj["size"], "counts": counts}).astype(bool)
-    if m.shape != (height, width):
-        import cv2
-
-        m = cv2.resize(m.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return m
-
-
-def _paint(shapes: dict[int, _TrackShapes], f: int, height: int, width: int) -> tuple[np.ndarray, dict[int, str]]:
+def _paint(paths: dict[int, TrackPath], f: int, height: int, width: int) -> tuple[np.ndarray, dict[int, str]]:
     """The palette image of frame f (pixel = track id, 0 background; smaller objects over larger ones) and the
-    kind of shape each present track got ('mask' or 'box')."""
+    kind of shape each present track got ('mask' or 'box'). Each track's shape on f is eval_grounded's lake ground
+    truth (TrackPath.shape_at, shape_mask), so `fm eval grounded` scores the same object either way."""
     canvas = np.zeros((height, width), np.uint8)
     present = []
-    for tid, sh in shapes.items():
-        box, rle, shift = sh.at(f)
-        if box is not None:
-            present.append(((box[2] - box[0]) * (box[3] - box[1]), tid, box, rle, shift))
+    for tid, path in paths.items():
+        shape = path.shape_at(f)
+        if shape is not None:
+            box = shape[3] if shape[0] == "rle" else shape[1]
+            present.append(((box[2] - box[0]) * (box[3] - box[1]), tid, shape))
     kinds = {}
-    for _, tid, box, rle, shift in sorted(present, key=lambda p: (-p[0], p[1])):
-        if rle is not None:
-            m = _shift(_decode_rle(rle, height, width), *shift)
-            kinds[tid] = "mask"
-        else:  # the pixels [floor(x1), ceil(x2)) x [floor(y1), ceil(y2)), as eval_grounded fills boxes
-            m = np.zeros((height, width), bool)
-            x1, y1 = max(0, int(math.floor(box[0] + 1e-6))), max(0, int(math.floor(box[1] + 1e-6)))
-            x2, y2 = min(width, int(math.ceil(box[2] - 1e-6))), min(height, int(math.ceil(box[3] - 1e-6)))
-            m[y1:y2, x1:x2] = True
-            kinds[tid] = "box"
+    for _, tid, shape in sorted(present, key=lambda p: (-p[0], p[1])):
+        m = shape_mask(shape, height, width)
         if m.any():
             canvas[m] = tid
-        else:
-            kinds.pop(tid)
+            kinds[tid] = "mask" if shape[0] == "rle" else "box"
     return canvas, kinds
 
 
@@ -695,7 +614,7 @@ def _groundmore_clip(w: _Out, clip: dict, picked: list[tuple], questions_df: pl.
                  "reason": f"no frame of the source in [{clip['start_s']:.3f}, {clip['end_s']:.3f}) s"}]
     if len(ctracks) and int(ctracks["track_id"].max()) > 255:
         return [{"questions": len(questions_df), "reason": "more than 255 track ids: palette masks hold ids 1-255"}]
-    shapes = {int(t): _TrackShapes(ctracks.filter(pl.col("track_id") == t), cdets)
+    shapes = {int(t): TrackPath(ctracks.filter(pl.col("track_id") == t), cdets)
               for t in sorted(ctracks["track_id"].unique().to_list())}
     key = groundmore_vid(clip)
     height, width = picked[0][3]
