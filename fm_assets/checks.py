@@ -53,7 +53,8 @@ class SqlCheck:
 def parse_check(path: Path) -> SqlCheck:
     header: dict[str, str] = {}
     notes: list[str] = []
-    for line in path.read_text().splitlines():
+    sql = path.read_text()
+    for line in sql.splitlines():
         if not line.startswith("--"):
             break
         text = line[2:].strip()
@@ -68,7 +69,7 @@ def parse_check(path: Path) -> SqlCheck:
     if header["severity"] not in ("ERROR", "WARN") or header["scope"] not in ("partition", "dataset"):
         raise ValueError(f"{path}: severity must be ERROR or WARN and scope partition or dataset, got {header}")
     return SqlCheck(name=path.stem, asset=header["asset"], severity=header["severity"], scope=header["scope"],
-                    description=" ".join(notes), sql=path.read_text(), path=path)
+                    description=" ".join(notes), sql=sql, path=path)
 
 
 def load_checks(folder: Path = SQL_DIR / "checks") -> list[SqlCheck]:

@@ -389,16 +389,11 @@ def cmd_export(args) -> int:
         print(f"fm export {args.format}: no {', '.join(missing)} in the lake yet (run `fm run PATH` first)",
               file=sys.stderr)
         return 1
-    if "splits" in tables:
-        splits = wh.query("select * from splits")
-    elif lake.exists("splits/all.parquet"):
-        splits = lake.read_parquet("splits/all.parquet")
-    else:
-        splits = None
-    if splits is None:
+    if "splits" not in tables:  # tables() lists a view whose files exist: splits/all.parquet
         print(f"fm export {args.format}: no splits table in the lake yet; train / val / test come from the `splits` "
               "asset, which `fm run PATH` materializes after the videos: run `fm run` first", file=sys.stderr)
         return 1
+    splits = wh.query("select * from splits")
     source = exports.lake_sources(lake, defs.resources["video_store"])
     qa = wh.query("select * from qa_pairs")
     clips = wh.query("select * from raw_clips")
