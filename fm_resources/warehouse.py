@@ -110,7 +110,7 @@ class Warehouse(ConfigurableResource):
         names: see `named_tables`)."""
         names = self.tables(only)
         if partitions is not None:  # only the per-video tables (their files for these videos) and splits
-            names = [n for n in names if n == "splits" or view_files(n) == f"{n}/*.parquet"]
+            names = [n for n in names if n == "splits" or per_video_table(n)]
         manifests = {n: m for n in names if partitions is None and per_video_table(n) and (m := self.compaction(n))}
         if partitions is None:
             root = self.lake.mirror([files_prefix(view_files(n)) for n in names] + [f"{COMPACT_DIR}/{n}" for n in manifests])
