@@ -351,6 +351,8 @@ def cmd_db(args) -> int:
 
 
 def cmd_compact(args) -> int:
+    import duckdb
+
     from fm_assets.definitions import defs
     from fm_assets.maintenance import report_lines
 
@@ -359,6 +361,9 @@ def cmd_compact(args) -> int:
     except ValueError as exc:
         print(f"fm compact: {exc}", file=sys.stderr)
         return 2
+    except duckdb.Error as exc:  # e.g. a damaged file in the lake: nothing of that table's compaction is kept
+        print(f"fm compact: {exc}", file=sys.stderr)
+        return 1
     print("\n".join(report_lines(report)) or "fm compact: no per-video tables in the lake yet (run `fm run` first)")
     return 0
 

@@ -149,6 +149,12 @@ def test_fm_compact_and_the_nightly_job(fm_home, tmp_path):
     assert "detections: 6 files (6 changed) -> 1 part(s), 21 rows" in out.stdout and "qa_pairs" not in out.stdout
     bad = run_fm("compact", "--table", "nope", home=fm_home)
     assert bad.returncode == 2 and "not a per-video table with files in the lake: nope" in bad.stderr
+    before = lake.list(COMPACT_DIR)
+    (fm_home / "lake" / "qa_pairs" / "v8.parquet").write_bytes(b"not parquet")  # a damaged file
+    broken = run_fm("compact", "--table", "qa_pairs", home=fm_home)
+    assert broken.returncode == 1 and "fm compact:" in broken.stderr and "v8.parquet" in broken.stderr
+    assert "Traceback" not in broken.stderr and lake.list(COMPACT_DIR) == before  # nothing half-written
+    (fm_home / "lake" / "qa_pairs" / "v8.parquet").unlink()
     # `fm db` compacts only tables with FM_COMPACT_MIN_CHANGED changed files (default 256): qa_pairs is left.
     assert run_fm("db", home=fm_home).returncode == 0
     assert not lake.exists(f"{COMPACT_DIR}/qa_pairs/manifest.json")
