@@ -2,14 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 # A prebuilt mmcv wheel (compiled ops, torch 2.13.0, CPython 3.11) saves a ~30 min source build when present.
 ifneq ($(wildcard ../shared/wheels/*.whl),)
 export PIP_FIND_LINKS := $(strip $(PIP_FIND_LINKS) $(abspath ../shared/wheels))
 endif
 
-.PHONY: install demo test ui bench clean
+.PHONY: install demo test lint unit ui bench clean
 
 install: $(VENV)/.installed
 
@@ -28,8 +27,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(BIN)/fm demo
 
-test: install
+# everything: lint (ruff), types of the pure core (mypy), then every test (unit, assets, e2e)
+test: lint
 	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# the fast unit tests alone (no Dagster runs, no video encoding; under a minute)
+unit: install
+	$(BIN)/pytest -q tests/unit
 
 ui: install
 	$(BIN)/fm ui

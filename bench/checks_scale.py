@@ -1,7 +1,7 @@
 """Benchmark: every SQL quality check (sql/checks/*.sql) over a generated lake at scale.
 
-Generates, with numpy / polars / pyarrow and the exact column contracts (fm_assets.schemas, and
-fm_assets.motion_facts.TRAJECTORY_SCHEMA for trajectories), a consistent label lake of N videos (default
+Generates, with numpy / polars / pyarrow and the exact column contracts (fm_assets.labels.schemas, and
+fm_assets.labels.motion_facts.TRAJECTORY_SCHEMA for trajectories), a consistent label lake of N videos (default
 10,000): `videos`, `raw_clips` (10 kept clips + 1 dropped per video), `detections` (100 boxes per kept clip:
 10,000,000 rows), `tracks` (4 tracks x 20 boxes per kept clip: 8,000,000 rows), `trajectories` (one row per
 track with a 20-point `path` list: 400,000 rows, 8,000,000 path points), `captions` (one per kept clip) and
@@ -11,7 +11,7 @@ the frame, NaN scores, times going back, fragmented clips, path jumps, missing /
 duplicate and malformed questions, bad grounded targets, leaking splits); the script asserts that each check
 returns exactly the planted rows and exits 1 when one does not.
 
-Then it runs every check as Dagster runs a dataset-scope check: ``fm_assets.checks.run_check(check,
+Then it runs every check as Dagster runs a dataset-scope check: ``fm_assets.defs.checks.run_check(check,
 Warehouse(lake=Lake(root=LAKE)), partitions=None)`` (a fresh DuckDB connection with one view per table, then
 the query), one warm-up and N measured repeats (median), and reports seconds per check, split into
 ``Warehouse.connect`` (listing the lake and creating the views) and the query itself; in the per-video layout
@@ -57,16 +57,15 @@ import machine  # bench/machine.py (bench/ is the script folder, first on sys.pa
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import duckdb  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from fm_assets.checks import SqlCheck, load_checks, offending_rows, run_check  # noqa: E402
-from fm_assets.motion_facts import TRAJECTORY_SCHEMA  # noqa: E402
-from fm_assets.schemas import CAPTIONS, DETECTIONS, QA_PAIRS, RAW_CLIPS, SPLITS, TRACKS, VIDEOS  # noqa: E402
+from fm_assets.defs.checks import SqlCheck, load_checks, offending_rows, run_check  # noqa: E402
+from fm_assets.labels.motion_facts import TRAJECTORY_SCHEMA  # noqa: E402
+from fm_assets.labels.schemas import CAPTIONS, DETECTIONS, QA_PAIRS, RAW_CLIPS, SPLITS, TRACKS, VIDEOS  # noqa: E402
 from fm_resources.lake import STAGE_RUNS, Lake  # noqa: E402
 from fm_resources.warehouse import COMPACT_DIR, Warehouse, named_tables  # noqa: E402
 
@@ -277,7 +276,7 @@ def generate(n_videos: int, seed: int = 0) -> dict[str, pl.DataFrame]:
     stage_runs = pl.DataFrame({
         "asset": pl.Series(assets).gather(np.tile(np.arange(len(assets)), V)),
         "video_id": vid_s.gather(np.repeat(np.arange(V), len(assets))), "run_id": "00000000-run",
-        "finished_at": dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc), "seconds": 0.5, "rows": 100}, schema=STAGE_RUNS)
+        "finished_at": dt.datetime(2026, 11, 30, tzinfo=dt.UTC), "seconds": 0.5, "rows": 100}, schema=STAGE_RUNS)
 
     tables = {"videos": videos, "raw_clips": raw_clips, "detections": detections, "tracks": tracks,
               "trajectories": trajectories, "captions": captions, "qa_pairs": qa, "splits": splits,
@@ -345,7 +344,7 @@ def plant(t: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     qa = t["qa_pairs"]
     n = len(qa)
     per = MCQ + GROUNDED
-    clip0 = lambda frac: int(n * frac) // per * per  # first row (an MCQ) of a clip  # noqa: E731
+    clip0 = lambda frac: int(n * frac) // per * per  # first row (an MCQ) of a clip
     # qa_duplicates: question 1 of 2 clips repeats question 0 (case and spaces differ) = 2
     for c in (clip0(0.11), clip0(0.61)):
         qa = scatter(qa, "question", [c + 1], ["  " + qa["question"][c].upper() + " "])
@@ -426,7 +425,7 @@ def write_lake(tables: dict[str, pl.DataFrame], root: Path, layout: str, chunks:
 
 
 def time_check(check: SqlCheck, wh: Warehouse, repeats: int, one_video: str | None = None) -> dict:
-    """The body of fm_assets.checks.run_check (open Warehouse.connect, offending_rows, close) timed in its two
+    """The body of fm_assets.defs.checks.run_check (open Warehouse.connect, offending_rows, close) timed in its two
     parts, after one warm-up run_check; with one_video, also run_check over that one partition (what a
     per-partition check step pays in a lake this big)."""
     rows = run_check(check, wh, None)  # warm-up (and the result)
@@ -455,7 +454,7 @@ def time_check(check: SqlCheck, wh: Warehouse, repeats: int, one_video: str | No
 def same_rows(a: pl.DataFrame, b: pl.DataFrame) -> bool:
     if a.columns != b.columns or len(a) != len(b):
         return False
-    key = lambda df: sorted(map(repr, df.rows()))  # noqa: E731
+    key = lambda df: sorted(map(repr, df.rows()))
     return key(a) == key(b)
 
 
@@ -598,7 +597,7 @@ def markdown(results: dict, facts: dict, command: str, repeats: int, when: str, 
              "a fresh DuckDB connection with the views (connect) + the query; `one partition` = the same with "
              "partitions=[one video], what each per-partition check step pays in a lake this size. Target: all checks <= "
              f"{TARGET_S:g} s.", ""]
-    for layout, res in results.items():
+    for _layout, res in results.items():
         lines += [f"Lake: {lake_line(res['manifest'])}.", ""]
         if res.get("compaction"):
             c = res["compaction"]

@@ -5,11 +5,11 @@ For each batch size B (``--batches``, default 10 and 25):
 
 1. a fresh FM_HOME / DAGSTER_HOME (dagster.yaml written by fm_resources.settings.dagster_home()) and 100 tiny
    synthetic videos (fm_assets.synthetic, 160x120 at 10 fps, 2.4 s: one kept clip each, so every stage does
-   some work), registered as `videos` partitions (fm_assets.partitions.register_video +
+   some work), registered as `videos` partitions (fm_assets.defs.partitions.register_video +
    instance.add_dynamic_partitions) but not materialized;
 2. a real ``dagster-daemon run -w workspace.yaml`` process (own process group, environment FM_BACKFILL_CRON=
    "* * * * *", FM_BACKFILL_BATCH=B, FM_INPUTS = an empty folder): the `nightly_backfill` automation sensor
-   (fm_assets/automation.py) emits one backfill of every missing partition, which Dagster runs as multi-run
+   (fm_assets/defs/automation.py) emits one backfill of every missing partition, which Dagster runs as multi-run
    batches of B partitions (BackfillPolicy.multi_run); the script polls the instance (get_backfills, the
    backfill's runs and their status) until the backfill is done, checks that all 100 partitions of `qa_pairs`
    are materialized, then kills the daemon's process group (also on error or timeout);
@@ -65,7 +65,6 @@ import machine  # bench/machine.py (bench/ is the script folder, first on sys.pa
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 TARGET_S = 0.3
 EXECUTOR = {"default": "the project's (workspace.yaml)", "multiprocess": "multiprocess (bench/defs_with_executor.py)",
@@ -125,8 +124,8 @@ def prepare_home(home: Path, videos: list[Path], batch: int, max_runs: int | Non
     partitions."""
     from dagster import DagsterInstance
 
-    from fm_assets.partitions import register_video
     from fm_resources.lake import Lake
+    from fm_resources.registry import register_video
     from fm_resources.video import VideoStore
 
     env = home_env(home, batch)
@@ -334,12 +333,11 @@ def inprocess_main(home: Path, videos_dir: Path, batch: int, n: int) -> int:
     t_import = time.perf_counter()
     from dagster import DagsterInstance
 
-    from fm_assets.cli import selection_until
+    from fm_assets.cli.run import selection_until
     from fm_assets.definitions import defs
-    from fm_assets.partitions import register_video
-    from fm_resources.video import VideoStore
-
+    from fm_resources.registry import register_video
     from fm_resources.settings import dagster_home
+    from fm_resources.video import VideoStore
 
     import_s = time.perf_counter() - t_import
     dagster_home()  # the instance folder and its dagster.yaml, as `fm` writes them

@@ -51,7 +51,6 @@ from raw_clips import decode_only  # the same decode-only baseline as bench/raw_
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "videos"
 TARGET = 2.0
@@ -129,7 +128,7 @@ class Pipeline:
     def __init__(self):
         from dagster import DagsterInstance
 
-        from fm_assets.cli import selection_until
+        from fm_assets.cli.run import selection_until
         from fm_assets.definitions import defs
 
         self.instance = DagsterInstance.get()
@@ -141,7 +140,7 @@ class Pipeline:
         self.config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
     def register(self, path: Path) -> str:
-        from fm_assets.partitions import register_video
+        from fm_resources.registry import register_video
         from fm_resources.video import VideoStore
 
         vid = register_video(str(path), VideoStore(inputs=[str(path)]), self.lake).video_id
@@ -156,7 +155,7 @@ class Pipeline:
 
     def stage_seconds(self, run_id: str) -> dict[str, float]:
         df = self.warehouse.query("SELECT asset, seconds FROM stage_runs WHERE run_id = ?", [run_id])
-        got = {a: s for a, s in df.iter_rows()}
+        got = dict(df.iter_rows())
         out = {}
         for stage in STAGES:
             if stage == "ingest":  # videos and raw_clips are the two outputs of the one `ingest` step
@@ -293,9 +292,9 @@ def bench_video(pipe: Pipeline, kind: str, path: Path, repeats: int, sync_off: b
     outside = med([e - sum(r.values()) for e, r in zip(runs["e2e_s"], runs["steps"])])
     failed_checks = []
     if not all(runs["success"]):
-        from fm_assets.cli import _failed_checks
+        from fm_assets.cli.run import failed_checks
 
-        failed_checks = [f"{c['check']} ({c['rows']} rows)" for c in _failed_checks(res)]
+        failed_checks = [f"{c['check']} ({c['rows']} rows)" for c in failed_checks(res)]
     import av
 
     with av.open(str(path)) as c:

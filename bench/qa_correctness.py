@@ -1,8 +1,8 @@
-"""Correctness of the rule-based and grounded questions (fm_assets.qa) against GROUND TRUTH, through the real
+"""Correctness of the rule-based and grounded questions (fm_assets.labels.qa) against GROUND TRUTH, through the real
 pipeline stages without Dagster, on the synthetic scenes (fm_assets.synthetic.standard_scenes()).
 
 For every scene (rendered with each --seeds value: the seed changes the textures, hence the detector's boxes):
-decode + the `motion` detector (fm_assets.perception.detect_video, as the `detections` asset), a fresh tracker per
+decode + the `motion` detector (fm_assets.defs.perception.detect_video, as the `detections` asset), a fresh tracker per
 clip (TrackerResource.track_clip, as the `tracks` asset), one clip spanning the whole video, then
 motion_facts.trajectories + pair_relations, then qa.rule_questions + grounded_questions + finalize.
 
@@ -34,21 +34,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
-from fm_assets import qa  # noqa: E402
 from fm_assets import synthetic as S  # noqa: E402
-from fm_assets.motion_facts import _turns, pair_relations, trajectories  # noqa: E402
-from fm_assets.partitions import make_video_id  # noqa: E402
-from fm_assets.perception import DetectionParams, detect_video  # noqa: E402
-from fm_assets.schemas import DETECTIONS, QA_PAIRS, TRACKS, frame  # noqa: E402
-from fm_assets.tracking import frame_detections, sampled_frames, track_rows  # noqa: E402
-from fm_resources.detectors import DetectorResource  # noqa: E402
+from fm_assets.labels import qa  # noqa: E402
+from fm_assets.labels.ids import make_video_id  # noqa: E402
+from fm_assets.labels.motion_facts import _turns, pair_relations, trajectories  # noqa: E402
+from fm_assets.labels.schemas import DETECTIONS, QA_PAIRS, TRACKS, frame  # noqa: E402
+from fm_assets.labels.tracking import DetectionParams, clip_track_rows, detect_video  # noqa: E402
+from fm_resources.detection.resource import DetectorResource  # noqa: E402
 from fm_resources.trackers import TrackerResource  # noqa: E402
+from fm_resources.video import decode  # noqa: E402
 
 SAME_S = 0.3  # truth orders closer than this are ambiguous (pair_relations' 'same')
 APPROACH_FRAC = 0.05
@@ -62,17 +61,10 @@ def run_pipeline(truth: S.SceneTruth, spec: S.SceneSpec, detector, tracker: Trac
     """tracks, trajectories, pairs and the clip dict of one rendered scene, one clip over the whole video."""
     n, fps = spec.n_frames, spec.fps
     clip_id = f"{video_id}:0"
-    clips = pl.DataFrame({"clip_id": [clip_id], "start_frame": [0], "end_frame": [n]})
-    rows, _, _ = detect_video(video_id, truth.mp4, 0, clips, fps, detector, DetectionParams())
+    clip_row = {"clip_id": clip_id, "start_frame": 0, "end_frame": n}
+    rows, _, _ = detect_video(video_id, decode(truth.mp4, 0), pl.DataFrame([clip_row]), fps, detector, DetectionParams())
     dets = frame(rows, DETECTIONS)
-    step = int(dets["sample_step"][0]) if len(dets) else 1
-    by_frame = dets.partition_by("frame_idx", as_dict=True)
-    frames = []
-    for f in sampled_frames(0, n, step):
-        fr = by_frame.get((f,), dets.clear())
-        frames.append((f, float(fr["t_s"][0]) if len(fr) else None, fr))
-    tracked = tracker.track_clip([frame_detections(fr) for _, _, fr in frames])
-    tracks = frame(track_rows(video_id, clip_id, frames, tracked), TRACKS)
+    tracks = frame(clip_track_rows(video_id, clip_row, dets, tracker.track_clip)[0], TRACKS)
     traj = trajectories(tracks, spec.width, spec.height)
     pairs = pair_relations(traj)
     clip = {"video_id": video_id, "clip_id": clip_id, "start_s": 0.0, "end_s": truth.facts["duration_s"]}
@@ -95,7 +87,7 @@ def random_scenes(n: int, seed: int = 0) -> list[S.SceneSpec]:
             w, h = float(rng.uniform(50, 80)), float(rng.uniform(50, 80))
             half = 0.5 * max(w, h) * 1.6 + 4  # half the largest box: neighbours never overlap
             lo_b, hi_b = i * band + half, (i + 1) * band - half  # the band's range for the centre
-            def point():
+            def point(lo_b=lo_b, hi_b=hi_b, half=half, vertical=vertical):
                 a = float(rng.uniform(lo_b, max(lo_b, hi_b)))
                 b = float(rng.uniform(half, (480 if vertical else 640) - half))
                 return (round(a, 1), round(b, 1)) if vertical else (round(b, 1), round(a, 1))
@@ -422,8 +414,8 @@ def main() -> int:
         tmp.cleanup()
     elapsed = time.perf_counter() - started
 
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     lines = [f"### Question correctness vs ground truth on the synthetic scenes ({now})", "",
              f"Command: `{' '.join(['.venv/bin/python', 'bench/qa_correctness.py', *sys.argv[1:]])}`", "",
              f"Machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; {n_videos} videos "

@@ -5,7 +5,7 @@ raw_clips)), this measures the wall time of
 
 1. decode-only: av.open, first video stream, ``thread_type = "AUTO"`` (the decoder settings of
    fm_resources.video.decode), decode every frame, nothing else;
-2. raw_clips: what fm_assets.clips.ingest does for one partition, without Dagster: ``analyse_video`` (probe,
+2. raw_clips: what fm_assets.defs.ingest.ingest does for one partition, without Dagster: ``analyse_video`` (probe,
    one decode + scan pass, clip plan), one JPEG thumbnail per clip written with ``Lake.write_bytes``, the
    contact sheet of the run metadata, and the `videos` / `raw_clips` tables built with ``schemas.frame`` and
    written with ``Lake.write_parquet`` (as LakeIOManager does) into a Lake on a temp dir.
@@ -21,7 +21,6 @@ The target is raw_clips <= 1.5x decode-only.  Usage (from the repo root)::
 from __future__ import annotations
 
 import argparse
-import base64
 import cProfile
 import datetime as dt
 import io
@@ -40,17 +39,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a plain script from anywhere
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import av  # noqa: E402
-import polars as pl  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from fm_assets.clipping import ClipParams, contact_sheet, nearest_thumb  # noqa: E402
-from fm_assets.clips import analyse_video  # noqa: E402
-from fm_assets.partitions import make_video_id  # noqa: E402
-from fm_assets.schemas import RAW_CLIPS, VIDEOS, frame  # noqa: E402
+from fm_assets.defs.ingest import analyse_video, ingest_metadata, save_thumbnails  # noqa: E402
+from fm_assets.labels.clipping import ClipParams  # noqa: E402
+from fm_assets.labels.ids import make_video_id  # noqa: E402
+from fm_assets.labels.schemas import RAW_CLIPS, VIDEOS, frame  # noqa: E402
 from fm_resources.lake import Lake, table_key  # noqa: E402
 from fm_resources.video import VIDEO_EXTENSIONS, VideoStore, sha256_file, stream_info  # noqa: E402
 
@@ -74,25 +71,16 @@ def decode_only(path: Path) -> int:
 
 
 def raw_clips(video_id: str, uri: str, sha256: str, store: VideoStore, lake: Lake, params: ClipParams) -> dict:
-    """The body of fm_assets.clips.ingest for one partition, minus Dagster (no registry lookup, no Output
+    """fm_assets.defs.ingest.ingest_video's steps for one partition, each timed (no registry lookup, no Output
     objects; the IO manager's Parquet writes are done here with the same Lake call). Returns stage times."""
     t0 = time.perf_counter()
     row, clips, scan = analyse_video(video_id, uri, sha256, store, params)
     t1 = time.perf_counter()
-    thumbs = []
-    for c in clips:  # reproduced from ingest (only exists inside the asset body)
-        jpeg = nearest_thumb(scan, (c["start_s"] + c["end_s"]) / 2) if scan else None
-        if jpeg:
-            c["thumbnail"] = lake.write_bytes(f"thumbnails/{video_id}/{c['clip_id']}.jpg", jpeg)
-            thumbs.append(jpeg)
+    thumbs = save_thumbnails(video_id, clips, scan, lake)
     t2 = time.perf_counter()
     videos_df, clips_df = frame([row], VIDEOS), frame(clips, RAW_CLIPS)
     t3 = time.perf_counter()
-    # the Output metadata of ingest: the keyframe contact sheet (a PNG) and a few counts
-    sheet = base64.b64encode(contact_sheet(thumbs[:12])).decode() if thumbs else None
-    kept = clips_df.filter(pl.col("kept"))
-    _meta = (len(kept), clips_df.filter(~pl.col("kept")).group_by("drop_reason").len().to_dicts(),
-             clips_df["camera_motion"].max(), sheet)
+    ingest_metadata(row, clips_df, thumbs, uri)  # the Output metadata of ingest: counts and the contact sheet
     t4 = time.perf_counter()
     lake.write_parquet(table_key("videos", video_id), videos_df)  # what LakeIOManager.handle_output does
     lake.write_parquet(table_key("raw_clips", video_id), clips_df)

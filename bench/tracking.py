@@ -1,12 +1,12 @@
 """Tracking quality and speed of the embedded default (`motion` detector + mmdet ByteTrack) on real footage
 with MOTChallenge ground truth (../shared/data/mot/TUD-Campus), through the pipeline's own functions:
 detect_video (the `detections` asset's work), TrackerResource.track_clip (the `tracks` asset's), mot_text
-(`fm export mot`), scored with TrackEval (fm_assets.mot_metrics).
+(`fm export mot`), scored with TrackEval (fm_assets.evaluation.mot_metrics).
 
     .venv/bin/python bench/tracking.py [--sample-fps 25 10] [--repeats 3] [--markdown]
     .venv/bin/python bench/tracking.py --repeats 1 --det '{"min_diff": 18}' --trk '{"high_score": 0.5}'
 
---det passes keyword arguments to fm_resources.motion.MotionDetector, --trk fields to TrackerResource
+--det passes keyword arguments to fm_resources.detection.motion.MotionDetector, --trk fields to TrackerResource
 (for tuning; the defaults are what the pipeline runs).
 
 Speed is detection + tracking frames per second over the sampled frames (PyAV decoding of those frames included,
@@ -27,16 +27,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import polars as pl  # noqa: E402
 
-from fm_assets.mot_metrics import evaluate, parse_mot, read_mot  # noqa: E402
-from fm_assets.perception import DetectionParams, detect_video  # noqa: E402
-from fm_assets.schemas import DETECTIONS, TRACKS, frame  # noqa: E402
-from fm_assets.tracking import frame_detections, mot_text, sample_step, sampled_frames, track_rows  # noqa: E402
-from fm_resources.detectors import DetectorResource  # noqa: E402
-from fm_resources.motion import MotionDetector  # noqa: E402
+from fm_assets.evaluation.mot_metrics import evaluate, parse_mot, read_mot  # noqa: E402
+from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame  # noqa: E402
+from fm_assets.labels.tracking import (  # noqa: E402
+    DetectionParams,
+    clip_track_rows,
+    detect_video,
+    mot_text,
+    sample_step,
+)
+from fm_resources.detection.motion import MotionDetector  # noqa: E402
+from fm_resources.detection.resource import DetectorResource  # noqa: E402
 from fm_resources.trackers import TrackerResource  # noqa: E402
 from fm_resources.video import decode  # noqa: E402
 
@@ -44,16 +48,14 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def run_once(video: Path, n_frames: int, fps: float, sample_fps: float, detector, tracker: TrackerResource):
-    clip = pl.DataFrame({"clip_id": ["c"], "start_frame": [0], "end_frame": [n_frames]})
-    t0 = time.perf_counter()
-    rows, n_sampled, busy_det = detect_video("v", video, 0, clip, fps, detector, DetectionParams(sample_fps=sample_fps))
+    """The `detections` and `tracks` assets' own functions over one clip spanning the whole video."""
+    clip = {"clip_id": "c", "start_frame": 0, "end_frame": n_frames}
+    rows, n_sampled, busy_det = detect_video("v", decode(video, 0), pl.DataFrame([clip]), fps, detector,
+                                             DetectionParams(sample_fps=sample_fps))
     dets = frame(rows, DETECTIONS)
     t1 = time.perf_counter()
     step = sample_step(fps, sample_fps)
-    by = dets.partition_by("frame_idx", as_dict=True)
-    frames = [(f, 0.0, by.get((f,), dets.clear())) for f in sampled_frames(0, n_frames, step)]
-    tracked = tracker.track_clip([frame_detections(r) for _, _, r in frames])
-    tracks = frame(track_rows("v", "c", frames, tracked), TRACKS)
+    tracks = frame(clip_track_rows("v", clip, dets, tracker.track_clip)[0], TRACKS)
     busy_track = time.perf_counter() - t1
     return tracks, n_sampled, busy_det, busy_track, step
 
@@ -86,8 +88,8 @@ def main() -> int:
         m_sampled = evaluate(gt[[int(f) in sampled for f in gt[:, 0]]], parse_mot(mot_text(tracks, interpolate=False)), n_frames)
         m_export = evaluate(gt, parse_mot(mot_text(tracks, interpolate=True)), n_frames)
         results.append((sfps, step, n_sampled, det_s, trk_s, m_sampled, m_export))
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     lines = [
         f"### Embedded default on TUD-Campus ({now})", "",
         f"Command: `{' '.join(['.venv/bin/python', 'bench/tracking.py', *sys.argv[1:]])}`", "",

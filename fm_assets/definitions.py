@@ -19,7 +19,7 @@ Resources: `lake` (Parquet label lake, local or S3), `io_manager` (the lake as D
 
 from dagster import Definitions, in_process_executor, map_asset_specs
 
-from fm_assets.automation import (
+from fm_assets.defs.automation import (
     backfill_condition,
     build_dataset_job,
     dataset_condition,
@@ -27,45 +27,55 @@ from fm_assets.automation import (
     new_videos_sensor,
     nightly_backfill,
 )
-from fm_assets.checks import sql_checks
-from fm_assets.clips import ingest
-from fm_assets.dataset import splits
-from fm_assets.language import captions, qa_pairs, trajectories
-from fm_assets.maintenance import compact_lake, compact_schedule
-from fm_assets.perception import detections, tracks
-from fm_resources.detectors import DetectorResource
+from fm_assets.defs.checks import sql_checks
+from fm_assets.defs.dataset import splits
+from fm_assets.defs.ingest import ingest
+from fm_assets.defs.language import captions, qa_pairs
+from fm_assets.defs.maintenance import compact_lake, compact_schedule
+from fm_assets.defs.motion import trajectories
+from fm_assets.defs.partitions import backfill_policy
+from fm_assets.defs.perception import detections, tracks
+from fm_resources import settings
+from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake, LakeIOManager
 from fm_resources.llm import LLMResource
-from fm_resources.settings import lake_root, llm_model
 from fm_resources.trackers import TrackerResource
 from fm_resources.video import VideoStore
 from fm_resources.warehouse import Warehouse
 
-lake = Lake(root=lake_root())
 
-per_video = map_asset_specs(
-    lambda spec: spec.replace_attributes(automation_condition=backfill_condition),
-    [ingest, detections, tracks, trajectories, captions, qa_pairs],
-)
-dataset = map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=dataset_condition), [splits])
+def build_defs() -> Definitions:
+    """The code location, with the settings of this environment (fm_resources.settings) read now."""
+    lake = Lake(root=settings.lake_root())
+    nightly = backfill_condition(settings.backfill_cron())
+    per_video = [
+        a.with_attributes(backfill_policy=backfill_policy(settings.backfill_batch()))
+        for a in map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=nightly),
+                                 [ingest, detections, tracks, trajectories, captions, qa_pairs])
+    ]
+    dataset = map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=dataset_condition), [splits])
 
-# Runs execute their steps in the run's own process: a step process per asset and check costs a Python start
-# and an import of this code location each (seconds), far more than most steps compute (bench/dagster_overhead.py).
-# Parallelism comes from runs (a backfill's batches, the sensor's runs) and the concurrency pools.
-defs = Definitions(
-    assets=[*per_video, *dataset],
-    executor=in_process_executor,
-    asset_checks=sql_checks,
-    jobs=[label_videos_job, build_dataset_job, compact_lake],
-    sensors=[new_videos_sensor, nightly_backfill],
-    schedules=[compact_schedule],
-    resources={
-        "lake": lake,
-        "io_manager": LakeIOManager(lake=lake),
-        "video_store": VideoStore(),
-        "detector": DetectorResource(),
-        "tracker": TrackerResource(),
-        "llm": LLMResource(model=llm_model()),
-        "warehouse": Warehouse(lake=lake),
-    },
-)
+    # Runs execute their steps in the run's own process: a step process per asset and check costs a Python start
+    # and an import of this code location each (seconds), far more than most steps compute
+    # (bench/dagster_overhead.py). Parallelism comes from runs (a backfill's batches, the sensor's runs) and the
+    # concurrency pools.
+    return Definitions(
+        assets=[*per_video, *dataset],
+        executor=in_process_executor,
+        asset_checks=sql_checks(),
+        jobs=[label_videos_job, build_dataset_job, compact_lake],
+        sensors=[new_videos_sensor, nightly_backfill(settings.backfill_cron())],
+        schedules=[compact_schedule(settings.compact_cron())],
+        resources={
+            "lake": lake,
+            "io_manager": LakeIOManager(lake=lake),
+            "video_store": VideoStore(),
+            "detector": DetectorResource(),
+            "tracker": TrackerResource(),
+            "llm": LLMResource(model=settings.llm_model()),
+            "warehouse": Warehouse(lake=lake),
+        },
+    )
+
+
+defs = build_defs()

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -22,7 +22,7 @@ from dagster import ConfigurableIOManager, ConfigurableResource, DagsterEventTyp
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from fm_resources.settings import fm_home
+from fm_resources.settings import fm_home, s3_endpoint_url, s3_region
 
 
 def is_s3(uri: str) -> bool:
@@ -58,8 +58,8 @@ class Lake(ConfigurableResource):
     def _s3(self):
         if self._client is None:
             self._client = S3Resource(
-                endpoint_url=self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
-                region_name=self.s3_region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                endpoint_url=self.s3_endpoint_url or s3_endpoint_url(),
+                region_name=self.s3_region or s3_region(),
             ).get_client()
         return self._client
 
@@ -286,7 +286,7 @@ class LakeIOManager(ConfigurableIOManager):
     def _record_stage(self, context: OutputContext, asset: str, keys: list[str], obj: pl.DataFrame) -> None:
         """stage_runs/<video>__<asset>.parquet: when the step ran and its wall seconds (shared equally by the
         videos of a batch), for the `seconds per stage` report."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         seconds = None
         try:
             records = context.step_context.instance.get_records_for_run(

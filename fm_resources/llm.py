@@ -22,7 +22,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,23 +29,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never download litellm's price table
+import pydantic
+from dagster import ConfigurableResource
 
-import pydantic  # noqa: E402
-from dagster import ConfigurableResource  # noqa: E402
-
-from fm_resources.lake import Lake  # noqa: E402
-
+from fm_resources.lake import Lake
+from fm_resources.settings import litellm_offline_prices, llm_api_base, secret
 
 
 @functools.cache
 def _litellm():
     """litellm, imported on first use: it takes ~3 s to import, which every `fm` command and every Dagster step
     process would otherwise pay even when no LLM is called."""
+    litellm_offline_prices()  # never download litellm's price table
     import litellm
 
     litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on every provider error
     return litellm
+
+def supports_vision(model: str) -> bool:
+    """Whether litellm's model table says the model takes images (raises for models it does not know)."""
+    return bool(_litellm().supports_vision(model=model))
+
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +189,7 @@ class LLMResource(ConfigurableResource):
         def guarded(item: Any) -> Any:
             try:
                 return fn(item)
-            except Exception as exc:  # noqa: BLE001 - handed back to the caller as a value
+            except Exception as exc:
                 return exc
 
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="llm") as pool:
@@ -260,11 +263,11 @@ class LLMResource(ConfigurableResource):
         try:
             return _litellm().completion(
                 model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                timeout=self.timeout_s, api_base=self.api_base or os.environ.get("FM_LLM_API_BASE"),
-                api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
+                timeout=self.timeout_s, api_base=self.api_base or llm_api_base(),
+                api_key=secret(self.api_key_env) if self.api_key_env else None,
                 response_format=response_format, num_retries=0, drop_params=True,
             )
-        except Exception as exc:  # noqa: BLE001 - every provider error is classified
+        except Exception as exc:
             reason, retry = _classify(exc)
             raise _AttemptError(reason, str(exc)[:500], retry,
                                 _retry_after(exc) if reason == "rate_limit" else None) from exc
@@ -282,7 +285,7 @@ class LLMResource(ConfigurableResource):
                 tokens_out += resp.usage.completion_tokens or 0
                 try:
                     costs.append(_litellm().completion_cost(completion_response=resp))
-                except Exception:  # noqa: BLE001 - litellm raises when it has no price for the model
+                except Exception:
                     pass
                 text = resp.choices[0].message.content or ""
                 value = _parse(text, schema) if schema else text

@@ -9,7 +9,9 @@ AWS_ENDPOINT_URL / AWS_* are honoured by boto3 for S3 (e.g. MinIO or moto).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -179,3 +181,74 @@ def pool_limits() -> dict[str, int]:
     """Dagster concurrency pools and their default slots: one detector at a time per GPU, a few LLM callers."""
     return {"gpu": max(1, int(os.environ.get("FM_GPU_SLOTS", "1"))),
             "llm": max(1, int(os.environ.get("FM_LLM_SLOTS", "4")))}
+
+
+def backfill_cron() -> str:
+    """When `nightly_backfill` requests missing or failed partitions (FM_BACKFILL_CRON, UTC)."""
+    return os.environ.get("FM_BACKFILL_CRON", "0 3 * * *")
+
+
+def compact_cron() -> str:
+    """When `nightly_compaction` compacts the per-video tables (FM_COMPACT_CRON, UTC; after the backfill)."""
+    return os.environ.get("FM_COMPACT_CRON", "0 4 * * *")
+
+
+def compact_min_changed() -> int:
+    """How many files of a table must be new, rewritten or deleted before `fm run` / `fm db` compact it
+    (FM_COMPACT_MIN_CHANGED)."""
+    return max(1, int(os.environ.get("FM_COMPACT_MIN_CHANGED", "256")))
+
+
+def sql_dir_override() -> Path | None:
+    """A folder of SQL files (views/, checks/, reports/) to use instead of the packaged ones (FM_SQL_DIR)."""
+    value = os.environ.get("FM_SQL_DIR")
+    return Path(value) if value else None
+
+
+def llm_api_base() -> str | None:
+    """The LLM's base URL when the resource config names none (FM_LLM_API_BASE)."""
+    return os.environ.get("FM_LLM_API_BASE") or None
+
+
+def secret(variable: str) -> str | None:
+    """The value of the environment variable that holds a secret (e.g. the LLM's API key); never stored."""
+    return os.environ.get(variable)
+
+
+def s3_endpoint_url() -> str | None:
+    """The S3 endpoint when the resource config names none (AWS_ENDPOINT_URL: MinIO, moto, ...)."""
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_region() -> str:
+    return os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def litellm_offline_prices() -> None:
+    """Make litellm read its bundled price table instead of downloading one at import
+    (LITELLM_LOCAL_MODEL_COST_MAP, unless the user set it): called right before litellm is imported."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def use_dagster_home() -> Path:
+    """Point this process's Dagster at fm's instance (DAGSTER_HOME, see dagster_home) and return it."""
+    home = dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@contextlib.contextmanager
+def environment(name: str, value: str | None) -> Iterator[None]:
+    """Set (or with None, unset) one environment variable for the duration of a block, then restore it."""
+    previous = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous

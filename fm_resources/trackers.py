@@ -8,22 +8,13 @@ from 1 within a clip.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from fm_resources.detectors import Detections
-
-
-@dataclass
-class TrackedBox:
-    track_id: int
-    box: np.ndarray  # x1, y1, x2, y2 (the tracker's box: the matched detection)
-    score: float
-    det_index: int  # index of the detection on this frame
+from fm_assets.labels.types import Detections, TrackedBox
 
 
 def _register() -> None:

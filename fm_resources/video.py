@@ -19,10 +19,10 @@ from pathlib import Path
 import av
 import numpy as np
 from dagster import ConfigurableResource
-from PIL import Image
 
+from fm_assets.labels.plots import jpeg
 from fm_resources.lake import is_s3, split_s3
-from fm_resources.settings import fm_home, input_locations
+from fm_resources.settings import fm_home, input_locations, s3_endpoint_url
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 
@@ -261,13 +261,6 @@ def cut_clip(path: Path, start_s: float, end_s: float, rotation: int | None = No
     return cut_clips(path, [(start_s, end_s)], rotation, options)[0]
 
 
-def jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
-    """JPEG bytes of an RGB image."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 def keyframes(path: Path, rotation: int | None, start_s: float, end_s: float, every_s: float,
               max_side: int) -> list[bytes]:
     """JPEGs of the first frame at or after every `every_s` seconds of [start_s, end_s), longer side at most
@@ -314,7 +307,7 @@ class VideoStore(ConfigurableResource):
     def _s3(self):
         from dagster_aws.s3 import S3Resource
 
-        return S3Resource(endpoint_url=self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")).get_client()
+        return S3Resource(endpoint_url=self.s3_endpoint_url or s3_endpoint_url()).get_client()
 
     def scan(self, location: str) -> list[InputFile]:
         """The video files at a location (a folder, searched recursively, a single file, or an S3 prefix)."""

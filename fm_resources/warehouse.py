@@ -3,11 +3,11 @@ the compaction of the per-video tables for whole-lake queries."""
 
 from __future__ import annotations
 
-import os
+import importlib.resources
 import re
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -15,28 +15,33 @@ import polars as pl
 from dagster import ConfigurableResource
 
 from fm_resources.lake import Lake
-from fm_resources.settings import fm_home
+from fm_resources.settings import fm_home, sql_dir_override
 
-SQL_DIR = Path(os.environ.get("FM_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
 COMPACT_DIR = "_compact"  # <lake>/_compact/<table>/: compacted parts of the per-video tables (Warehouse.compact)
 SOURCE = "_fm_source"  # the column of a compacted part naming the lake file each row came from
 ROW_GROUPS_PER_PART = 8  # DuckDB writes row groups of 122,880 rows: about 1M rows per part
 
 
+def sql_dir() -> Path:
+    """The SQL folder (views/, checks/, reports/): the `fm_sql` package installed with fm (sql/ of the source
+    tree in an editable install), or FM_SQL_DIR."""
+    return sql_dir_override() or Path(str(importlib.resources.files("fm_sql")))
+
+
 def sql_file(relpath: str) -> str:
-    return (SQL_DIR / relpath).read_text()
+    return (sql_dir() / relpath).read_text()
 
 
-def lit(path: "str | Path") -> str:
+def lit(path: str | Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def files_sql(source: "str | list[str]") -> str:
+def files_sql(source: str | list[str]) -> str:
     """A glob or a list of files as a DuckDB literal."""
     return lit(source) if isinstance(source, str) else "[" + ", ".join(lit(p) for p in source) + "]"
 
 
-def parquet_sql(source: "str | list[str]") -> str:
+def parquet_sql(source: str | list[str]) -> str:
     return f"read_parquet({files_sql(source)}, union_by_name = true)"
 
 
@@ -51,7 +56,7 @@ def compacted_sql(parts: list[str], stale: list[str], fresh: list[str]) -> str:
     return f"({rel})"
 
 
-def view_sql(name: str, source: "str | list[str]", relation: str | None = None) -> str:
+def view_sql(name: str, source: str | list[str], relation: str | None = None) -> str:
     """sql/views/<name>.sql with its placeholder filled: `{parquet}` by the relation over the table's Parquet
     files (`read_parquet(files, union_by_name = true)`, or `relation` when the table is compacted), `{files}`
     by a glob or a list of files (for the JSON logs)."""
@@ -75,7 +80,7 @@ def files_prefix(glob: str) -> str:
 def named_tables(sql: str) -> set[str]:
     """The lake views a query mentions (every sql/views name that occurs in it as a word)."""
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql.lower()))
-    return {p.stem for p in (SQL_DIR / "views").glob("*.sql")} & words
+    return {p.stem for p in (sql_dir() / "views").glob("*.sql")} & words
 
 
 def per_video_table(name: str) -> bool:
@@ -90,9 +95,9 @@ class Warehouse(ConfigurableResource):
     lake: Lake
     database: str = ":memory:"
 
-    def tables(self, only: "set[str] | None" = None) -> list[str]:
+    def tables(self, only: set[str] | None = None) -> list[str]:
         """The views (of `only`, or all) whose files exist in the lake."""
-        return sorted(p.stem for p in (SQL_DIR / "views").glob("*.sql")
+        return sorted(p.stem for p in (sql_dir() / "views").glob("*.sql")
                       if (only is None or p.stem in only) and self.lake.has_files(files_prefix(view_files(p.stem))))
 
     def compaction(self, name: str) -> dict | None:
@@ -101,7 +106,7 @@ class Warehouse(ConfigurableResource):
         return self.lake.read_json(key) if self.lake.exists(key) else None
 
     def connect(self, partitions: list[str] | None = None, database: str | None = None,
-                only: "set[str] | None" = None) -> duckdb.DuckDBPyConnection:
+                only: set[str] | None = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view per table in the lake; with `partitions`, the per-video tables
         show only those videos' files (what a per-partition check looks at). A compacted table reads its few
         compacted parts, minus the files rewritten or deleted since, plus the files written since (so a view
@@ -132,7 +137,7 @@ class Warehouse(ConfigurableResource):
                 relation = compacted_sql([str(root / k) for k in m["parts"]], sorted(set(m["sources"]) - covered),
                                          [str(root / k) for k in sorted(current) if k not in covered])
             con.execute(view_sql(name, source, relation))
-        for p in sorted((SQL_DIR / "views").glob("*.sql")) if partitions is None else ():
+        for p in sorted((sql_dir() / "views").glob("*.sql")) if partitions is None else ():
             if p.stem not in names and view_files(p.stem).endswith(".json") and (only is None or p.stem in only):
                 empty = fm_home() / "cache" / "empty.json"
                 if not empty.exists():
@@ -169,7 +174,7 @@ class Warehouse(ConfigurableResource):
                                 "parts": len(old["parts"]) if old else 0, "rows": old["rows"] if old else None,
                                 "seconds": time.perf_counter() - started, "compacted": False}
                 continue
-            generation = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+            generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             prefix = len(str(root)) + 2  # DuckDB's substr is 1-based: the key after "<root>/"
             scratch = fm_home() / "cache"
             scratch.mkdir(parents=True, exist_ok=True)
@@ -187,7 +192,7 @@ class Warehouse(ConfigurableResource):
                     parts.append(key)
             self.lake.write_json(f"{COMPACT_DIR}/{name}/manifest.json", {
                 "table": name, "generation": generation, "parts": parts, "rows": rows, "sources": current,
-                "created": datetime.now(timezone.utc).isoformat()})
+                "created": datetime.now(UTC).isoformat()})
             keep = {generation} | ({old["generation"]} if old else set())
             for key in self.lake.list(f"{COMPACT_DIR}/{name}"):
                 gen = key.split("/")[2] if key.count("/") >= 3 else None

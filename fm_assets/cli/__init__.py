@@ -1,0 +1,74 @@
+"""`fm`: the project's command line (demo, run, sql, ui). Runs go through Dagster against the instance in
+FM_HOME, so everything `fm` does shows up in `fm ui`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fm_assets.cli import eval_grounded, eval_mcq, eval_mot
+from fm_assets.cli.export import cmd_export
+from fm_assets.cli.lake import cmd_compact, cmd_db, cmd_sql
+from fm_assets.cli.run import cmd_demo, cmd_run
+from fm_assets.cli.ui import cmd_ui
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fm", description="FoundationMotion-style motion labels from raw video, as a Dagster asset graph.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="render sample videos (or take --videos DIR), run the graph, print a summary")
+    p.add_argument("--videos", help="a folder of your own videos instead of the synthetic scenes")
+    p.add_argument("--until", help="stop after this asset")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="register videos (files, folders, s3:// URIs) and materialize their assets")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--until", help="materialize only this asset and what it needs (e.g. raw_clips)")
+    p.add_argument("--config", help="YAML run config (e.g. ops: {ingest: {config: {max_clip_s: 8}}})")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sql", help="query the label lake with DuckDB")
+    p.add_argument("query", nargs="?")
+    p.add_argument("-f", "--file", help="a .sql file, e.g. sql/reports/...")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("db", help="write a DuckDB database file with the lake's views (default $FM_HOME/fm.duckdb)")
+    p.add_argument("--out", help="where to write it")
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("compact", help="rewrite the lake's per-video tables into a few Parquet parts "
+                                       "(fast whole-lake checks, reports and SQL)")
+    p.add_argument("--table", action="append", help="a per-video table to compact (repeatable; default: all)")
+    p.add_argument("--min-changed", type=int, default=1,
+                   help="only tables with at least this many files new, rewritten or deleted since (default 1)")
+    p.set_defaults(func=cmd_compact)
+
+    p = sub.add_parser("export", help="export the lake to another format (llamafactory, fm-json, groundmore, mot)")
+    p.add_argument("format", choices=["llamafactory", "fm-json", "groundmore", "mot"])
+    p.add_argument("out_dir")
+    p.add_argument("--no-interpolate", action="store_true",
+                   help="mot: write only the sampled frames (default: interpolate boxes over the skipped frames)")
+    p.add_argument("--fps", type=float, default=6.0,
+                   help="groundmore: frames (images and masks) per second of each clip (default 6, GroundMoRe's)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("eval", help="score models and trackers: mcq (any litellm model), grounded (J/F/J&F), mot")
+    evals = p.add_subparsers(dest="what", required=True)
+    for module in (eval_mcq, eval_grounded, eval_mot):
+        module.add_parser(evals)
+
+    p = sub.add_parser("ui", help="dagster dev on this project and the instance in FM_HOME")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Stage 3a: tracks -> `trajectories` (smoothed paths + motion facts per track, and pictures of them)."""
+
+import polars as pl
+from dagster import AssetExecutionContext, MetadataValue, asset
+
+from fm_assets.defs.config import config_class
+from fm_assets.defs.partitions import for_each_video, kept_clips, of_video, per_clip, videos_partitions
+from fm_assets.labels import plots
+from fm_assets.labels.motion_facts import TRAJECTORY_SCHEMA, TrajectoryParams
+from fm_assets.labels.motion_facts import trajectories as compute_trajectories
+from fm_resources.lake import Lake
+from fm_resources.registry import lookup_video
+from fm_resources.video import VideoStore, decode
+
+TrajectoryConfig = config_class(TrajectoryParams, "TrajectoryConfig")
+
+
+@asset(partitions_def=videos_partitions, group_name="language",
+       description="Per track: smoothed normalised path and motion facts; too short or static tracks kept=false.")
+def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_clips: pl.DataFrame,
+                 tracks: pl.DataFrame, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
+    params = config.to_params()
+
+    def one(video_id: str):
+        video_tracks = of_video(tracks, video_id)
+        parts = [compute_trajectories(per_clip(video_tracks, c["clip_id"]), c["width"], c["height"], params)
+                 for c in kept_clips(of_video(raw_clips, video_id))]
+        df = pl.concat(parts) if parts else pl.DataFrame(schema=TRAJECTORY_SCHEMA)
+        kept = df.filter(pl.col("kept"))
+        metadata = {
+            "tracks": len(df), "kept": len(kept),
+            "dropped": str(dict(df.filter(~pl.col("kept")).group_by("drop_reason").len().sort("drop_reason").iter_rows())),
+            "directions": str(dict(kept.group_by("direction").len().sort("direction").iter_rows())),
+        }
+        # pictures for a labeler: the paths over a frame of their clip (overlay) and speed over time (plot)
+        clips = plots.clip_panels(df, of_video(raw_clips, video_id))
+        if clips:
+            try:
+                path = video_store.fetch(lookup_video(video_id, lake)["uri"])
+                frames = plots.grab_frames(decode(path, None, start_s=min(c["start_s"] for c in clips)),
+                                           {c["frame_idx"] for c in clips})
+                for name, png in plots.trajectory_pictures(df, clips, frames).items():
+                    lake.write_bytes(f"overlays/{video_id}/{name}.png", png)
+                    metadata[name] = MetadataValue.md(plots.md_image(png, name))
+            except Exception as exc:  # the pictures are a view; the facts still materialize without them
+                context.log.warning(f"{video_id}: trajectory pictures failed: {exc!r}")
+        return df, metadata
+
+    return for_each_video(context, one, TRAJECTORY_SCHEMA)

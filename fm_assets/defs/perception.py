@@ -1,0 +1,91 @@
+"""Stage 2: kept clips -> `detections` (every sampled frame, never the first frame only) -> `tracks`
+(a fresh mmdet tracker per clip)."""
+
+import time
+
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, MetadataValue, asset
+
+from fm_assets.defs.config import config_class
+from fm_assets.defs.partitions import for_each_video, of_video, videos_partitions
+from fm_assets.labels.plots import md_image
+from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
+from fm_assets.labels.tracking import DetectionParams, clip_track_rows, detect_video, draw_tracks
+from fm_resources.detection.resource import DetectorResource
+from fm_resources.lake import Lake
+from fm_resources.registry import lookup_video
+from fm_resources.trackers import TrackerResource
+from fm_resources.video import VideoStore, decode
+
+DetectionConfig = config_class(DetectionParams, "DetectionConfig")
+
+
+@asset(partitions_def=videos_partitions, group_name="perception", pool="gpu",
+       description="Boxes (and masks where the detector gives them) on every sampled frame of every kept clip.")
+def detections(context: AssetExecutionContext, config: DetectionConfig, videos: pl.DataFrame, raw_clips: pl.DataFrame,
+               detector: DetectorResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
+    def one(video_id: str):
+        kept = of_video(raw_clips, video_id).filter(pl.col("kept"))
+        video = of_video(videos, video_id).row(0, named=True)
+        rows, n_frames, busy = [], 0, 0.0
+        if video["status"] == "ok" and not kept.is_empty():
+            path = video_store.fetch(lookup_video(video_id, lake)["uri"])
+            rows, n_frames, busy = detect_video(video_id, decode(path, video["rotation"]), kept, video["fps"],
+                                              detector.get(), config.to_params())
+        df = frame(rows, DETECTIONS)
+        return df, {
+            "detector": getattr(detector.get(), "name", detector.backend),
+            "clips": len(kept),
+            "frames": n_frames,
+            "boxes": len(df),
+            "frames_per_s": MetadataValue.float(n_frames / busy if busy > 0 else 0.0),
+            "labels": str(dict(df.group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
+        }
+
+    return for_each_video(context, one, DETECTIONS)
+
+
+@asset(partitions_def=videos_partitions, group_name="perception",
+       description="Boxes with track ids: a fresh ByteTrack/OC-SORT per clip, fed every sampled frame.")
+def tracks(context: AssetExecutionContext, videos: pl.DataFrame, raw_clips: pl.DataFrame, detections: pl.DataFrame,
+           tracker: TrackerResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
+    def one(video_id: str):
+        started = time.perf_counter()
+        rows, n_frames = [], 0
+        video_dets = of_video(detections, video_id)
+        for c in of_video(raw_clips, video_id).filter(pl.col("kept")).sort("start_frame").iter_rows(named=True):
+            clip_rows, clip_frames = clip_track_rows(video_id, c, video_dets.filter(pl.col("clip_id") == c["clip_id"]),
+                                                     tracker.track_clip)
+            rows += clip_rows
+            n_frames += clip_frames
+        df = frame(rows, TRACKS)
+        elapsed = time.perf_counter() - started
+        metadata = {
+            "tracker": tracker.kind,
+            "tracks": df.select("clip_id", "track_id").n_unique() if len(df) else 0,
+            "boxes": len(df),
+            "frames_per_s": MetadataValue.float(n_frames / elapsed if elapsed > 0 else 0.0),
+            "labels": str(dict(df.unique(["clip_id", "track_id"]).group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
+        }
+        if len(df):
+            png = overlay(video_id, of_video(videos, video_id).row(0, named=True), df, video_store, lake)
+            metadata["overlay"] = MetadataValue.md(md_image(png, "tracks"))
+        return df, metadata
+
+    return for_each_video(context, one, TRACKS)
+
+
+def overlay(video_id: str, video: dict, df: pl.DataFrame, video_store: VideoStore, lake: Lake) -> bytes:
+    """Tracks of the clip with the most tracks, drawn over its middle frame; saved to the lake and returned."""
+    busiest = df.group_by("clip_id").agg(pl.col("track_id").n_unique().alias("n")).sort(["n", "clip_id"], descending=[True, False])
+    clip_id = busiest["clip_id"][0]
+    clip = df.filter(pl.col("clip_id") == clip_id)
+    target = int(clip["frame_idx"].sort()[len(clip) // 2])
+    path = video_store.fetch(lookup_video(video_id, lake)["uri"])
+    image = next((f.rgb() for f in decode(path, video["rotation"]) if f.idx >= target), None)
+    if image is None:
+        image = np.zeros((video["height"], video["width"], 3), np.uint8)
+    png = draw_tracks(image, clip, at_frame=target)
+    lake.write_bytes(f"overlays/{video_id}/tracks.png", png)
+    return png

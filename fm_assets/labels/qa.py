@@ -1,0 +1,1526 @@
+"""Pure functions behind `qa_pairs`: multiple-choice questions in FoundationMotion's five categories whose answers
+are computed from the motion facts (rule-based, verified by construction), GroundMoRe-style grounded questions
+(the answer is one object over a time window), the selection / letter balancing / shuffling of a clip's
+questions, and the checking of LLM-written questions against the facts.  No Dagster, no IO.
+
+Inputs per clip: ``traj`` (rows of :data:`fm_assets.labels.motion_facts.TRAJECTORY_SCHEMA`; only ``kept`` rows are
+used), ``pairs`` (:data:`~fm_assets.labels.motion_facts.PAIR_SCHEMA` rows) and ``clip`` (video_id, clip_id, start_s,
+end_s).  Every random choice (phrasing, selection, letters, option order) is seeded with
+:func:`fm_assets.labels.ids.seed_for` from the video id, so the same input gives the same rows.
+
+Question kinds (``fact["kind"]``; every rule row carries ``fact`` = JSON {"kind", "tracks", "value", ...} with
+the answer in fact space, so that a bench can recompute it from another source of facts)
+-----------------------------------------------------------------------------------------------------------
+- motion_recognition: ``direction`` (overall direction: 8 ways, toward / away from the camera),
+  ``direction_at`` (the direction of the move under way at a time), ``activity`` (moves one way without
+  stopping / stops and then continues / goes back and forth; distractor: stays still).
+- location_motion: ``start_region`` / ``end_region`` (3x3 grid), ``heading`` (the side of the frame it moves
+  toward).
+- temporal_order: ``starts_first`` / ``stops_first`` (of all objects, or of a pair when the clip has 3 or more),
+  ``first_move`` / ``last_move`` (the direction of its first / last move segment).
+- motion_objects: ``which_direction`` (which object moves <direction>), ``which_activity`` (which object stops
+  along the way / goes back and forth), ``longest`` (distance), ``fastest`` (mean speed); the answer is a
+  referring expression (fact value: the track id).
+- repetition_count: ``repetitions`` (back-and-forth cycles), ``n_stops``.
+
+Grounded kinds (answer: one object, ``target_track_id`` over [action_start_s, action_end_s]; fact ``window``
+says how the window was taken: ``motion`` = [onset_s, end_s], ``first_move`` / ``last_move`` = that move
+segment, ``stops`` = first stop start .. last stop end, optionally clipped to the common window ``with``
+another track):
+- descriptive: ``g_longest``, ``g_fastest``, ``g_turns`` (changes direction most often), ``g_direction``,
+  ``g_activity``;
+- causal: ``g_approach`` (moves <d> to approach / to get away from <R>);
+- sequential: ``g_after_stop`` (starts after R stops), ``g_before_start`` (stops before R starts),
+  ``g_starts_before`` / ``g_starts_after`` (starts moving before / after R does);
+- counterfactual: ``g_cf_direction`` (if R had stayed still, the only one moving <d>), ``g_cf_mover`` (the only
+  one moving at all).
+
+Ambiguity guards (no question rather than a doubtful one)
+--------------------------------------------------------
+- *untrusted* tracks are never asked about, and questions comparing all objects are skipped when the clip has
+  one: ``box_noise`` > ``max_box_noise``; a box whose aspect ratio varies by more than ``max_box_change`` (a
+  partial, split or merged blob) unless its centre moved further than the box's width or height changed (then
+  the shape change cannot explain the motion: an object entering through the frame's edge); a doubtful identity (two tracks closer than half the larger box: occlusion,
+  duplicate or id switch; a track starting or ending inside the clip within ``fragment_gap_s`` and
+  ``fragment_dist`` (plus the distance it could travel meanwhile) of another track: one object cut in two);
+- direction / region words must survive perturbing the measured displacement by ``angle_margin_deg``,
+  ``displacement_margin`` (of the diagonal) and ``scale_margin`` (relative), and the centre by
+  ``region_margin`` (of the frame): otherwise the fact sits on a class boundary.  Toward / away needs a size
+  that changes one way (``size_backtrack``) at a steady aspect ratio (``max_aspect_change``); a translation
+  needs box width and height within ``max_box_change`` (or the centre moving further than they change);
+- times (onsets, ends), stops, repetitions and speeds are only used on *reliable* tracks: centre-driven (path
+  length >= ``min_reliable_distance``, mean speed >= ``min_reliable_speed``), with a steady box size
+  (``max_size_ratio``: no toward / away mixed in, whose onsets the centre-based facts miss) and really still
+  stops (centre within ``still_tolerance``: no slow move missed); stops lasting 0.3-0.8 s (near the 0.5 s
+  definition) and back-and-forth legs of 0.5-3 % of the diagonal (near the 1 % definition) make the counts
+  doubtful;
+- orders need a gap >= ``min_order_gap_s``, comparisons (longest / fastest) a ratio >= ``min_margin_ratio``,
+  "which object ..." a unique object with every other object clearly not matching;
+- statements about all movers (which starts / stops first, the only mover, sequential questions, which object
+  stops / goes back and forth, toward / away) are skipped when a track dropped as static may hide a motion
+  (it starts or ends inside the clip, or its box changes size).
+
+Selection (:func:`finalize`): ``n_questions`` counts every kept question of a clip, grounded included: up to
+``grounded_per_clip`` grounded questions (q_types taken in turn), the rest multiple-choice following the
+category weights (largest deficit first; fewer when a clip has fewer candidates); LLM questions that contradict
+the facts stay in the output with kept = false and do not count.  Grounded rows have category null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from fm_assets.labels.ids import seed_for
+from fm_assets.labels.motion_facts import TrajectoryParams, classify_direction, monotone_legs
+from fm_assets.labels.params import check_bounds, param
+from fm_assets.labels.vocab import COLORS, REGIONS, SECTORS, region
+
+__all__ = [
+    "CATEGORIES",
+    "PAPER_MIX",
+    "Q_TYPES",
+    "QAParams",
+    "finalize",
+    "grounded_questions",
+    "llm_rows",
+    "refer",
+    "rule_questions",
+    "verify_llm_question",
+]
+
+CATEGORIES = ("motion_recognition", "location_motion", "temporal_order", "motion_objects", "repetition_count")
+Q_TYPES = ("causal", "sequential", "counterfactual", "descriptive")
+# FoundationMotion's reported category mix (percent of questions)
+PAPER_MIX = (("motion_recognition", 34.9), ("location_motion", 25.0), ("temporal_order", 18.2),
+             ("motion_objects", 11.6), ("repetition_count", 10.3))
+LETTERS = "ABCD"
+RULES_VERSION = "rules@1"
+
+
+@dataclass(frozen=True)
+class QAParams:
+    """Knobs of question generation.  ``n_questions`` is the number of kept questions per clip, grounded ones
+    included (up to ``grounded_per_clip`` of them); distances are in frame diagonals."""
+
+    n_questions: int = param(10, "questions per clip (rule-based + LLM + grounded)", ge=1)
+    grounded_per_clip: int = param(3, "GroundMoRe-style grounded questions per clip", ge=0)
+    llm_questions: int = param(5, "questions asked of the LLM per clip (when a model is set)", ge=0)
+    dedupe_threshold: float = param(0.8, "token Jaccard of normalised question texts at which the later one is dropped",
+                                    ge=0, le=1)
+    category_weights: tuple[tuple[str, float], ...] = param(PAPER_MIX, "share of each category (FoundationMotion's mix)")
+    max_box_noise: float = param(0.02, "facts of noisier tracks are not asked about", ge=0)
+    min_order_gap_s: float = param(0.4, '"which first" needs onsets / ends at least this far apart, seconds', ge=0)
+    min_margin_ratio: float = param(1.3, '"longest" / "fastest" must beat the runner-up by this factor', ge=1)
+    angle_margin_deg: float = param(8.0, "a direction must be this far (degrees) from a sector boundary", ge=0)
+    displacement_margin: float = param(0.01, "a displacement must clear the stationary threshold by this much", ge=0)
+    scale_margin: float = param(0.08, "a scale change must clear the toward / away threshold by this much", ge=0)
+    region_margin: float = param(0.03, "a point must be this far (of the frame width / height) from a region border",
+                                 ge=0)
+    min_reliable_distance: float = param(0.05, "centre path length for times, stops and repetitions to be trusted",
+                                         ge=0)
+    min_reliable_speed: float = param(0.03, "mean centre speed (diagonals / s) for the same", ge=0)
+    min_window_s: float = param(0.3, "shortest grounded action window, seconds", ge=0)
+    max_box_change: float = param(1.6, "a box whose aspect ratio varies more is not trusted; a moving box whose width "
+                                       "or height varies more (5th-95th percentile) has a doubtful direction", ge=1)
+    max_aspect_change: float = param(1.25, "toward / away: a box whose aspect ratio varies more is doubtful", ge=1)
+    size_backtrack: float = param(1.12, "toward / away: the size may go back this much against the trend", ge=1)
+    max_size_ratio: float = param(1.25, "box size range (5th-95th percentile) of a trusted still track ...", ge=1)
+    still_tolerance: float = param(0.012, "... whose stops span less than this (diagonals)", ge=0)
+    fragment_gap_s: float = param(3.0, "a track starting / ending mid-clip this close in time ...", ge=0)
+    fragment_dist: float = param(0.15, "... and space (diagonals) to another track: the same object?", ge=0)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+    def weight(self, category: str) -> float:
+        return dict(self.category_weights).get(category, 0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Words
+
+_DIR_OPTION = {
+    "right": "To the right", "left": "To the left", "up": "Upward", "down": "Downward",
+    "up-right": "Up and to the right", "up-left": "Up and to the left", "down-right": "Down and to the right",
+    "down-left": "Down and to the left", "toward": "Toward the camera", "away": "Away from the camera",
+}
+_DIR_PHRASE = {  # after "moves"
+    "right": "to the right", "left": "to the left", "up": "up", "down": "down",
+    "up-right": "up and to the right", "up-left": "up and to the left", "down-right": "down and to the right",
+    "down-left": "down and to the left", "toward": "toward the camera", "away": "away from the camera",
+}
+_REGION_TEXT = {
+    "top-left": "the top-left", "top": "the top center", "top-right": "the top-right", "left": "the middle left",
+    "center": "the center", "right": "the middle right", "bottom-left": "the bottom-left",
+    "bottom": "the bottom center", "bottom-right": "the bottom-right",
+}
+_SIDE_OPTION = {"left": "The left side", "right": "The right side", "top": "The top", "bottom": "The bottom"}
+_ACTIVITY_OPTION = {
+    "steady": "It moves in one direction without stopping", "stop_and_go": "It stops and then continues moving",
+    "back_and_forth": "It goes back and forth", "still": "It stays still the whole time",
+}
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+_CELL = {name: (r, c) for r, row in enumerate(REGIONS) for c, name in enumerate(row)}
+
+
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def _times(n: int) -> str:
+    return {0: "Not at all", 1: "Once", 2: "Twice"}.get(n, f"{n} times")
+
+
+def _s(t: float, clip: dict) -> str:
+    """A time as seconds from the clip's start, one decimal."""
+    return f"{t - float(clip['start_s']):.1f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Referring expressions
+
+
+def _noun(label: str | None) -> str:
+    return "object" if not label or label == "object" else label.replace("_", " ")
+
+
+def _kept(traj: pl.DataFrame) -> pl.DataFrame:
+    if traj is None or traj.is_empty():
+        return traj
+    return traj.filter(pl.col("kept")) if "kept" in traj.columns else traj
+
+
+def refer(traj: pl.DataFrame) -> dict[int, str]:
+    """A referring expression for each kept track of one clip, unique within the clip: "the red object",
+    "the person"; when that is shared, the start region is added ("the white car that starts in the top-left"),
+    then the onset order ("... that moves first", "... and moves second"); a track that never moves "stays
+    still".  A colourless track is "the <label>" only when no other track has that label."""
+    kept = _kept(traj)
+    if kept is None or kept.is_empty():
+        return {}
+    recs = kept.sort("track_id").to_dicts()
+    nouns = Counter(_noun(r["label"]) for r in recs)
+    base = {}
+    for r in recs:
+        noun = _noun(r["label"])
+        base[r["track_id"]] = f"the {r['color']} {noun}" if r.get("color") else f"the {noun}"
+    counts = Counter(base.values())
+    refs: dict[int, str] = {}
+    groups: dict[str, list[dict]] = {}
+    for r in recs:
+        b = base[r["track_id"]]
+        shared = counts[b] > 1 or (not r.get("color") and nouns[_noun(r["label"])] > 1)
+        if shared:
+            groups.setdefault(b, []).append(r)
+        else:
+            refs[r["track_id"]] = b
+    for b, group in groups.items():
+        regions = Counter(r.get("start_region") for r in group)
+        use_region = len(regions) > 1 or len(group) == 1
+        by_region: dict[str | None, list[dict]] = {}
+        for r in group:
+            by_region.setdefault(r.get("start_region") if use_region else None, []).append(r)
+        for reg, members in by_region.items():
+            where = f" that starts in {_REGION_TEXT[reg]}" if reg in _REGION_TEXT else ""
+            if len(members) == 1:
+                refs[members[0]["track_id"]] = f"{b}{where}" if where else f"{b} that moves first"
+                continue
+            movers = sorted((m for m in members if m.get("onset_s") is not None),
+                            key=lambda m: (m["onset_s"], m["track_id"]))
+            join = " and" if where else " that"
+            for k, m in enumerate(movers):
+                nth = _ORDINALS[k] if k < len(_ORDINALS) else f"{k + 1}th"
+                refs[m["track_id"]] = f"{b}{where}{join} moves {nth}"
+            for m in members:
+                if m.get("onset_s") is None:
+                    refs[m["track_id"]] = f"{b}{where}{join} stays still"
+    # last resort (several never-moving look-alikes): number them
+    seen = Counter(refs.values())
+    for tid in sorted(refs):
+        if seen[refs[tid]] > 1:
+            refs[tid] = f"{refs[tid]} (no. {tid})"
+    return refs
+
+
+# --------------------------------------------------------------------------------------------------
+# One clip's objects, with the guards of the module docstring
+
+
+@dataclass
+class _Obj:
+    tid: int
+    ref: str
+    rec: dict
+    untrusted: bool  # noisy boxes or a doubtful identity: never asked about
+    reliable: bool  # centre-driven: times, stops and repetitions can be trusted
+    dirs: set  # direction words the overall motion could have (a single one: clear)
+    start_regions: set
+    end_regions: set
+    moves: list  # move segments as dicts with 'cands' (direction words) and 'shift' (diagonals)
+    stops_ok: bool
+    reps_ok: bool
+
+    @property
+    def direction(self) -> str | None:
+        return next(iter(self.dirs)) if len(self.dirs) == 1 else None
+
+
+def _perturbed_directions(dx: float, dy: float, ratio: float, diag: float, p: QAParams,
+                          stationary: bool = True) -> set[str]:
+    """The direction words of a displacement (px) and scale ratio under the margins of ``p``."""
+    tp = TrajectoryParams()
+    ang, r = math.atan2(dy, dx), math.hypot(dx, dy)
+    out = set()
+    for da in (-p.angle_margin_deg, 0.0, p.angle_margin_deg):
+        for dr in (-p.displacement_margin, 0.0, p.displacement_margin):
+            for k in (1 - p.scale_margin, 1.0, 1 + p.scale_margin):
+                rr = max(r + dr * diag, 0.0)
+                a = ang + math.radians(da)
+                out.add(classify_direction(rr * math.cos(a), rr * math.sin(a), max(ratio, 1e-9) * k, diag, tp,
+                                           stationary=stationary))
+    return out
+
+
+def _path_at(path: list[dict], t: float, width: int, height: int) -> np.ndarray:
+    """(cx px, cy px, size px) of a path at time t (linear between points, held at the ends)."""
+    ts = [q["t"] for q in path]
+    cx = np.interp(t, ts, [q["ncx"] for q in path]) * width
+    cy = np.interp(t, ts, [q["ncy"] for q in path]) * height
+    size = math.sqrt(max(np.interp(t, ts, [q["nw"] * q["nh"] for q in path]), 0.0) * width * height)
+    return np.array([cx, cy, size])
+
+
+def _regions_near(x: float, y: float, m: float) -> set[str]:
+    return {region(x + a, y + b, 1, 1) for a in (-m, 0.0, m) for b in (-m, 0.0, m)}
+
+
+def _size_span(path: list[dict], w: int, h: int) -> float:
+    """The larger of the box's width and height ranges (5th-95th percentile, px) along a path."""
+    ws, hs = np.array([q["nw"] for q in path]) * w, np.array([q["nh"] for q in path]) * h
+    return float(max(np.subtract(*np.percentile(ws, [95, 5])), np.subtract(*np.percentile(hs, [95, 5]))))
+
+
+def _build_obj(r: dict, ref: str, p: QAParams) -> _Obj:
+    w, h = int(r["width"]), int(r["height"])
+    diag = math.hypot(w, h)
+    path = r["path"] or []
+    # noisy boxes, or a box whose shape changes a lot (a partial, split or merged blob): not asked about
+    # a centre that moved further than any change of the box's width or height could move it (an object
+    # entering or leaving through the frame's edge, a blob growing): the direction of a translation stands
+    shape_free = bool(path) and r["dx"] is not None and math.hypot(r["dx"] * w, r["dy"] * h) > _size_span(path, w, h)
+    noisy = (r["box_noise"] is None or r["box_noise"] > p.max_box_noise or not path
+             or (_range(path, "aspect") > p.max_box_change and not shape_free))
+    reliable = (not noisy and (r["distance"] or 0.0) >= p.min_reliable_distance
+                and (r["mean_speed"] or 0.0) >= p.min_reliable_speed and r["onset_s"] is not None
+                and _steady_size(path, p) and _still_stops(path, r["segments"] or [], w, h, p))
+    dirs = (_perturbed_directions(r["dx"] * w, r["dy"] * h, r["scale_change"] or 1.0, diag, p)
+            if not noisy and r["dx"] is not None else set())
+    if dirs & {"toward", "away"} and not (_monotone_size(path, "toward" if "toward" in dirs else "away", p)
+                                          and _range(path, "aspect") <= p.max_aspect_change):
+        dirs |= {"toward", "away", "stationary"}  # the size goes both ways or the shape changes: doubtful
+    if dirs & set(SECTORS) and max(_range(path, "nw"), _range(path, "nh")) > p.max_box_change and not shape_free:
+        dirs |= set(_DIR_OPTION) | {"stationary"}  # the box changes its size a lot: a partial or merged blob
+    start_regions = _regions_near(path[0]["ncx"], path[0]["ncy"], p.region_margin) if path else set()
+    end_regions = _regions_near(path[-1]["ncx"], path[-1]["ncy"], p.region_margin) if path else set()
+    segs = r["segments"] or []
+    moves = []
+    for s in segs:
+        if s["kind"] != "move" or not path:
+            continue
+        a, b = _path_at(path, s["t0"], w, h), _path_at(path, s["t1"], w, h)
+        d = b - a
+        cands = _perturbed_directions(d[0], d[1], b[2] / max(a[2], 1e-9), diag, p, stationary=False)
+        moves.append({**s, "cands": cands, "shift": math.hypot(d[0], d[1]) / diag, "dur": s["t1"] - s["t0"]})
+    inner = [s for k, s in enumerate(segs) if s["kind"] == "stop" and 0 < k < len(segs) - 1]
+    stops_ok = reliable and not any(0.3 <= s["t1"] - s["t0"] <= 0.8 for s in inner)
+    reps_ok = reliable and _legs_clear(path, segs, w, h)
+    return _Obj(r["track_id"], ref, r, noisy, reliable, dirs, start_regions, end_regions, moves, stops_ok, reps_ok)
+
+
+def _range(path: list[dict], key: str) -> float:
+    """95th / 5th percentile ratio of a box dimension along the path ('nw', 'nh' or 'aspect' = w / h)."""
+    if not path:
+        return math.inf
+    vals = np.array([q["nw"] / max(q["nh"], 1e-12) if key == "aspect" else q[key] for q in path])
+    lo, hi = np.percentile(np.clip(vals, 1e-12, None), [5, 95])
+    return float(hi / lo)
+
+
+def _monotone_size(path: list[dict], direction: str, p: QAParams) -> bool:
+    """The box size only grows (toward) / only shrinks (away), within ``size_backtrack`` of its running
+    max / min: a size that goes both ways (a detector box that swells and shrinks) makes toward / away doubtful."""
+    if not path:
+        return False
+    size = np.sqrt(np.clip([q["nw"] * q["nh"] for q in path], 1e-12, None))
+    if direction == "toward":
+        return bool((np.maximum.accumulate(size) / size).max() <= p.size_backtrack)
+    return bool((size / np.minimum.accumulate(size)).max() <= p.size_backtrack)
+
+
+def _steady_size(path: list[dict], p: QAParams) -> bool:
+    """The box keeps its size (5th-95th percentile ratio of sqrt(w h) <= max_size_ratio): no motion toward or
+    away from the camera mixed in, whose onsets and speeds the centre-based facts do not capture."""
+    if not path:
+        return False
+    size = np.sqrt(np.clip([q["nw"] * q["nh"] for q in path], 1e-12, None))
+    lo, hi = np.percentile(size, [5, 95])
+    return bool(hi / lo <= p.max_size_ratio)
+
+
+def _still_stops(path: list[dict], segs: list[dict], w: int, h: int, p: QAParams) -> bool:
+    """Every stop segment (leading and trailing ones included) is really still: its path centre spans less than
+    ``still_tolerance`` of the diagonal, so no slow or small move was missed (it would shift onsets, ends and
+    counts)."""
+    diag = math.hypot(w, h)
+    for s in segs:
+        if s["kind"] != "stop":
+            continue
+        pts = [(q["ncx"] * w, q["ncy"] * h) for q in path if s["t0"] <= q["t"] <= s["t1"]]
+        if len(pts) >= 2:
+            xy = np.array(pts)
+            if math.hypot(*(xy.max(axis=0) - xy.min(axis=0))) > p.still_tolerance * diag:
+                return False
+    return True
+
+
+def _legs_clear(path: list[dict], segs: list[dict], w: int, h: int) -> bool:
+    """No monotone leg of the dominant coordinate near the 1 % repetition threshold (0.5-3 % of the diagonal)."""
+    if not path or not segs:
+        return False
+    diag = math.hypot(w, h)
+    times = [segs[0]["t0"]] + [s["t1"] for s in segs]
+    legs = monotone_legs(np.array([_path_at(path, t, w, h) for t in times]))
+    return not any(0.005 * diag <= abs(leg) <= 0.03 * diag for leg in legs)
+
+
+def _box_diag(o: _Obj) -> float:
+    """Median box diagonal of a track, in frame diagonals."""
+    path = o.rec["path"] or []
+    w, h = o.rec["width"], o.rec["height"]
+    if not path:
+        return 0.0
+    return float(np.median([math.hypot(q["nw"] * w, q["nh"] * h) for q in path])) / math.hypot(w, h)
+
+
+def _doubtful_identities(objs: list[_Obj], others: list[dict], pairs: dict, clip: dict, p: QAParams) -> set[int]:
+    """Tracks whose identity the tracker may have confused:
+    - two tracks that come closer than half the larger box (occlusion, a split or duplicated box, an id switch);
+    - a track that starts or ends inside the clip within ``fragment_dist`` of where another track (kept or
+      dropped) is, was or will be within ``fragment_gap_s`` (one object cut into two tracks, a blob split off
+      or swallowed by another)."""
+    out: set[int] = set()
+    for (a, b), row in pairs.items():
+        oa, ob = next((o for o in objs if o.tid == a), None), next((o for o in objs if o.tid == b), None)
+        if oa is None or ob is None or row["min_distance"] is None:
+            continue
+        if row["min_distance"] < 0.5 * max(_box_diag(oa), _box_diag(ob)):
+            out |= {a, b}
+    spans = [(q["t_start"], q["t_end"]) for q in others if q.get("t_start") is not None]
+    if not spans:
+        return out
+    c0 = max(float(clip.get("start_s") or 0.0), min(a for a, _ in spans))
+    c1 = min(float(clip["end_s"] if clip.get("end_s") is not None else math.inf), max(b for _, b in spans))
+    kept = {x.tid for x in objs}
+    for r in others:  # every track's ends inside the clip, kept or dropped
+        if not r.get("path") or r.get("t_start") is None:
+            continue
+        w, h = r["width"], r["height"]
+        diag = math.hypot(w, h)
+        ends = []
+        if r["t_start"] > c0 + 0.5:
+            ends.append((r["t_start"], _path_at(r["path"], r["t_start"], w, h)))
+        if r["t_end"] < c1 - 0.5:
+            ends.append((r["t_end"], _path_at(r["path"], r["t_end"], w, h)))
+        for t, pos in ends:
+            for q in others:
+                if (q["track_id"] == r["track_id"] or not q.get("path") or q.get("t_start") is None
+                        or q["t_end"] < t - p.fragment_gap_s or q["t_start"] > t + p.fragment_gap_s):
+                    continue
+                at = _path_at(q["path"], min(max(t, q["t_start"]), q["t_end"]), w, h)
+                # the object may have travelled on (at its top speed, up to 0.35 diagonals) during a gap
+                gap = max(0.0, q["t_start"] - t, t - q["t_end"])
+                speed = max(r.get("max_speed") or 0.0, q.get("max_speed") or 0.0)
+                reach = min(p.fragment_dist + speed * gap, 0.35) * diag
+                if math.hypot(*(at[:2] - pos[:2])) <= reach:
+                    out |= {r["track_id"], q["track_id"]} & kept
+    return out
+
+
+def _hidden_motion(q: dict, everyone: list[dict], clip: dict) -> bool:
+    """A track dropped as static that may be a moving object after all: it starts or ends inside the clip (it
+    appeared, vanished or merged) or its box changes size (a motion toward / away from the camera whose box the
+    detector got wrong).  Questions about "the only mover" or "which object starts first" are then doubtful."""
+    if not q.get("path") or q.get("t_start") is None:
+        return True
+    spans = [(x["t_start"], x["t_end"]) for x in everyone if x.get("t_start") is not None]
+    c0 = max(float(clip.get("start_s") or 0.0), min(a for a, _ in spans))
+    c1 = min(float(clip["end_s"] if clip.get("end_s") is not None else math.inf), max(b for _, b in spans))
+    if q["t_start"] > c0 + 0.5 or q["t_end"] < c1 - 0.5:
+        return True
+    return max(_range(q["path"], "nw"), _range(q["path"], "nh")) > 1.15
+
+
+class _Ctx:
+    """One clip: its usable objects, pair relations, parameters and seeded choices."""
+
+    def __init__(self, traj: pl.DataFrame, pairs: pl.DataFrame | None, clip: dict, params: QAParams):
+        self.clip, self.p = clip, params
+        kept = _kept(traj)
+        if kept is not None and not kept.is_empty() and "clip_id" in kept.columns and clip.get("clip_id") is not None:
+            kept = kept.filter(pl.col("clip_id") == clip["clip_id"])
+        recs = kept.sort("track_id").to_dicts() if kept is not None and not kept.is_empty() else []
+        mine = traj
+        if traj is not None and not traj.is_empty() and "clip_id" in traj.columns and clip.get("clip_id") is not None:
+            mine = traj.filter(pl.col("clip_id") == clip["clip_id"])
+        everyone = mine.to_dicts() if mine is not None and not mine.is_empty() else []
+        # tracks dropped as static that may hide a motion the facts missed (see _hidden_motion)
+        self.n_static = sum(_hidden_motion(q, everyone, clip) for q in everyone if q.get("drop_reason") == "static")
+        self.refs = refer(kept) if recs else {}
+        self.objs = [_build_obj(r, self.refs[r["track_id"]], params) for r in recs]
+        self.by_id = {o.tid: o for o in self.objs}
+        self.pairs = {}
+        if pairs is not None and not pairs.is_empty():
+            for row in pairs.iter_rows(named=True):
+                if clip.get("clip_id") is None or row["clip_id"] == clip["clip_id"]:
+                    self.pairs[(row["a"], row["b"])] = row
+        for tid in _doubtful_identities(self.objs, everyone, self.pairs, clip, params):
+            self.by_id[tid].untrusted = True
+        self.any_untrusted = any(o.untrusted for o in self.objs)
+        self.colors_used = {o.rec.get("color") for o in self.objs}
+
+    def rng(self, *parts: Any) -> random.Random:
+        return random.Random(seed_for(self.clip.get("video_id"), self.clip.get("clip_id"), *parts))
+
+    def pick(self, templates: list[str], *parts: Any, **kw: Any) -> str:
+        return self.rng("phrase", *parts).choice(templates).format(**kw)
+
+    def fakes(self, o: _Obj, n: int) -> list[str]:
+        """Expressions of objects that are not in the clip (another colour, same noun)."""
+        noun = _noun(o.rec.get("label"))
+        colours = [c for c in COLORS if c not in self.colors_used]
+        self.rng("fake", o.tid).shuffle(colours)
+        return [f"the {c} {noun}" for c in colours[:n]]
+
+
+def _fact(kind: str, tracks: list[int], value: Any, **extra: Any) -> str:
+    return json.dumps({"kind": kind, "tracks": [int(t) for t in tracks], "value": value, **extra})
+
+
+def _mcq(ctx: _Ctx, category: str, kind: str, question: str, answer: str, distractors: list[str],
+         fact: str) -> dict | None:
+    """A multiple-choice row before finalize: ``options`` = [answer, 3 distractors]; None unless 4 distinct."""
+    answer = _cap(answer)
+    opts = [answer]
+    for d in (_cap(x) for x in distractors if x):
+        if d and d.strip().lower() not in {x.strip().lower() for x in opts}:
+            opts.append(d)
+        if len(opts) == 4:
+            break
+    if len(opts) < 4:
+        return None
+    return {
+        "video_id": ctx.clip.get("video_id"), "clip_id": ctx.clip.get("clip_id"), "category": category,
+        "question": question, "options": opts, "answer_text": answer, "source": "rule", "verified": True,
+        "grounded": False, "q_type": None, "target_track_id": None, "action_start_s": None, "action_end_s": None,
+        "fact": fact, "writer": "rule", "prompt_version": RULES_VERSION, "kept": True, "reject_reason": None,
+        "kind": kind,
+    }
+
+
+def _direction_distractors(d: str, rng: random.Random) -> list[str]:
+    if d in ("toward", "away"):
+        other = "away" if d == "toward" else "toward"
+        rest = ["left", "right", "up", "down"]
+        rng.shuffle(rest)
+        return [other, *rest[:2]]
+    i = SECTORS.index(d)
+    return [SECTORS[(i + 4) % 8], SECTORS[(i + rng.choice((1, -1))) % 8], SECTORS[(i + rng.choice((2, -2))) % 8]]
+
+
+def _count_distractors(n: int) -> list[int]:
+    out = []
+    for c in (n + 1, n - 1, n + 2, n - 2, n + 3, n + 4):
+        if c >= 0 and c != n and c not in out:
+            out.append(c)
+    return out[:3]
+
+
+def _activity(o: _Obj) -> str | None:
+    """steady / stop_and_go / back_and_forth when exactly one of them is true and the facts are trusted."""
+    r = o.rec
+    if not (o.stops_ok and o.reps_ok):
+        return None
+    dirs = {m["direction"] for m in o.moves}
+    if r["n_stops"] == 0 and r["repetitions"] == 0 and len(dirs) == 1 and r["n_turns"] == 0:
+        return "steady"
+    if r["n_stops"] >= 1 and r["repetitions"] == 0:
+        return "stop_and_go"
+    if r["repetitions"] >= 1 and r["n_stops"] == 0:
+        return "back_and_forth"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Rule-based multiple-choice questions
+
+
+def rule_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: QAParams | None = None) -> list[dict]:
+    """Multiple-choice questions of one clip in FoundationMotion's five categories, answers from the facts.
+
+    Rows carry the QA_PAIRS columns except qa_id / option_a..d / answer, plus ``options`` (the answer first,
+    then three distractors) and ``kind``; :func:`finalize` turns them into table rows."""
+    ctx = _Ctx(traj, pairs, clip, params or QAParams())
+    rows: list[dict | None] = []
+    for o in ctx.objs:
+        if o.untrusted:
+            continue
+        rows += [_q_direction(ctx, o), _q_direction_at(ctx, o), _q_activity(ctx, o),
+                 _q_region(ctx, o, "start"), _q_region(ctx, o, "end"), _q_heading(ctx, o),
+                 _q_move_order(ctx, o, "first"), _q_move_order(ctx, o, "last"),
+                 _q_count(ctx, o, "repetitions"), _q_count(ctx, o, "n_stops")]
+    rows += [_q_first(ctx, "starts"), _q_first(ctx, "stops")]
+    if len(ctx.objs) >= 3:
+        for a in ctx.objs:
+            for b in ctx.objs:
+                if a.tid < b.tid:
+                    rows.append(_q_pair_first(ctx, a, b))
+    for d in _DIR_PHRASE:
+        rows.append(_q_which_direction(ctx, d))
+    rows += [_q_which_activity(ctx, "stop_and_go"), _q_which_activity(ctx, "back_and_forth"),
+             _q_extreme(ctx, "longest"), _q_extreme(ctx, "fastest")]
+    return [r for r in rows if r is not None]
+
+
+def _q_direction(ctx: _Ctx, o: _Obj) -> dict | None:
+    d = o.direction
+    if d not in _DIR_OPTION:
+        return None
+    q = ctx.pick(["Which direction does {x} move?", "In which direction does {x} move overall?",
+                  "Which way does {x} move over the course of the clip?"], "direction", o.tid, x=o.ref)
+    dis = _direction_distractors(d, ctx.rng("dis", "direction", o.tid))
+    return _mcq(ctx, "motion_recognition", "direction", q, _DIR_OPTION[d], [_DIR_OPTION[x] for x in dis],
+                _fact("direction", [o.tid], d))
+
+
+def _q_direction_at(ctx: _Ctx, o: _Obj) -> dict | None:
+    if len({m["direction"] for m in o.moves}) < 2 and not o.rec["n_stops"]:
+        return None
+    clear = [m for m in o.moves if len(m["cands"]) == 1 and m["direction"] in SECTORS and m["dur"] >= 1.2
+             and m["shift"] >= 0.05
+             and float(ctx.clip["start_s"]) <= (m["t0"] + m["t1"]) / 2 <= float(ctx.clip["end_s"])]
+    if not clear:
+        return None
+    m = ctx.rng("seg", o.tid).choice(clear)
+    t = round((m["t0"] + m["t1"]) / 2 - float(ctx.clip["start_s"]), 1) + float(ctx.clip["start_s"])
+    if not (m["t0"] + 0.4 <= t <= m["t1"] - 0.4):
+        return None
+    q = ctx.pick(["Which direction is {x} moving at {t} s?", "At {t} s, which way is {x} moving?",
+                  "In which direction is {x} moving {t} s into the clip?"], "direction_at", o.tid,
+                 x=o.ref, t=_s(t, ctx.clip))
+    d = m["direction"]
+    dis = _direction_distractors(d, ctx.rng("dis", "direction_at", o.tid))
+    return _mcq(ctx, "motion_recognition", "direction_at", q, _DIR_OPTION[d], [_DIR_OPTION[x] for x in dis],
+                _fact("direction_at", [o.tid], d, t=round(t, 3)))
+
+
+def _q_activity(ctx: _Ctx, o: _Obj) -> dict | None:
+    a = _activity(o)
+    if a is None:
+        return None
+    q = ctx.pick(["Which best describes how {x} moves?", "What does {x} do while it is moving?",
+                  "How does {x} move during the clip?"], "activity", o.tid, x=o.ref)
+    others = [k for k in _ACTIVITY_OPTION if k != a]
+    ctx.rng("dis", "activity", o.tid).shuffle(others)
+    return _mcq(ctx, "motion_recognition", "activity", q, _ACTIVITY_OPTION[a], [_ACTIVITY_OPTION[k] for k in others],
+                _fact("activity", [o.tid], a))
+
+
+def _region_distractors(true: str, other: str | None, rng: random.Random) -> list[str]:
+    r0, c0 = _CELL[true]
+    near = [n for n, (r, c) in _CELL.items() if n != true and max(abs(r - r0), abs(c - c0)) == 1 and n != other]
+    far = [n for n in _CELL if n not in near and n != true and n != other]
+    rng.shuffle(near)
+    rng.shuffle(far)
+    return ([other] if other and other != true else []) + near + far
+
+
+def _q_region(ctx: _Ctx, o: _Obj, which: str) -> dict | None:
+    cands = o.start_regions if which == "start" else o.end_regions
+    if len(cands) != 1:
+        return None
+    true = next(iter(cands))
+    other = o.rec["end_region"] if which == "start" else o.rec["start_region"]
+    if which == "start":
+        q = ctx.pick(["Where in the frame is {x} when it first appears?", "In which part of the frame does {x} start?",
+                      "Where does {x} begin its path?"], "start_region", o.tid, x=o.ref)
+    else:
+        q = ctx.pick(["Where in the frame does {x} end up?", "In which part of the frame is {x} when it is last seen?",
+                      "Where does {x} finish its path?"], "end_region", o.tid, x=o.ref)
+    dis = _region_distractors(true, other, ctx.rng("dis", which, o.tid))
+    return _mcq(ctx, "location_motion", f"{which}_region", q, _cap(_REGION_TEXT[true]),
+                [_cap(_REGION_TEXT[x]) for x in dis], _fact(f"{which}_region", [o.tid], true))
+
+
+def _side(dx: float, dy: float, diag: float, dominance: float = 2.0, min_frac: float = 0.1) -> str | None:
+    """The side of the frame a displacement (px) heads to, when one axis clearly dominates."""
+    if abs(dx) >= dominance * abs(dy) and abs(dx) >= min_frac * diag:
+        return "right" if dx > 0 else "left"
+    if abs(dy) >= dominance * abs(dx) and abs(dy) >= min_frac * diag:
+        return "bottom" if dy > 0 else "top"
+    return None
+
+
+def _q_heading(ctx: _Ctx, o: _Obj) -> dict | None:
+    r = o.rec
+    w, h = r["width"], r["height"]
+    side = _side(r["dx"] * w, r["dy"] * h, math.hypot(w, h))
+    if side is None or o.direction is None:
+        return None
+    q = ctx.pick(["Toward which side of the frame does {x} move?", "Which side of the frame does {x} head toward?"],
+                 "heading", o.tid, x=o.ref)
+    others = [s for s in _SIDE_OPTION if s != side]
+    ctx.rng("dis", "heading", o.tid).shuffle(others)
+    return _mcq(ctx, "location_motion", "heading", q, _SIDE_OPTION[side], [_SIDE_OPTION[s] for s in others],
+                _fact("heading", [o.tid], side))
+
+
+def _q_move_order(ctx: _Ctx, o: _Obj, which: str) -> dict | None:
+    moves = o.moves
+    if not o.reliable or len({m["direction"] for m in moves}) < 2:
+        return None
+    m = moves[0] if which == "first" else moves[-1]
+    if len(m["cands"]) != 1 or m["direction"] not in SECTORS or m["dur"] < 0.5 or m["shift"] < 0.05:
+        return None
+    d = m["direction"]
+    if which == "first":
+        q = ctx.pick(["In which direction does {x} move first?", "Which way does {x} go when it first starts moving?"],
+                     "first_move", o.tid, x=o.ref)
+    else:
+        q = ctx.pick(["In which direction does {x} move last?", "Which way does {x} go at the end of its motion?",
+                      "In which direction does {x} make its final move?"], "last_move", o.tid, x=o.ref)
+    later = [x["direction"] for x in moves if x["direction"] != d and x["direction"] in SECTORS]
+    dis = later[:1] + _direction_distractors(d, ctx.rng("dis", which, o.tid))
+    return _mcq(ctx, "temporal_order", f"{which}_move", q, _DIR_OPTION[d], [_DIR_OPTION[x] for x in dis],
+                _fact(f"{which}_move", [o.tid], d))
+
+
+def _q_count(ctx: _Ctx, o: _Obj, what: str) -> dict | None:
+    if not (o.reps_ok if what == "repetitions" else o.stops_ok):
+        return None
+    n = int(o.rec[what])
+    if what == "repetitions":
+        q = ctx.pick(["How many times does {x} go back and forth?", "How many times does {x} move back and forth?",
+                      "How many times does {x} travel back and forth?"], what, o.tid, x=o.ref)
+    else:
+        q = ctx.pick(["How many times does {x} stop and start again?", "How many times does {x} pause along the way?",
+                      "How many times does {x} come to a stop before it finishes moving?"], what, o.tid, x=o.ref)
+    return _mcq(ctx, "repetition_count", what, q, _times(n), [_times(c) for c in _count_distractors(n)],
+                _fact(what, [o.tid], n))
+
+
+def _end_time(o: _Obj, what: str) -> float:
+    # only asked of reliable objects: they have an onset, so an end too (onset_s and end_s are None together)
+    return o.rec["onset_s"] if what == "starts" else o.rec["end_s"]
+
+
+def _really_stops(o: _Obj) -> bool:
+    return o.rec["end_s"] is not None and o.rec["end_s"] <= o.rec["t_end"] - 0.5
+
+
+def _first_of(ctx: _Ctx, objs: list[_Obj], what: str) -> _Obj | None:
+    """The object that starts / stops moving first, by at least min_order_gap_s, all objects trusted."""
+    if len(objs) < 2 or any(not o.reliable for o in objs):
+        return None
+    ranked = sorted(objs, key=lambda o: _end_time(o, what))
+    first, second = ranked[0], ranked[1]
+    if _end_time(second, what) - _end_time(first, what) < ctx.p.min_order_gap_s:
+        return None
+    if what == "stops" and not _really_stops(first):
+        return None
+    return first
+
+
+def _q_first(ctx: _Ctx, what: str) -> dict | None:
+    if ctx.any_untrusted or ctx.n_static:
+        return None
+    first = _first_of(ctx, ctx.objs, what)
+    if first is None:
+        return None
+    two = len(ctx.objs) == 2
+    verb = "start" if what == "starts" else "stop"
+    if what == "starts":
+        q = ctx.pick(["Which object starts moving first?", "Which object is the first to start moving?",
+                      "Which object begins to move before the other" + ("?" if two else "s?")], "first", what)
+    else:
+        q = ctx.pick(["Which object stops moving first?", "Which object is the first to come to a stop?"],
+                     "first", what)
+    same = f"{'Both' if two else 'They all'} {verb} at the same time"
+    none = f"{'Neither' if two else 'None'} of them {'moves' if what == 'starts' else 'stops'}"
+    others = [o.ref for o in ctx.objs if o is not first]
+    ctx.rng("dis", "first", what).shuffle(others)
+    return _mcq(ctx, "temporal_order", f"{what}_first", q, first.ref, [*others[:2], same, none, *others[2:]],
+                _fact(f"{what}_first", [o.tid for o in ctx.objs], first.tid, scope="all"))
+
+
+def _q_pair_first(ctx: _Ctx, a: _Obj, b: _Obj) -> dict | None:
+    if a.untrusted or b.untrusted:
+        return None
+    first = _first_of(ctx, [a, b], "starts")
+    row = ctx.pairs.get((a.tid, b.tid))
+    if first is None or row is None or row["starts_first"] not in ("a", "b"):
+        return None
+    if (row["starts_first"] == "a") != (first is a):
+        return None
+    x, y = (a, b) if ctx.rng("order", a.tid, b.tid).random() < 0.5 else (b, a)
+    q = ctx.pick(["Which starts moving first: {x} or {y}?", "Between {x} and {y}, which begins to move first?"],
+                 "pair_first", a.tid, b.tid, x=x.ref, y=y.ref)
+    other = b if first is a else a
+    return _mcq(ctx, "temporal_order", "starts_first", q, first.ref,
+                [other.ref, "They start at the same time", "Neither of them moves"],
+                _fact("starts_first", [a.tid, b.tid], first.tid, scope="pair"))
+
+
+def _object_fillers(ctx: _Ctx, answer: _Obj, plural: str) -> list[str]:
+    """Distractors for an object answer: the other objects, then false group answers, then absent objects."""
+    others = [o.ref for o in ctx.objs if o is not answer]
+    ctx.rng("others", answer.tid, plural).shuffle(others)
+    group = ["None of the objects"] + ([plural] if len(ctx.objs) >= 2 else [])
+    return others + group + ctx.fakes(answer, 3)
+
+
+def _q_which_direction(ctx: _Ctx, d: str) -> dict | None:
+    if ctx.any_untrusted or (d in ("toward", "away") and ctx.n_static):
+        return None
+    hits = [o for o in ctx.objs if d in o.dirs]
+    if len(hits) != 1 or hits[0].dirs != {d}:
+        return None
+    t = hits[0]
+    q = ctx.pick(["Which object moves {d}?", "Which object is moving {d}?", "Which of the objects goes {d}?"],
+                 "which_direction", d, d=_DIR_PHRASE[d])
+    plural = "Both of them" if len(ctx.objs) == 2 else "All of them"
+    return _mcq(ctx, "motion_objects", "which_direction", q, t.ref, _object_fillers(ctx, t, plural),
+                _fact("which_direction", [t.tid], t.tid, direction=d))
+
+
+def _q_which_activity(ctx: _Ctx, activity: str) -> dict | None:
+    if ctx.any_untrusted or ctx.n_static or not ctx.objs or any(not (o.stops_ok and o.reps_ok) for o in ctx.objs):
+        return None
+    key = "n_stops" if activity == "stop_and_go" else "repetitions"
+    hits = [o for o in ctx.objs if o.rec[key] >= 1]
+    if len(hits) != 1 or _activity(hits[0]) != activity:
+        return None
+    t = hits[0]
+    if activity == "stop_and_go":
+        q = ctx.pick(["Which object stops and then continues moving?", "Which object pauses along the way?"],
+                     "which_activity", activity)
+    else:
+        q = ctx.pick(["Which object goes back and forth?", "Which object moves back and forth?"],
+                     "which_activity", activity)
+    plural = "Both of them" if len(ctx.objs) == 2 else "All of them"
+    return _mcq(ctx, "motion_objects", "which_activity", q, t.ref, _object_fillers(ctx, t, plural),
+                _fact("which_activity", [t.tid], t.tid, activity=activity))
+
+
+def _extreme(ctx: _Ctx, what: str) -> _Obj | None:
+    """The object with the clearly largest distance / mean speed (all objects trusted)."""
+    if ctx.any_untrusted or len(ctx.objs) < 2:
+        return None
+    key = "distance" if what == "longest" else "mean_speed"
+    if any(not o.reliable for o in ctx.objs):
+        return None
+    ranked = sorted(ctx.objs, key=lambda o: -(o.rec[key] or 0.0))
+    if (ranked[0].rec[key] or 0.0) < ctx.p.min_margin_ratio * (ranked[1].rec[key] or 0.0) or not ranked[0].reliable:
+        return None
+    return ranked[0]
+
+
+def _q_extreme(ctx: _Ctx, what: str) -> dict | None:
+    t = _extreme(ctx, what)
+    if t is None:
+        return None
+    two = len(ctx.objs) == 2
+    if what == "longest":
+        q = ctx.pick(["Which object covers the longest distance?", "Which object travels the farthest?",
+                      "Which object moves the greatest distance?"], "extreme", what)
+        same = f"{'Both' if two else 'They all'} cover about the same distance"
+    else:
+        q = ctx.pick(["Which object moves fastest?", "Which object is the fastest while moving?",
+                      "Which object moves at the highest speed?"], "extreme", what)
+        same = f"{'Both' if two else 'They all'} move at about the same speed"
+    others = [o.ref for o in ctx.objs if o is not t]
+    ctx.rng("dis", "extreme", what).shuffle(others)
+    none = f"{'Neither' if two else 'None'} of them moves"
+    return _mcq(ctx, "motion_objects", what, q, t.ref, [*others[:2], same, none, *others[2:]],
+                _fact(what, [o.tid for o in ctx.objs], t.tid))
+
+
+# --------------------------------------------------------------------------------------------------
+# Grounded questions (GroundMoRe)
+
+
+def _window(ctx: _Ctx, o: _Obj, kind: str, within: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    r = o.rec
+    if kind == "motion":
+        t0, t1 = r["onset_s"], r["end_s"]
+    elif kind in ("first_move", "last_move"):
+        if not o.moves:
+            return None
+        m = o.moves[0] if kind == "first_move" else o.moves[-1]
+        t0, t1 = m["t0"], m["t1"]
+    elif kind == "stops":
+        sw = r["stop_windows"] or []
+        if not sw:
+            return None
+        t0, t1 = sw[0][0], sw[-1][1]
+    else:
+        raise ValueError(kind)
+    if t0 is None or t1 is None:
+        return None
+    lo = max(t0, r["t_start"], float(ctx.clip["start_s"]), within[0] if within else -math.inf)
+    hi = min(t1, r["t_end"], float(ctx.clip["end_s"]), within[1] if within else math.inf)
+    if hi - lo < ctx.p.min_window_s:
+        return None
+    return round(lo, 3), round(hi, 3)
+
+
+def _grounded(ctx: _Ctx, q_type: str, kind: str, question: str, t: _Obj, window_kind: str,
+              within_of: _Obj | None = None, **extra: Any) -> dict | None:
+    within = None
+    if within_of is not None:
+        row = ctx.pairs.get((within_of.tid, t.tid))
+        if row is None:
+            return None
+        within = (row["t0"], row["t1"])
+    win = _window(ctx, t, window_kind, within)
+    if win is None or t.ref.lower() in question.lower():
+        return None
+    fact = _fact(kind, [t.tid] + ([within_of.tid] if within_of else []) + list(extra.pop("others", [])), t.tid,
+                 window=window_kind, **({"with": within_of.tid} if within_of else {}), **extra)
+    return {
+        "video_id": ctx.clip.get("video_id"), "clip_id": ctx.clip.get("clip_id"), "category": None,
+        "question": question, "options": None, "answer_text": t.ref, "source": "rule", "verified": True,
+        "grounded": True, "q_type": q_type, "target_track_id": t.tid, "action_start_s": win[0],
+        "action_end_s": win[1], "fact": fact, "writer": "rule", "prompt_version": RULES_VERSION, "kept": True,
+        "reject_reason": None, "kind": kind,
+    }
+
+
+def grounded_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict,
+                       params: QAParams | None = None) -> list[dict]:
+    """GroundMoRe-style questions of one clip (causal, sequential, counterfactual, descriptive) whose answer is
+    one object: ``target_track_id``, ``answer_text`` (its referring expression) and the window of the asked-about
+    motion [action_start_s, action_end_s] (absolute seconds, inside the clip and the track's span).  Same row
+    layout as :func:`rule_questions` with ``options`` None."""
+    ctx = _Ctx(traj, pairs, clip, params or QAParams())
+    if ctx.any_untrusted or not ctx.objs:
+        return []
+    rows: list[dict | None] = []
+    rows += _g_descriptive(ctx)
+    rows += _g_causal(ctx)
+    rows += _g_sequential(ctx)
+    rows += _g_counterfactual(ctx)
+    return [r for r in rows if r is not None]
+
+
+def _g_descriptive(ctx: _Ctx) -> list[dict | None]:
+    rows = []
+    t = _extreme(ctx, "longest")
+    if t is not None:
+        q = ctx.pick(["Which object travels the longest distance in the clip?", "Which object covers the most ground?"],
+                     "g_longest")
+        rows.append(_grounded(ctx, "descriptive", "g_longest", q, t, "motion",
+                              others=[o.tid for o in ctx.objs if o is not t]))
+    t = _extreme(ctx, "fastest")
+    if t is not None:
+        q = ctx.pick(["Which object is the fastest mover in the clip?", "Which object moves most quickly?"],
+                     "g_fastest")
+        rows.append(_grounded(ctx, "descriptive", "g_fastest", q, t, "motion",
+                              others=[o.tid for o in ctx.objs if o is not t]))
+    if len(ctx.objs) >= 2 and all(o.reliable for o in ctx.objs):
+        ranked = sorted(ctx.objs, key=lambda o: -o.rec["n_turns"])
+        if ranked[0].rec["n_turns"] >= ranked[1].rec["n_turns"] + 2:
+            q = ctx.pick(["Which object changes direction most often?", "Which object turns the most times?"],
+                         "g_turns")
+            rows.append(_grounded(ctx, "descriptive", "g_turns", q, ranked[0], "motion",
+                                  others=[o.tid for o in ctx.objs if o is not ranked[0]]))
+    for d in _DIR_PHRASE:
+        hits = [o for o in ctx.objs if d in o.dirs]
+        if d in ("toward", "away") and ctx.n_static:
+            continue
+        if len(hits) == 1 and hits[0].dirs == {d} and hits[0].reliable:
+            q = ctx.pick(["Which object is moving {d} across the scene?", "Which object heads {d}?"], "g_direction", d,
+                         d=_DIR_PHRASE[d])
+            rows.append(_grounded(ctx, "descriptive", "g_direction", q, hits[0], "motion", direction=d,
+                                  others=[o.tid for o in ctx.objs if o is not hits[0]]))
+    if all(o.stops_ok and o.reps_ok for o in ctx.objs) and not ctx.n_static:
+        for activity, key, window in (("stop_and_go", "n_stops", "stops"), ("back_and_forth", "repetitions", "motion")):
+            hits = [o for o in ctx.objs if o.rec[key] >= 1]
+            if len(hits) == 1 and _activity(hits[0]) == activity:
+                if activity == "stop_and_go":
+                    q = ctx.pick(["Which object comes to a halt for a while and then moves on?",
+                                  "Which object pauses before moving again?"], "g_activity", activity)
+                else:
+                    q = ctx.pick(["Which object moves to and fro?", "Which object keeps reversing its direction?"],
+                                 "g_activity", activity)
+                rows.append(_grounded(ctx, "descriptive", "g_activity", q, hits[0], window, activity=activity,
+                                      others=[o.tid for o in ctx.objs if o is not hits[0]]))
+    return rows
+
+
+def _heads_toward(ctx: _Ctx, t: _Obj, r: _Obj, row: dict) -> float:
+    """Cosine between t's displacement and the direction from t to r at the start of their common window."""
+    w, h = t.rec["width"], t.rec["height"]
+    a = _path_at(t.rec["path"], row["t0"], w, h)[:2]
+    b = _path_at(r.rec["path"], row["t0"], w, h)[:2]
+    move = np.array([t.rec["dx"] * w, t.rec["dy"] * h])
+    to_r = b - a
+    den = float(np.linalg.norm(move) * np.linalg.norm(to_r))
+    return float(move @ to_r) / den if den > 0 else 0.0
+
+
+def _g_causal(ctx: _Ctx) -> list[dict | None]:
+    rows = []
+    for r in ctx.objs:
+        for t in ctx.objs:
+            if t is r or t.direction not in SECTORS or not t.reliable or not r.reliable:
+                continue
+            row = ctx.pairs.get((r.tid, t.tid))
+            if row is None or row["distance_start"] is None:
+                continue
+            change = row["distance_end"] - row["distance_start"]
+            d = t.direction
+            rivals = [o for o in ctx.objs if o is not t and o is not r and d in o.dirs]
+            if rivals:
+                continue
+            cos = _heads_toward(ctx, t, r, row)
+            if row["approach"] == "approaching" and change <= -0.1 and cos >= 0.5:
+                q = ctx.pick(["Which object moves {d} to approach {r}?",
+                              "Which object heads {d} to get closer to {r}?"],
+                             "g_approach", r.tid, t.tid, d=_DIR_PHRASE[d], r=r.ref)
+                rows.append(_grounded(ctx, "causal", "g_approach", q, t, "motion", within_of=r, direction=d,
+                                      relation="approaching"))
+            elif row["approach"] == "moving_apart" and change >= 0.1 and cos <= -0.5:
+                q = ctx.pick(["Which object moves {d} to get away from {r}?", "Which object heads {d}, away from {r}?"],
+                             "g_apart", r.tid, t.tid, d=_DIR_PHRASE[d], r=r.ref)
+                rows.append(_grounded(ctx, "causal", "g_approach", q, t, "motion", within_of=r, direction=d,
+                                      relation="moving_apart"))
+    return rows
+
+
+def _g_sequential(ctx: _Ctx) -> list[dict | None]:
+    rows: list[dict | None] = []
+    if len(ctx.objs) < 2 or any(not o.reliable for o in ctx.objs) or ctx.n_static:
+        return rows
+    gap = ctx.p.min_order_gap_s
+    for r in ctx.objs:
+        others = [o for o in ctx.objs if o is not r]
+        on_r, end_r = r.rec["onset_s"], r.rec["end_s"]
+        # starts moving after R stops
+        if _really_stops(r):
+            after = [o for o in others if o.rec["onset_s"] > end_r + gap]
+            if len(after) == 1 and all(o.rec["onset_s"] < end_r - gap for o in others if o is not after[0]):
+                q = ctx.pick(["Which object starts moving after {r} stops?",
+                              "Which object begins to move once {r} has stopped?"],
+                             "g_after_stop", r.tid, r=r.ref)
+                rows.append(_grounded(ctx, "sequential", "g_after_stop", q, after[0], "first_move", ref=r.tid))
+        # stops moving before R starts
+        before = [o for o in others if o.rec["end_s"] < on_r - gap and _really_stops(o)]
+        if len(before) == 1 and all(o.rec["end_s"] > on_r + gap for o in others if o is not before[0]):
+            q = ctx.pick(["Which object stops moving before {r} starts?",
+                          "Which object has already stopped when {r} starts to move?"],
+                         "g_before_start", r.tid, r=r.ref)
+            rows.append(_grounded(ctx, "sequential", "g_before_start", q, before[0], "last_move", ref=r.tid))
+        # starts before / after R does
+        early = [o for o in others if o.rec["onset_s"] < on_r - gap]
+        late = [o for o in others if o.rec["onset_s"] > on_r + gap]
+        if len(early) == 1 and len(late) == len(others) - 1:
+            q = ctx.pick(["Which object starts moving before {r} does?",
+                          "Which object is already moving when {r} sets off?"],
+                         "g_starts_before", r.tid, r=r.ref)
+            rows.append(_grounded(ctx, "sequential", "g_starts_before", q, early[0], "first_move", ref=r.tid))
+        if len(late) == 1 and len(early) == len(others) - 1:
+            q = ctx.pick(["Which object starts moving after {r} does?", "Which object sets off later than {r}?"],
+                         "g_starts_after", r.tid, r=r.ref)
+            rows.append(_grounded(ctx, "sequential", "g_starts_after", q, late[0], "first_move", ref=r.tid))
+    return rows
+
+
+def _g_counterfactual(ctx: _Ctx) -> list[dict | None]:
+    rows = []
+    for d in _DIR_PHRASE:
+        hits = [o for o in ctx.objs if d in o.dirs]
+        if d in ("toward", "away") and ctx.n_static:
+            continue
+        if len(hits) == 2 and all(o.dirs == {d} and o.reliable for o in hits):
+            for r, t in (hits, hits[::-1]):
+                q = ctx.pick(["If {r} had stayed still, which object would be the only one moving {d}?",
+                              "Suppose {r} had not moved: which object would then be the only one going {d}?"],
+                             "g_cf_direction", r.tid, d, r=r.ref, d=_DIR_PHRASE[d])
+                rows.append(_grounded(ctx, "counterfactual", "g_cf_direction", q, t, "motion", direction=d, ref=r.tid))
+    if len(ctx.objs) == 2 and all(o.reliable for o in ctx.objs) and not ctx.n_static:
+        for r, t in (ctx.objs, ctx.objs[::-1]):
+            q = ctx.pick(["If {r} had not moved at all, which object would be the only one moving in the clip?",
+                          "Suppose {r} had stayed still the whole time: which object would be the only one in motion?"],
+                         "g_cf_mover", r.tid, r=r.ref)
+            rows.append(_grounded(ctx, "counterfactual", "g_cf_mover", q, t, "motion", ref=r.tid))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# LLM-written questions
+
+
+def llm_rows(questions: list[dict], traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, model: str | None,
+             prompt_version: str | None) -> list[dict]:
+    """Rows (the :func:`rule_questions` layout) for LLM-written questions ({question, options, answer letter,
+    category}), each checked by :func:`verify_llm_question`: verified True / None are kept, False are kept =
+    false with the reason."""
+    out = []
+    for q in questions:
+        ok, reason = verify_llm_question(q, traj, pairs)
+        opts = [str(x) for x in (q.get("options") or [])]
+        letter = str(q.get("answer") or "")
+        idx = LETTERS.find(letter) if len(letter) == 1 else -1
+        answer = opts[idx] if 0 <= idx < len(opts) else None
+        out.append({
+            "video_id": clip.get("video_id"), "clip_id": clip.get("clip_id"), "category": q.get("category"),
+            "question": str(q.get("question") or ""), "options": opts, "answer_text": answer, "llm_answer": letter,
+            "source": "llm", "verified": ok, "grounded": False, "q_type": None, "target_track_id": None,
+            "action_start_s": None, "action_end_s": None, "fact": None, "writer": model,
+            "prompt_version": prompt_version,
+            "kept": ok is not False, "reject_reason": reason, "kind": "llm",
+        })
+    return out
+
+
+_NUM = {"zero": 0, "no": 0, "none": 0, "never": 0, "not": 0, "once": 1, "one": 1, "single": 1, "twice": 2, "two": 2,
+        "thrice": 3, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+_VERT = {"up": -1, "upward": -1, "upwards": -1, "rises": -1, "rise": -1, "ascends": -1, "upper": -1, "top": -1,
+         "down": 1, "downward": 1, "downwards": 1, "falls": 1, "fall": 1, "descends": 1, "lower": 1, "bottom": 1}
+_HORIZ = {"left": -1, "leftward": -1, "leftwards": -1, "right": 1, "rightward": 1, "rightwards": 1}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _claimed_direction(text: str) -> str | None:
+    """The direction word an option claims, or None."""
+    t = text.lower()
+    if re.search(r"toward[s]? the camera|closer to the camera|approach(es)? the camera|gets? (bigger|larger)|grows", t):
+        return "toward"
+    if re.search(r"away from the camera|(farther|further) from the camera|gets? smaller|shrinks|recedes", t):
+        return "away"
+    if re.search(r"stays? (still|in place)|does not move|doesn't move|remains? still|stationary", t):
+        return "stationary"
+    w = _words(t)
+    v = next((_VERT[x] for x in w if x in _VERT), 0)
+    hz = next((_HORIZ[x] for x in w if x in _HORIZ), 0)
+    if not v and not hz:
+        return None
+    ang = math.degrees(math.atan2(-v, hz)) % 360.0
+    return SECTORS[int(((ang + 22.5) % 360.0) // 45.0)]
+
+
+def _dir_compatible(claim: str, fact: str) -> bool:
+    if claim == fact:
+        return True
+    if claim in SECTORS and fact in SECTORS:
+        diff = abs(SECTORS.index(claim) - SECTORS.index(fact)) % 8
+        return min(diff, 8 - diff) <= 1
+    return False
+
+
+def _claimed_cells(text: str) -> set[str] | None:
+    """Cells of the 3x3 grid a region phrase covers ("the left side": the left column), or None."""
+    w = _words(text)
+    t = " ".join(w)
+    row = col = None
+    if re.search(r"\b(top|upper)\b", t):
+        row = 0
+    elif re.search(r"\b(bottom|lower)\b", t):
+        row = 2
+    if re.search(r"\bleft\b", t):
+        col = 0
+    elif re.search(r"\bright\b", t):
+        col = 2
+    centre = bool(re.search(r"\b(center|centre|middle)\b", t))
+    if row is None and col is None:
+        return {"center"} if centre else None
+    if centre:  # "top center", "middle left"
+        row = 1 if row is None else row
+        col = 1 if col is None else col
+    return {REGIONS[r][c] for r in range(3) for c in range(3)
+            if (row is None or r == row) and (col is None or c == col)}
+
+
+def _claimed_count(text: str) -> int | None:
+    for x in _words(text):
+        if x.isdigit():
+            return int(x)
+        if x in _NUM:
+            return _NUM[x]
+    return None
+
+
+def _mentions(text: str, objs: list[_Obj]) -> list[_Obj]:
+    """Objects a text refers to, in order of appearance: the full referring expression, else a colour + noun or
+    a colour / label that only one object has."""
+    low = " " + " ".join(_words(text)) + " "
+    found: dict[int, int] = {}
+    for o in sorted(objs, key=lambda o: -len(o.ref)):
+        k = low.find(" " + " ".join(_words(o.ref)) + " ")
+        if k >= 0 and not any(abs(k - p) < 3 for p in found.values()):
+            found[o.tid] = k
+    colours = Counter(o.rec.get("color") for o in objs)
+    labels = Counter(_noun(o.rec.get("label")) for o in objs)
+    for o in objs:
+        if o.tid in found:
+            continue
+        c, noun = o.rec.get("color"), _noun(o.rec.get("label"))
+        if c and colours[c] == 1:
+            k = low.find(f" {c} ")
+            if k >= 0:
+                found[o.tid] = k
+                continue
+        if noun != "object" and labels[noun] == 1 and (not c or colours[c] == len(objs)):
+            k = low.find(f" {noun} ")
+            if k >= 0:
+                found[o.tid] = k
+    return sorted((o for o in objs if o.tid in found), key=lambda o: found[o.tid])
+
+
+def verify_llm_question(q: dict, traj: pl.DataFrame, pairs: pl.DataFrame | None = None,
+                        params: QAParams | None = None) -> tuple[bool | None, str | None]:
+    """Check an LLM-written multiple-choice question against the clip's facts.
+
+    Returns (False, 'structure: ...') for a malformed question (not 4 distinct non-empty options, answer not in
+    A-D, unknown category); (False, reason) when a checkable claim of the correct option contradicts the facts
+    (e.g. 'direction: facts say left, answer says right'); (True, None) when at least one claim was checked and
+    all agree; (None, None) when nothing could be checked."""
+    p = params or QAParams()
+    opts = q.get("options")
+    if not isinstance(opts, list | tuple) or len(opts) != 4:
+        return False, "structure: needs exactly 4 options"
+    opts = [str(x).strip() if x is not None else "" for x in opts]
+    if any(not x for x in opts):
+        return False, "structure: empty option"
+    if len({x.lower() for x in opts}) != 4:
+        return False, "structure: options are not distinct"
+    letter = str(q.get("answer") or "").strip().upper()
+    if len(letter) != 1 or letter not in LETTERS:
+        return False, f"structure: answer {q.get('answer')!r} is not one of A-D"
+    if q.get("category") not in CATEGORIES:
+        return False, f"structure: unknown category {q.get('category')!r}"
+    question = str(q.get("question") or "")
+    if len(question.strip()) < 5:
+        return False, "structure: empty question"
+    answer = opts[LETTERS.index(letter)]
+    clip = {"video_id": None, "clip_id": None, "start_s": 0.0, "end_s": math.inf}
+    ctx = _Ctx(traj, pairs, clip, p)
+    objs = list(ctx.objs)
+    if not objs:
+        return None, None
+    ql = question.lower()
+    asked = _mentions(question, objs)
+    named = _mentions(answer, objs)
+    checks: list[tuple[bool, str]] = []
+
+    which_object = bool(re.search(r"\b(which|what) (object|one|item|thing|of the)\b|\bwho\b|\bwhich\b.*\bor\b", ql))
+    if which_object and (named or re.search(r"same time|simultaneous", answer.lower())):
+        checks += _check_which(ql, answer, named, asked, objs, ctx, p)
+    elif asked:
+        o = asked[0]
+        if not o.untrusted:
+            checks += _check_about(ql, answer, o, p)
+    bad = [reason for ok, reason in checks if not ok]
+    if bad:
+        return False, bad[0]
+    if checks:
+        return True, None
+    return None, None
+
+
+def _check_about(ql: str, answer: str, o: _Obj, p: QAParams) -> list[tuple[bool, str]]:
+    """Claims of an answer about one object's own motion."""
+    out: list[tuple[bool, str]] = []
+    r = o.rec
+    if re.search(r"\bhow many\b|\bnumber of\b|\bhow often\b", ql):
+        n = _claimed_count(answer)
+        what = None
+        if re.search(r"back.and.forth|to and fro|oscillat|repeat|cycle|round trip|reverse", ql):
+            what, ok = "repetitions", o.reps_ok
+        elif re.search(r"\bstop|\bpause|\bhalt", ql):
+            what, ok = "n_stops", o.stops_ok
+        elif re.search(r"\bturn|change[s]? direction", ql):
+            what, ok = "n_turns", o.reliable
+        if what and n is not None and ok:
+            fact_n = int(r[what])
+            noun = {"repetitions": "back-and-forth cycles", "n_stops": "stops", "n_turns": "turns"}[what]
+            out.append((n == fact_n, f"count: facts say {fact_n} {noun}, answer says {n}"))
+        return out
+    region_q = re.search(r"\bwhere\b|which (part|region|area|corner|side)|what (part|region|area|corner|side)", ql)
+    if region_q and not re.search(r"toward|towards|head|moving to|move to", ql):
+        cells = _claimed_cells(answer)
+        if cells is not None:
+            if re.search(r"\b(start|begin|first|initial|appear)", ql):
+                which, fact_cells = "start", o.start_regions
+            elif re.search(r"\b(end|finish|final|last|stop)", ql):
+                which, fact_cells = "end", o.end_regions
+            else:
+                return out
+            if len(fact_cells) == 1:
+                fact = next(iter(fact_cells))
+                out.append((fact in cells, f"region: facts say {which}s at {fact}, answer says {answer}"))
+        return out
+    claim = _claimed_direction(answer)
+    if claim is None:
+        return out
+    if re.search(r"\bfirst\b", ql) and o.moves:
+        m = o.moves[0]
+        if len(m["cands"]) == 1:
+            out.append((_dir_compatible(claim, m["direction"]),
+                        f"direction: facts say it first moves {m['direction']}, answer says {claim}"))
+        return out
+    if re.search(r"\blast\b|\bfinal|\bat the end\b|\bafter\b", ql) and o.moves:
+        m = o.moves[-1]
+        if len(m["cands"]) == 1:
+            out.append((_dir_compatible(claim, m["direction"]),
+                        f"direction: facts say it last moves {m['direction']}, answer says {claim}"))
+        return out
+    if re.search(r"\bat \d|\bbetween \d|\d+(\.\d+)? ?s\b|second", ql):
+        return out  # a time-specific claim: not checked
+    fact = o.direction
+    if fact is None:
+        return out
+    if _dir_compatible(claim, fact):
+        out.append((True, ""))
+    elif any(_dir_compatible(claim, m["direction"]) for m in o.moves) and fact == "stationary":
+        pass  # it does move that way at some point
+    else:
+        out.append((False, f"direction: facts say {fact}, answer says {claim}"))
+    return out
+
+
+def _check_which(ql: str, answer: str, named: list[_Obj], asked: list[_Obj], objs: list[_Obj], ctx: _Ctx,
+                 p: QAParams) -> list[tuple[bool, str]]:
+    """Claims of a "which object ..." answer."""
+    out: list[tuple[bool, str]] = []
+    pool = asked if len(asked) >= 2 else objs
+    same = bool(re.search(r"same time|simultaneous", answer.lower()))
+    t = named[0] if named else None
+    for word, key in (("start", "onset_s"), ("begin", "onset_s"), ("stop", "end_s"), ("finish", "end_s")):
+        if word in ql and re.search(r"\bfirst\b|\blast\b|\bearlier\b|\blater\b|\bbefore\b|\bafter\b", ql):
+            if any(not o.reliable for o in pool) or len(pool) < 2:
+                return out
+            times = sorted((o.rec[key], o.tid) for o in pool if o.rec[key] is not None)
+            if len(times) < 2:
+                return out
+            last = bool(re.search(r"\blast\b|\blater\b|\bafter\b", ql)) and "first" not in ql
+            ranked = times[::-1] if last else times
+            lead, runner = ranked[0], ranked[1]
+            gap = abs(lead[0] - runner[0])
+            name = ctx.by_id[lead[1]].ref
+            if same:
+                if gap > 0.3:
+                    out.append((False, f"order: facts say {name} {word}s {'last' if last else 'first'} "
+                                       f"({gap:.1f} s apart), answer says the same time"))
+                else:
+                    out.append((True, ""))
+            elif t is not None and gap >= 0.3:
+                out.append((t.tid == lead[1], f"order: facts say {name} {word}s {'last' if last else 'first'}, "
+                                              f"answer says {t.ref}"))
+            return out
+    if t is None:
+        return out
+    if t.untrusted:
+        return out
+    for pattern, key in ((r"longest|farthest|furthest|most distance|greatest distance|most ground", "distance"),
+                         (r"fastest|quickest|highest speed|most quickly", "mean_speed")):
+        if re.search(pattern, ql):
+            if any(o.untrusted for o in objs) or len(objs) < 2:
+                return out
+            best = max(objs, key=lambda o: o.rec[key] or 0.0)
+            ratio = (best.rec[key] or 0.0) / max(t.rec[key] or 0.0, 1e-9)
+            if best is t:
+                out.append((True, ""))
+            elif ratio >= p.min_margin_ratio:
+                out.append((False, f"which object: facts say {best.ref} has the largest {key}, answer says {t.ref}"))
+            return out
+    claim = _claimed_direction(ql.split("which", 1)[-1]) if "which" in ql else None
+    if claim is not None and claim != "stationary":
+        if t.direction is None:
+            return out
+        if not _dir_compatible(claim, t.direction):
+            out.append((False, f"direction: facts say {t.ref} moves {t.direction}, answer says it moves {claim}"))
+        else:
+            rivals = [o for o in objs if o is not t and o.direction and o.direction == claim]
+            if rivals:
+                out.append((False, f"which object: {rivals[0].ref} also moves {claim}"))
+            else:
+                out.append((True, ""))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Selection, letters, table rows
+
+
+def _norm_tokens(text: str) -> set[str]:
+    return set(_words(text))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _dedupe(rows: list[dict], threshold: float) -> list[dict]:
+    kept: list[dict] = []
+    toks: list[set[str]] = []
+    for r in rows:
+        t = _norm_tokens(r["question"])
+        if any(_jaccard(t, u) >= threshold for u in toks):
+            continue
+        kept.append(r)
+        toks.append(t)
+    return kept
+
+
+def _topic(r: dict) -> tuple:
+    try:
+        f = json.loads(r["fact"]) if r.get("fact") else {}
+    except ValueError:
+        f = {}
+    return tuple(f.get("tracks", [])[:1])
+
+
+def _pick_mcq(rows: list[dict], budget: int, p: QAParams, rng: random.Random) -> list[dict]:
+    """Choose up to ``budget`` questions following the category weights (largest deficit first); within a
+    category prefer verified questions, kinds and objects asked about least so far, then a seeded order."""
+    pools: dict[Any, list[dict]] = {}  # by the rows' category (None for a row without one)
+    for r in rows:
+        pools.setdefault(r.get("category"), []).append(r)
+    for pool in pools.values():
+        rng.shuffle(pool)
+    total_w = sum(p.weight(c) for c in pools if p.weight(c) > 0) or 1.0
+    picked: list[dict] = []
+    per_cat: Counter = Counter()
+    kinds: Counter = Counter()
+    topics: Counter = Counter()
+    while len(picked) < budget:
+        open_cats = [c for c in CATEGORIES if pools.get(c) and p.weight(c) > 0]
+        if not open_cats:
+            break
+        n = len(picked) + 1
+        cat = max(open_cats, key=lambda c: (p.weight(c) / total_w * n - per_cat[c], p.weight(c)))
+        pool = pools[cat]
+        best = min(range(len(pool)), key=lambda i: (pool[i].get("verified") is not True, kinds[pool[i].get("kind")],
+                                                    topics[_topic(pool[i])], i))
+        r = pool.pop(best)
+        picked.append(r)
+        per_cat[cat] += 1
+        kinds[r.get("kind")] += 1
+        topics[_topic(r)] += 1
+    return picked
+
+
+def _pick_grounded(rows: list[dict], budget: int, rng: random.Random) -> list[dict]:
+    """Up to ``budget`` grounded questions, q_types in turn (in a seeded order), kinds and targets varied."""
+    pools: dict[str, list[dict]] = {}
+    for r in rows:
+        pools.setdefault(r["q_type"], []).append(r)
+    for pool in pools.values():
+        rng.shuffle(pool)
+    order = [t for t in Q_TYPES if pools.get(t)]
+    rng.shuffle(order)
+    picked: list[dict] = []
+    kinds: Counter = Counter()
+    targets: Counter = Counter()
+    while len(picked) < budget and any(pools.get(t) for t in order):
+        for t in order:
+            if len(picked) >= budget or not pools.get(t):
+                continue
+            pool = pools[t]
+            best = min(range(len(pool)), key=lambda i: (kinds[pool[i]["kind"]], targets[pool[i]["target_track_id"]], i))
+            r = pool.pop(best)
+            picked.append(r)
+            kinds[r["kind"]] += 1
+            targets[r["target_track_id"]] += 1
+    return picked
+
+
+def qa_id(video_id: str, clip_id: str | None, question: str) -> str:
+    return hashlib.sha256(f"{video_id}\x1f{clip_id}\x1f{question}".encode()).hexdigest()[:16]
+
+
+_OUT_KEYS = ("video_id", "clip_id", "qa_id", "category", "question", "option_a", "option_b", "option_c", "option_d",
+             "answer", "answer_text", "source", "verified", "grounded", "q_type", "target_track_id", "action_start_s",
+             "action_end_s", "fact", "writer", "prompt_version", "kept", "reject_reason")
+
+
+def _table_row(r: dict, video_id: str, options: Sequence[str | None], letter: str | None) -> dict:
+    opts = (list(options) + [None] * 4)[:4]
+    row = {k: r.get(k) for k in _OUT_KEYS}
+    row.update(video_id=video_id, qa_id=qa_id(video_id, r.get("clip_id"), r["question"]), option_a=opts[0],
+               option_b=opts[1], option_c=opts[2], option_d=opts[3], answer=letter)
+    if r.get("grounded"):
+        row["category"] = r.get("category")
+        row["q_type"] = r.get("q_type")
+    else:
+        row["q_type"] = None
+    return row
+
+
+def finalize(rows: list[dict], video_id: str, params: QAParams | None = None) -> list[dict]:
+    """The qa_pairs rows of one video from candidate rows (:func:`rule_questions`, :func:`grounded_questions`,
+    :func:`llm_rows`), per clip: near-duplicates removed (normalised token Jaccard >= dedupe_threshold, earlier
+    rows win: rule before LLM when passed in that order), up to ``grounded_per_clip`` grounded questions and
+    ``n_questions`` in all chosen (seeded by video + clip id), answer letters balanced (each question's answer
+    goes to the letter used least so far in the clip, ties broken by the seeded RNG), the distractors shuffled
+    into the other letters (seeded by video id + question).  Rejected LLM questions (kept false) are passed
+    through with their own option order.  Output dicts have exactly the QA_PAIRS columns."""
+    p = params or QAParams()
+    by_clip: dict[str | None, list[dict]] = {}
+    for r in rows:
+        by_clip.setdefault(r.get("clip_id"), []).append(r)
+    out: list[dict] = []
+    for clip_id, rs in by_clip.items():
+        rejected = [r for r in rs if r.get("kept") is False]
+        cands = _dedupe([r for r in rs if r.get("kept") is not False and r.get("question")], p.dedupe_threshold)
+        grounded = [r for r in cands if r.get("grounded")]
+        mcq = [r for r in cands if not r.get("grounded") and r.get("options") and len(r["options"]) == 4
+               and r.get("answer_text") in r["options"]]
+        g_sel = _pick_grounded(grounded, min(p.grounded_per_clip, p.n_questions),
+                               random.Random(seed_for(video_id, clip_id, "grounded")))
+        m_sel = _pick_mcq(mcq, p.n_questions - len(g_sel), p, random.Random(seed_for(video_id, clip_id, "select")))
+        m_sel.sort(key=lambda r: CATEGORIES.index(r["category"]) if r.get("category") in CATEGORIES
+                   else len(CATEGORIES))
+        letter_rng = random.Random(seed_for(video_id, clip_id, "letters"))
+        used = Counter(dict.fromkeys(LETTERS, 0))
+        for r in m_sel:
+            low = min(used.values())
+            letter = letter_rng.choice([x for x in LETTERS if used[x] == low])
+            used[letter] += 1
+            distractors = [x for x in r["options"] if x != r["answer_text"]]
+            random.Random(seed_for(video_id, r["question"])).shuffle(distractors)
+            k = LETTERS.index(letter)
+            options = distractors[:k] + [r["answer_text"]] + distractors[k:]
+            out.append(_table_row(r, video_id, options, letter))
+        for r in g_sel:
+            out.append(_table_row(r, video_id, [None] * 4, None))
+        for r in rejected:
+            opts = [str(x) for x in (r.get("options") or [])]
+            llm_letter = r.get("llm_answer") if r.get("llm_answer") in tuple(LETTERS) else None
+            out.append(_table_row(r, video_id, opts, llm_letter))
+    return out
