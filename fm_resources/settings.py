@@ -1,9 +1,12 @@
-"""Where things live. Everything is derived from a few environment variables so that `fm`, `dagster dev`
-and the sensor in a daemon all agree without extra configuration.
+"""Where things live and how the project is tuned from outside: the ONLY module that reads environment variables,
+always inside a function (at call time, never at import), so `fm`, `dagster dev`, the daemon and the tests agree
+without extra configuration and a test can change a variable and rebuild the definitions.
 
 FM_HOME     working directory of the project (default ./.fm): Dagster instance, local lake, caches.
 FM_LAKE     root of the label lake: a local folder or s3://bucket/prefix (default $FM_HOME/lake).
 FM_INPUTS   comma-separated folders or s3://bucket/prefix URIs the video sensor watches (default $FM_HOME/inbox).
+FM_LLM_MODEL, FM_LLM_API_BASE, the LLM key's variable; FM_BACKFILL_CRON, FM_BACKFILL_BATCH, FM_COMPACT_CRON,
+FM_COMPACT_MIN_CHANGED, FM_MAX_CONCURRENT_RUNS, FM_GPU_SLOTS, FM_LLM_SLOTS, FM_SQL_DIR, DAGSTER_HOME: see README.
 AWS_ENDPOINT_URL / AWS_* are honoured by boto3 for S3 (e.g. MinIO or moto).
 """
 

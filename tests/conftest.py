@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests that need the real footage in ../shared/data skip with a reason when it is absent."""
+"""Shared fixtures, for tests/unit, tests/assets and tests/e2e. Tests that need the real footage in ../shared/data
+skip with a reason when it is absent."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -88,3 +87,87 @@ def s3_env(s3_server, monkeypatch):
 
     client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     return client
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture
+def local_only(monkeypatch):
+    """Refuse (and record) any connection or name lookup for a host other than 127.0.0.1; fail the test if one was
+    attempted, even when the caller swallowed the error. Yields the list of refused hosts."""
+    blocked: list[object] = []
+    real_connect, real_create, real_getaddrinfo = socket.socket.connect, socket.create_connection, socket.getaddrinfo
+
+    def check(host: object) -> None:
+        if host not in LOCAL_HOSTS:
+            blocked.append(host)
+            raise ConnectionRefusedError(f"test guard: connection to {host!r} refused (only 127.0.0.1 allowed)")
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            check(address[0])
+        return real_connect(self, address)
+
+    def create_connection(address, *args, **kwargs):
+        check(address[0])
+        return real_create(address, *args, **kwargs)
+
+    def getaddrinfo(host, *args, **kwargs):
+        check(host.decode() if isinstance(host, bytes) else host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield blocked
+    assert not blocked, f"attempted connections to non-local hosts: {blocked}"
+
+
+MCQ_SCENES = {"left_right": "train", "back_and_forth": "test", "ordered_pair": "test"}
+
+
+@pytest.fixture(scope="session")
+def mcq_lake_dir(tmp_path_factory) -> Path:
+    """A lake of three synthetic scenes materialized through qa_pairs (template captions, rule questions) and a
+    splits table with one video in train and two in test (MCQ_SCENES). Read-only: tests work on a copy."""
+    from dagster import DagsterInstance, materialize
+
+    from fm_assets.defs.ingest import ingest
+    from fm_assets.defs.language import captions, qa_pairs
+    from fm_assets.defs.motion import trajectories
+    from fm_assets.defs.perception import detections, tracks
+    from fm_assets.labels.schemas import SPLITS, frame
+    from fm_assets.synthetic import render_scene, scene_by_name
+    from fm_resources.detection.resource import DetectorResource
+    from fm_resources.lake import Lake, LakeIOManager
+    from fm_resources.llm import LLMResource
+    from fm_resources.registry import register_video
+    from fm_resources.trackers import TrackerResource
+    from fm_resources.video import VideoStore
+
+    scenes = tmp_path_factory.mktemp("mcq_scenes")
+    root = tmp_path_factory.mktemp("mcq_lake")
+    lake = Lake(root=str(root))
+    instance = DagsterInstance.ephemeral()
+    resources = {"lake": lake, "io_manager": LakeIOManager(lake=lake), "video_store": VideoStore(),
+                 "detector": DetectorResource(), "tracker": TrackerResource(), "llm": LLMResource()}
+    rows = []
+    for name, split in MCQ_SCENES.items():
+        vid = register_video(str(render_scene(scene_by_name(name), scenes).mp4), VideoStore(), lake).video_id
+        instance.add_dynamic_partitions("videos", [vid])
+        res = materialize([ingest, detections, tracks, trajectories, captions, qa_pairs], partition_key=vid,
+                          instance=instance, resources=resources)
+        assert res.success
+        rows.append({"video_id": vid, "split": split, "group_key": vid[-8:], "status": "ok"})
+    lake.write_parquet("splits/all.parquet", frame(rows, SPLITS))
+    return root
+
+
+@pytest.fixture(scope="session")
+def bad_files(tmp_path_factory) -> tuple[dict[str, Path], list[float]]:
+    """tests.helpers.bad_inbox in one folder: {name: path} of a good video and eight bad or unusual files, and
+    the presentation times of the variable-frame-rate one. Read-only."""
+    from tests.helpers import bad_inbox
+
+    return bad_inbox(tmp_path_factory.mktemp("inbox"))

@@ -1,0 +1,122 @@
+"""detections + tracks as Dagster assets on synthetic scenes with known truth, and their failure modes. Through the
+`fm` command: tests/e2e/test_perception.py."""
+
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance, materialize
+
+from fm_assets.defs.ingest import ingest
+from fm_assets.defs.perception import detections, tracks
+from fm_assets.evaluation.mot_metrics import evaluate, parse_mot, read_mot
+from fm_assets.labels.tracking import mot_text
+from fm_assets.synthetic import SceneSpec, render_scene, scene_by_name
+from fm_resources.detection.resource import DetectorResource
+from fm_resources.detection.types import DetectorConfigError
+from fm_resources.lake import Lake, LakeIOManager
+from fm_resources.registry import register_video
+from fm_resources.trackers import TrackerResource
+from fm_resources.video import VideoStore
+
+
+def resources(lake_root, detector=None):
+    lake = Lake(root=str(lake_root))
+    return lake, {"lake": lake, "io_manager": LakeIOManager(lake=lake), "video_store": VideoStore(),
+                  "detector": detector or DetectorResource(), "tracker": TrackerResource()}
+
+
+def run_graph(paths, lake_root, detector=None):
+    lake, res = resources(lake_root, detector)
+    instance = DagsterInstance.ephemeral()
+    out = {}
+    for p in paths:
+        vid = register_video(str(p), res["video_store"], lake).video_id
+        instance.add_dynamic_partitions("videos", [vid])
+        out[p.stem] = (vid, materialize([ingest, detections, tracks], partition_key=vid, instance=instance,
+                                        resources=res, raise_on_error=False))
+    return lake, out
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    d = tmp_path_factory.mktemp("scenes")
+    truths = {n: render_scene(scene_by_name(n), d) for n in ("left_right", "ordered_pair", "late_entry", "camera_pan")}
+    truths["static"] = render_scene(SceneSpec(name="static", duration_s=4.0), d)
+    return d, truths
+
+
+@pytest.fixture(scope="module")
+def graph(scenes, tmp_path_factory):
+    _, truths = scenes
+    return run_graph([t.mp4 for t in truths.values()], tmp_path_factory.mktemp("lake"))
+
+
+def table(lake, name, vid):
+    return lake.read_parquet(f"{name}/{vid}.parquet")
+
+
+def test_all_partitions_succeed(graph):
+    _, out = graph
+    assert all(r.success for _, r in out.values())
+
+
+@pytest.mark.parametrize("scene", ["left_right", "ordered_pair", "late_entry"])
+def test_tracks_match_the_scene_truth(graph, scenes, scene):
+    lake, out = graph
+    vid = out[scene][0]
+    t = table(lake, "tracks", vid)
+    truth = scenes[1][scene]
+    gt = read_mot(truth.gt, is_gt=True)
+    m = evaluate(gt, parse_mot(mot_text(t, interpolate=True)), n_frames=int(gt[:, 0].max()))
+    assert m["MOTA"] >= 0.8 and m["IDF1"] >= 0.8, m
+    assert t.select("clip_id", "track_id").n_unique() == len(truth.facts["objects"])
+
+
+def test_late_object_is_found_after_it_appears(graph, scenes):
+    lake, out = graph
+    t = table(lake, "tracks", out["late_entry"][0])
+    late = [o for o in scenes[1]["late_entry"].facts["objects"] if o["appear_s"] >= 3][0]
+    starts = t.group_by("track_id").agg(pl.col("t_s").min())["t_s"].sort().to_list()
+    assert starts[0] < 1.0 and late["appear_s"] <= starts[-1] < late["appear_s"] + 1.0
+
+
+def test_detections_on_every_sampled_frame_with_times(graph):
+    lake, out = graph
+    d = table(lake, "detections", out["left_right"][0])
+    assert d["frame_idx"].unique().sort().to_list() == list(range(0, 200, 2))[: d["frame_idx"].n_unique()]
+    assert d["frame_idx"].n_unique() >= 95  # 10 fps sampling of a 25 fps, 8 s clip: 100 frames
+    assert ((d["t_s"] - d["frame_idx"] / 25).abs() < 1e-9).all()
+    assert ((d["score"] >= 0) & (d["score"] <= 1)).all() and (d["x2"] > d["x1"]).all()
+    assert d["mask_rle"].null_count() == 0  # the motion detector gives masks
+
+
+def test_no_motion_and_dropped_clips_give_empty_tables(graph):
+    lake, out = graph
+    for scene in ("static", "camera_pan"):
+        assert table(lake, "detections", out[scene][0]).is_empty()
+        assert table(lake, "tracks", out[scene][0]).is_empty()
+    clips = table(lake, "raw_clips", out["camera_pan"][0])
+    assert clips["drop_reason"].to_list() == ["camera_motion"]
+    assert table(lake, "detections", out["camera_pan"][0]).is_empty()  # dropped clips are not processed
+
+
+def test_overlay_image_in_metadata_and_lake(graph):
+    lake, out = graph
+    vid, res = out["ordered_pair"]
+    mats = [e.materialization for e in res.get_asset_materialization_events() if e.materialization.asset_key.path == ["tracks"]]
+    assert mats[0].metadata["overlay"].value.startswith("![tracks](data:image/png;base64,")
+    assert lake.read_bytes(f"overlays/{vid}/tracks.png")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert mats[0].metadata["tracks"].value == 2
+
+
+def test_broken_detector_config_fails_before_any_video_is_read(scenes, tmp_path):
+    d, truths = scenes
+    bad = DetectorResource(backend="mmdet", mmdet_config=str(tmp_path / "missing.py"), mmdet_checkpoint=str(tmp_path / "x.pth"))
+    with pytest.raises(DetectorConfigError):
+        bad.build()
+    lake, out = run_graph([truths["left_right"].mp4], tmp_path / "lake", detector=bad)
+    vid, res = out["left_right"]
+    assert not res.success
+    assert not lake.exists(f"detections/{vid}.parquet") and not lake.exists(f"raw_clips/{vid}.parquet")
+    failure = [e for e in res.all_events if e.is_failure][0]
+    assert "missing.py" in str(failure.event_specific_data.error.message) or "missing.py" in str(failure.event_specific_data)

@@ -1,0 +1,201 @@
+"""Tests of the embedded `motion` detector (fm_resources.detection.motion.MotionDetector) on synthetic frames (rendered in
+memory by fm_assets.synthetic, no encoding). On a real clip (TUD-Campus, ../shared/data): tests/e2e/test_motion_detector.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from fm_assets import synthetic as S
+from fm_assets.labels.types import Detections
+from fm_resources.detection.motion import MotionDetector, _iou
+from fm_resources.detection.types import Detector
+
+
+def _scene(*objects: S.ObjectSpec, fps: float = 10.0, duration_s: float = 3.0, name: str = "t") -> S.SceneSpec:
+    return S.SceneSpec(name=name, fps=fps, duration_s=duration_s, objects=tuple(objects))
+
+
+def _render(spec: S.SceneSpec) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames and, per frame, the gt boxes (xyxy, sorted by object id)."""
+    frames = [img for _, img in S.render_frames(spec)]
+    gts: list[list] = [[] for _ in frames]
+    for f, _oid, x, y, w, h in S.gt_rows(spec):
+        gts[f - 1].append((x, y, x + w, y + h))
+    return frames, [np.array(g, np.float32).reshape(-1, 4) for g in gts]
+
+
+def _kf(*rows):
+    return tuple(S.Keyframe(*r) for r in rows)
+
+
+BOX = S.ObjectSpec(1, "box", "red", "box", 80, 60, _kf((0.0, 120, 200), (3.0, 500, 220)))
+
+
+@pytest.fixture(scope="module")
+def moving_box():
+    frames, gts = _render(_scene(BOX))
+    return frames, gts, MotionDetector().detect_clip(frames)
+
+
+def test_is_a_detector_with_typed_defaults():
+    det = MotionDetector()
+    assert isinstance(det.name, str) and det.name == "motion"
+    assert callable(det.detect_clip)
+    _: Detector = det  # structural: has name and detect_clip
+    assert MotionDetector(work_width=160, min_diff=10.0).work_width == 160
+
+
+def test_moving_object_found(moving_box):
+    frames, gts, dets = moving_box
+    assert len(dets) == len(frames) and all(isinstance(d, Detections) for d in dets)
+    good = 0
+    for d, g in zip(dets, gts):
+        if len(d):
+            good += _iou(g, d.boxes).max() >= 0.7
+    assert good >= 0.8 * len(frames), f"box found with IoU >= 0.7 on {good}/{len(frames)} frames"
+    # one detection per frame, nothing else
+    assert sum(len(d) == 1 for d in dets) >= 0.8 * len(frames)
+
+
+def test_scores_and_labels(moving_box):
+    _, gts, dets = moving_box
+    for d in dets:
+        assert d.scores.dtype == np.float32 and ((d.scores >= 0) & (d.scores <= 1)).all()
+        assert set(d.labels) <= {"person", "object"}
+        assert len(d.extra["person_score"]) == len(d)
+        assert ((d.extra["person_score"] >= 0) & (d.extra["person_score"] <= 1)).all()
+    clean = [float(s) for d in dets[2:-2] for s in d.scores]  # away from the clip's ends (persistence window)
+    assert clean and np.median(clean) > 0.7, clean
+    assert sum(lbl == "object" for d in dets for lbl in d.labels) >= 0.8 * sum(len(d) for d in dets)
+
+
+def test_masks_decode_to_box_region(moving_box):
+    frames, _, dets = moving_box
+    h, w = frames[0].shape[:2]
+    n_checked = 0
+    for d in dets:
+        assert d.masks is not None and len(d.masks) == len(d)
+        for rle, box in zip(d.masks, d.boxes):
+            assert rle["size"] == [h, w] and isinstance(rle["counts"], str)
+            m = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+            assert m.shape == (h, w)
+            ys, xs = np.nonzero(m)
+            assert len(ys) > 0
+            x1, y1, x2, y2 = box
+            # the mask lies in its box and reaches (within 2 px) each side of it
+            assert xs.min() >= x1 - 1 and xs.max() <= x2 and ys.min() >= y1 - 1 and ys.max() <= y2
+            assert abs(xs.min() - x1) <= 2 and abs(xs.max() + 1 - x2) <= 2
+            assert abs(ys.min() - y1) <= 2 and abs(ys.max() + 1 - y2) <= 2
+            n_checked += 1
+    assert n_checked > 0
+
+
+def test_no_motion_gives_empty_detections():
+    spec = _scene(S.ObjectSpec(1, "box", "red", "box", 80, 60, _kf((0.0, 300, 200))))  # never moves
+    frames, _ = _render(spec)
+    rng = np.random.default_rng(0)  # sensor noise on a static scene
+    noisy = [np.clip(f.astype(np.int16) + rng.integers(-3, 4, f.shape), 0, 255).astype(np.uint8) for f in frames]
+    for clip in (frames, noisy):
+        dets = MotionDetector().detect_clip(clip)
+        assert len(dets) == len(clip) and all(len(d) == 0 for d in dets)
+
+
+def test_auto_exposure_change_is_not_motion():
+    """A camera's auto exposure darkening every frame by 40% for a while (as when a bright car enters) must not
+    turn the whole frame into foreground: the moving box is still found alone, with a box of its own size."""
+    frames, gts = _render(_scene(BOX, duration_s=4.0))
+    gain = np.ones(len(frames))
+    gain[12:28] = np.linspace(0.6, 0.95, 16)  # dark, then slowly recovering
+    dimmed = [np.clip(f * g, 0, 255).astype(np.uint8) for f, g in zip(frames, gain)]
+    for exposure, ok in ((True, True), (False, False)):
+        dets = MotionDetector(exposure=exposure).detect_clip(dimmed)
+        hit = [len(d) == 1 and _iou(g, d.boxes).max() >= 0.6 for d, g in zip(dets[12:28], gts[12:28])]
+        assert (sum(hit) >= 14) == ok, f"exposure={exposure}: box alone on {sum(hit)}/16 dimmed frames"
+
+
+def test_tiny_clips():
+    det = MotionDetector()
+    frames, _ = _render(_scene(BOX))
+    assert det.detect_clip([]) == []
+    for k in (1, 2):
+        out = det.detect_clip(frames[:k])
+        assert len(out) == k and all(len(d) == 0 for d in out)
+    out = det.detect_clip(frames[::10])  # 3 frames: a background can be learned
+    assert len(out) == 3
+
+
+def test_touching_objects_are_split():
+    # two discs side by side, touching, moving together: one connected blob that the mask's waist splits
+    a = S.ObjectSpec(1, "ball", "blue", "disc", 80, 80, _kf((0.0, 150, 240), (3.0, 430, 240)))
+    b = S.ObjectSpec(2, "ball", "orange", "disc", 80, 80, _kf((0.0, 229, 240), (3.0, 509, 240)))
+    frames, gts = _render(_scene(a, b))
+    dets = MotionDetector().detect_clip(frames)
+    unsplit = MotionDetector(split=False).detect_clip(frames)
+    both = 0
+    for d, _u, g in zip(dets, unsplit, gts):
+        if len(d) >= 2:
+            both += (_iou(g, d.boxes).max(axis=1) >= 0.6).all()
+    assert both >= 0.8 * len(frames), f"both discs found on {both}/{len(frames)} frames"
+    assert np.median([len(u) for u in unsplit]) == 1  # they do form one blob before splitting
+
+
+def test_flicker_scores_low():
+    # a small patch that flashes on one frame (noise) next to a clean moving object
+    frames, gts = _render(_scene(BOX))
+    k = len(frames) // 2
+    frames[k] = frames[k].copy()
+    frames[k][400:426, 560:586] = 255 - frames[k][400:426, 560:586]
+    dets = MotionDetector().detect_clip(frames)
+    patch = np.array([[560, 400, 586, 426]], np.float32)
+    d = dets[k]
+    near = _iou(patch, d.boxes)[0] > 0.3 if len(d) else np.zeros(0, bool)
+    assert (d.scores[near] < 0.6).all(), d.scores[near]
+    obj = _iou(gts[k], d.boxes)[0] >= 0.7
+    assert obj.any() and (d.scores[obj] > 0.7).all()
+
+
+def test_deterministic(moving_box):
+    frames, _, dets = moving_box
+    again = MotionDetector().detect_clip(frames)
+    for a, b in zip(dets, again):
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+        assert a.labels == b.labels and a.masks == b.masks
+        assert np.array_equal(a.extra["person_score"], b.extra["person_score"])
+
+
+def _silhouette(mask: np.ndarray, cx: int, top: int, height: int) -> None:
+    """Draw a crude pedestrian (head, shoulders / torso, legs apart) into `mask`."""
+    import cv2
+
+    hr = max(2, int(0.065 * height))
+    cv2.circle(mask, (cx, top + hr), hr, 1, -1)
+    cv2.rectangle(mask, (cx - int(0.13 * height), top + 2 * hr), (cx + int(0.13 * height), top + int(0.55 * height)), 1, -1)
+    cv2.rectangle(mask, (cx - int(0.15 * height), top + int(0.55 * height)), (cx - int(0.03 * height), top + height), 1, -1)
+    cv2.rectangle(mask, (cx + int(0.03 * height), top + int(0.55 * height)), (cx + int(0.15 * height), top + height), 1, -1)
+
+
+def test_head_split_of_merged_pedestrians():
+    det = MotionDetector()
+    m = np.zeros((120, 90), np.uint8)
+    _silhouette(m, 25, 2, 115)  # two people side by side, touching: one blob
+    _silhouette(m, 60, 12, 100)  # the second a little further away (shorter)
+    parts = det._head_parts(m, 0, 0, 1.0, 20)
+    assert parts is not None and len(parts) == 2
+    centres = sorted(float(np.flatnonzero(p[2].any(axis=0)).mean()) for p in parts)
+    assert abs(centres[0] - 25) <= 5 and abs(centres[1] - 60) <= 5
+    for _, _, pm in parts:  # parts are person-shaped (tall), never overlap
+        rows, cols = np.flatnonzero(pm.any(axis=1)), np.flatnonzero(pm.any(axis=0))
+        assert (cols[-1] - cols[0] + 1) < 0.6 * (rows[-1] - rows[0] + 1)
+    assert int(sum(p[2].astype(int) for p in parts).max()) <= 1
+    # one person (head, no second head), two touching discs and a box: no head split
+    one = np.zeros((120, 60), np.uint8)
+    _silhouette(one, 30, 2, 115)
+    import cv2
+
+    discs = np.zeros((80, 160), np.uint8)
+    cv2.circle(discs, (40, 40), 39, 1, -1)
+    cv2.circle(discs, (119, 40), 39, 1, -1)
+    for mask in (one, discs, np.ones((60, 80), np.uint8)):
+        assert det._head_parts(mask, 0, 0, 1.0, 20) is None

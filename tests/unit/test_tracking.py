@@ -1,0 +1,118 @@
+"""Trackers (real mmdet ByteTracker / OCSORTTracker) and the pure perception helpers."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fm_assets.labels.tracking import box_colour, colour_name, mot_text, sample_step, track_label, track_rows
+from fm_assets.labels.types import Detections
+from fm_resources.trackers import TrackerResource
+
+
+def moving_boxes(n_frames: int, starts: list[tuple[float, float]], v: float = 6.0) -> list[Detections]:
+    dets = []
+    for i in range(n_frames):
+        boxes = [[x + v * i, y, x + v * i + 40, y + 80] for x, y in starts]
+        dets.append(Detections(np.array(boxes), np.full(len(boxes), 0.9), ["person"] * len(boxes)))
+    return dets
+
+
+@pytest.mark.parametrize("kind", ["bytetrack", "ocsort"])
+def test_two_objects_keep_their_ids(kind):
+    out = TrackerResource(kind=kind).track_clip(moving_boxes(20, [(10, 10), (300, 200)]))
+    ids_per_frame = [sorted(b.track_id for b in f) for f in out]
+    assert all(ids == [1, 2] for ids in ids_per_frame), ids_per_frame
+    first = {b.det_index: b.track_id for b in out[0]}
+    assert all({b.det_index: b.track_id for b in f} == first for f in out)
+
+
+def test_every_clip_gets_a_fresh_tracker():
+    tracker = TrackerResource()
+    clip_a = moving_boxes(15, [(10, 10), (200, 10), (400, 10)])
+    clip_b = moving_boxes(15, [(50, 300)])
+    alone = tracker.track_clip(clip_b)
+    tracker.track_clip(clip_a)
+    after_a = tracker.track_clip(clip_b)
+    assert [[(b.track_id, tuple(b.box)) for b in f] for f in alone] == [[(b.track_id, tuple(b.box)) for b in f] for f in after_a]
+    assert {b.track_id for f in after_a for b in f} == {1}
+
+
+def test_gap_frames_without_detections_and_min_length():
+    dets = moving_boxes(12, [(10, 10)])
+    dets[5] = Detections.empty()
+    dets[6] = Detections.empty()
+    blip = Detections(np.array([[500, 400, 540, 470]]), np.array([0.95]), ["object"])
+    dets[11] = Detections(np.vstack([dets[11].boxes, blip.boxes]), np.array([0.9, 0.95]), ["person", "object"])
+    out = TrackerResource(min_track_len=3).track_clip(dets)
+    assert {b.track_id for f in out for b in f} == {1}  # the one-frame blip is dropped, the gap is bridged
+    assert [len(f) for f in out] == [1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1]
+
+
+def test_low_scores_do_not_start_tracks():
+    dets = moving_boxes(10, [(10, 10)])
+    for d in dets:
+        d.scores[:] = 0.5  # below init_track_score 0.7
+    assert all(f == [] for f in TrackerResource().track_clip(dets))
+
+
+def test_sample_step():
+    assert sample_step(25, 10) == 2 and sample_step(30, 10) == 3 and sample_step(12.5, 10) == 1
+    assert sample_step(25, None) == 1 and sample_step(60, 10) == 6
+
+
+def test_track_label_majority_and_rows():
+    assert track_label(["object", "person", "person"]) == "person"
+    assert track_label(["person", "object"]) == "object"  # tie: by name, deterministic
+    dets = moving_boxes(4, [(10, 10)])
+    det_rows = [pl.DataFrame({"det_idx": [0], "label": [lab]}) for lab in ["person", "object", "person", "person"]]
+    tracked = TrackerResource(min_track_len=1).track_clip(dets)
+    rows = track_rows("v", "v-000", [(i, i / 10, r) for i, r in enumerate(det_rows)], tracked)
+    assert {r["label"] for r in rows} == {"person"} and [r["frame_idx"] for r in rows] == [0, 1, 2, 3]
+
+
+def test_mot_text_interpolates_and_renumbers():
+    t = pl.DataFrame({
+        "video_id": ["v"] * 4, "clip_id": ["c0", "c0", "c1", "c1"], "track_id": [1, 1, 1, 1],
+        "frame_idx": [0, 2, 10, 11], "x1": [0.0, 10.0, 5.0, 5.0], "y1": [0.0, 0.0, 5.0, 5.0],
+        "x2": [10.0, 20.0, 15.0, 15.0], "y2": [20.0, 20.0, 25.0, 25.0], "score": [0.9, 0.8, 0.7, 0.7],
+    })
+    lines = mot_text(t).splitlines()
+    assert lines[0] == "1,1,0.00,0.00,10.00,20.00,0.9000,-1,-1,-1"
+    assert lines[1] == "2,1,5.00,0.00,10.00,20.00,0.8000,-1,-1,-1"  # interpolated frame
+    assert lines[3].startswith("11,2,") and lines[4].startswith("12,2,")  # clip c1's track is a new id
+    assert len(mot_text(t, interpolate=False).splitlines()) == 4
+
+
+@pytest.mark.parametrize("rgb, name", [((220, 35, 35), "red"), ((35, 75, 220), "blue"), ((40, 175, 60), "green"),
+                                       ((235, 205, 30), "yellow"), ((245, 245, 245), "white"), ((15, 15, 15), "black"),
+                                       ((128, 128, 128), "gray"), ((140, 80, 35), "brown")])
+def test_colour_names(rgb, name):
+    rng = np.random.default_rng(0)  # texture: +-20 per channel around the colour
+    px = np.clip(np.array(rgb) + rng.integers(-20, 21, (400, 3)), 0, 255).astype(np.uint8)
+    assert colour_name(px) == name
+    assert colour_name(px[:5]) is None  # too few pixels to say
+
+
+def test_box_colour_uses_the_mask_not_the_background():
+    from pycocotools import mask as mask_utils
+
+    img = np.full((100, 100, 3), (35, 75, 220), np.uint8)  # blue background
+    img[40:60, 45:55] = (220, 35, 35)  # a thin red object inside a wide box
+    m = np.zeros((100, 100), np.uint8)
+    m[40:60, 45:55] = 1
+    rle = mask_utils.encode(np.asfortranarray(m))
+    rle = {"size": [100, 100], "counts": rle["counts"].decode("ascii")}
+    box = (20, 30, 80, 70)
+    assert box_colour(img, box, rle) == "red"
+    assert box_colour(img, box) == "blue"  # without a mask: the central half of the box, mostly background here
+    assert box_colour(img, (90, 90, 90, 95)) is None  # empty box
+
+
+def test_track_colour_is_the_majority_of_its_detections():
+    frames = []
+    for i, c in enumerate(["red", "red", "orange", "red"]):
+        frames.append((i, i / 10, pl.DataFrame({"det_idx": [0], "label": ["object"], "color": [c]})))
+    tracker = TrackerResource(min_track_len=1)
+    dets = [Detections(np.array([[10.0 + i, 10, 50 + i, 60]]), np.array([0.9]), ["object"]) for i in range(4)]
+    rows = track_rows("v", "c", frames, tracker.track_clip(dets))
+    assert rows and {r["color"] for r in rows} == {"red"}
