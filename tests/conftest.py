@@ -171,3 +171,29 @@ def bad_files(tmp_path_factory) -> tuple[dict[str, Path], list[float]]:
     from tests.helpers import bad_inbox
 
     return bad_inbox(tmp_path_factory.mktemp("inbox"))
+
+
+@pytest.fixture
+def llm_env(monkeypatch):
+    """The test LLM's key (FM_LLM_API_KEY) and no base URL or provider key from the environment running the tests."""
+    monkeypatch.setenv("FM_LLM_API_KEY", "test-key")
+    monkeypatch.delenv("FM_LLM_API_BASE", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """LLM retries without waiting between attempts."""
+    import fm_resources.llm as llm_module
+
+    monkeypatch.setattr(llm_module, "_sleep", lambda s: None)
+
+
+@pytest.fixture
+def llm_server():
+    """The OpenAI-compatible test server on 127.0.0.1, answering every request with a valid caption."""
+    from tests.helpers import caption_for
+    from tests.llm_server import start_server
+
+    with start_server(caption_for) as server:
+        yield server

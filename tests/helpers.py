@@ -13,6 +13,7 @@ constants, no fixtures (those are in tests/conftest.py).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -222,3 +223,15 @@ def compaction_lake(root, n_videos=6) -> Lake:
         lake.write_parquet(f"detections/v{i}.parquet", detection_rows(f"v{i}", i + 1))
         lake.write_parquet(f"qa_pairs/v{i}.parquet", pl.DataFrame({"video_id": [f"v{i}"], "question": [f"q{i}"]}))
     return lake
+
+
+def near_colour(img: np.ndarray, x: float, y: float, colour, r: int = 2, tol: int = 40) -> bool:
+    """Some pixel within r of (x, y) has (about) this colour."""
+    x, y = int(round(x)), int(round(y))
+    patch = img[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].reshape(-1, 3).astype(int)
+    return bool((np.abs(patch - np.array(colour)).max(axis=1) <= tol).any())
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

@@ -183,3 +183,12 @@ def copy_to(path: Path, src: Path) -> Path:
     """Copy ``src`` to ``path`` (e.g. to give a valid file an odd name)."""
     shutil.copyfile(src, path)
     return Path(path)
+
+
+def fails_to_decode(path: Path) -> bool:
+    """PyAV cannot open the file or decodes no video frame from it."""
+    try:
+        with av.open(str(path)) as c:
+            return len(list(c.decode(video=0))) == 0
+    except (av.error.FFmpegError, ValueError, IndexError):
+        return True

@@ -11,7 +11,6 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from fm_assets.evaluation.mcq import EvalError, run_eval, wilson
-from fm_resources import llm as llm_module
 from fm_resources.lake import Lake
 from fm_resources.llm import LLMResource
 from fm_resources.video import VideoStore
@@ -21,17 +20,10 @@ from tests.helpers import answer_book, responder, user_text
 from tests.helpers import mcq_questions as questions
 from tests.llm_server import Status, start_server
 
-pytestmark = pytest.mark.usefixtures("local_only")  # every test: nothing but 127.0.0.1 (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("local_only", "llm_env", "no_backoff")  # every test: nothing but 127.0.0.1 (tests/conftest.py)
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def llm_env(monkeypatch):
-    monkeypatch.setenv("FM_LLM_API_KEY", "test-key")
-    monkeypatch.delenv("FM_LLM_API_BASE", raising=False)
-    monkeypatch.setattr(llm_module, "_sleep", lambda s: None)
-
-
 @pytest.fixture
 def lake(mcq_lake_dir, tmp_path):
     root = tmp_path / "lake"

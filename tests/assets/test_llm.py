@@ -7,23 +7,9 @@ from dagster import Definitions, asset, materialize
 
 from fm_resources.lake import Lake
 from fm_resources.llm import LLMResource
-from tests.helpers import Caption, ask, caption_for, make_llm
-from tests.llm_server import start_server
+from tests.helpers import Caption, ask, make_llm
 
-pytestmark = pytest.mark.usefixtures("local_only")  # every test: nothing but 127.0.0.1
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch):
-    monkeypatch.setenv("FM_LLM_API_KEY", "test-key")
-    monkeypatch.delenv("FM_LLM_API_BASE", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-@pytest.fixture
-def llm_server():
-    with start_server(caption_for) as server:
-        yield server
+pytestmark = pytest.mark.usefixtures("local_only", "llm_env")  # every test: nothing but 127.0.0.1
 
 
 def test_resource_runs_in_dagster(llm_server, tmp_path):

@@ -2,26 +2,12 @@
 (fm_assets.labels.plots) as Markdown images in the materialization's metadata, and the same PNGs in the lake."""
 
 import base64
-import io
 
-import numpy as np
 import polars as pl
 from dagster import DagsterInstance, materialize
-from PIL import Image
 
 from fm_assets.labels import plots
-
-
-def _near(img: np.ndarray, x: float, y: float, colour, r: int = 2, tol: int = 40) -> bool:
-    """Some pixel within r of (x, y) has (about) this colour."""
-    x, y = int(round(x)), int(round(y))
-    patch = img[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].reshape(-1, 3).astype(int)
-    return bool((np.abs(patch - np.array(colour)).max(axis=1) <= tol).any())
-
-
-def _png(data: bytes) -> np.ndarray:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+from tests.helpers import near_colour, png_pixels
 
 
 def test_trajectories_asset_shows_the_pictures_and_saves_them(tmp_path):
@@ -53,12 +39,12 @@ def test_trajectories_asset_shows_the_pictures_and_saves_them(tmp_path):
         assert md.startswith(prefix) and len(md) < 150_000
         data = base64.b64decode(md[len(prefix):-1])
         assert data == lake.read_bytes(f"overlays/{vid}/{name}.png")
-        img = _png(data)
+        img = png_pixels(data)
         assert img.shape[1] == 640
-    overlay = _png(lake.read_bytes(f"overlays/{vid}/trajectories.png"))
+    overlay = png_pixels(lake.read_bytes(f"overlays/{vid}/trajectories.png"))
     traj = lake.read_parquet(f"trajectories/{vid}.parquet").filter(pl.col("kept")).sort("track_id")
     assert len(traj) == 2
     scale = 640 / traj["width"][0]
     for k, r in enumerate(traj.iter_rows(named=True)):  # each path's middle point is drawn in its colour
         p = r["path"][len(r["path"]) // 2]
-        assert _near(overlay, p["ncx"] * r["width"] * scale, p["ncy"] * r["height"] * scale, plots.PALETTE[k])
+        assert near_colour(overlay, p["ncx"] * r["width"] * scale, p["ncy"] * r["height"] * scale, plots.PALETTE[k])

@@ -8,7 +8,6 @@ import shutil
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from fm_resources import llm as llm_module
 from fm_resources.lake import Lake
 from fm_resources.warehouse import Warehouse
 from tests.conftest import run_fm
@@ -17,14 +16,7 @@ from tests.helpers import answer_book, responder
 from tests.helpers import mcq_questions as questions
 from tests.llm_server import start_server
 
-pytestmark = pytest.mark.usefixtures("local_only")  # this process: nothing but 127.0.0.1 (tests/conftest.py)
-
-
-@pytest.fixture(autouse=True)
-def llm_env(monkeypatch):
-    monkeypatch.setenv("FM_LLM_API_KEY", "test-key")
-    monkeypatch.delenv("FM_LLM_API_BASE", raising=False)
-    monkeypatch.setattr(llm_module, "_sleep", lambda s: None)
+pytestmark = pytest.mark.usefixtures("local_only", "llm_env", "no_backoff")  # this process: nothing but 127.0.0.1 (tests/conftest.py)
 
 
 def test_fm_eval_mcq_command(mcq_lake_dir, fm_home):

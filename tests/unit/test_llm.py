@@ -12,11 +12,11 @@ import pytest
 import fm_resources.llm as llm_module
 from fm_resources.lake import Lake
 from fm_resources.llm import LLMFailure, LLMResource
-from tests.helpers import Caption, ask, caption_for, make_llm
+from tests.helpers import Caption, ask, make_llm
 from tests.llm_server import Delay, Reply, Status, start_server
 
 # -- fixtures ---------------------------------------------------------------------------------------------------
-pytestmark = pytest.mark.usefixtures("local_only")  # every test: nothing but 127.0.0.1
+pytestmark = pytest.mark.usefixtures("local_only", "llm_env")  # every test: nothing but 127.0.0.1
 
 
 @pytest.fixture(autouse=True)
@@ -25,19 +25,6 @@ def sleeps(monkeypatch) -> list[float]:
     waits: list[float] = []
     monkeypatch.setattr(llm_module, "_sleep", waits.append)
     return waits
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch):
-    monkeypatch.setenv("FM_LLM_API_KEY", "test-key")
-    monkeypatch.delenv("FM_LLM_API_BASE", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-@pytest.fixture
-def llm_server():
-    with start_server(caption_for) as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@ checked where the paths must be drawn) and PNG budgets. The `trajectories` asset
 tests/assets/test_plots.py."""
 
 import base64
-import io
 
 import numpy as np
 import polars as pl
 import pytest
-from PIL import Image
 
 from fm_assets.labels import plots
 from fm_assets.labels.motion_facts import TRAJECTORY_SCHEMA
+from tests.helpers import near_colour, png_pixels
 
 W, H = 640, 480
 BG = 100  # grey background of the synthetic frame
@@ -50,18 +49,6 @@ def _scene() -> pl.DataFrame:
     ])
 
 
-def _near(img: np.ndarray, x: float, y: float, colour, r: int = 2, tol: int = 40) -> bool:
-    """Some pixel within r of (x, y) has (about) this colour."""
-    x, y = int(round(x)), int(round(y))
-    patch = img[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].reshape(-1, 3).astype(int)
-    return bool((np.abs(patch - np.array(colour)).max(axis=1) <= tol).any())
-
-
-def _png(data: bytes) -> np.ndarray:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
 def test_overlay_draws_each_kept_path_where_the_track_is():
     image = np.full((H, W, 3), BG, np.uint8)
     img = plots.trajectory_panel(image, _scene(), width=W)
@@ -69,20 +56,20 @@ def test_overlay_draws_each_kept_path_where_the_track_is():
     red, blue = plots.PALETTE[0], plots.PALETTE[1]  # colours in track-id order of the drawn (kept) tracks
     # track 1 along y = H/2, track 2 along x = 0.3 W
     for fx in (0.35, 0.45, 0.6, 0.7):  # (track 2 crosses at x = 0.3 W, drawn over track 1)
-        assert _near(img, fx * W, H / 2, red), fx
+        assert near_colour(img, fx * W, H / 2, red), fx
     for fy in (0.7, 0.45, 0.3):
-        assert _near(img, 0.3 * W, fy * H, blue), fy
+        assert near_colour(img, 0.3 * W, fy * H, blue), fy
     # off the paths the (dimmed) background shows, in no track colour
     dimmed = round(BG * 0.7 + 16)
     for x, y in ((0.5 * W, 0.75 * H), (0.6 * W, 0.3 * H), (0.9 * W, 0.9 * H)):  # (0.9, 0.9): the dropped track
         assert np.abs(img[int(y), int(x)].astype(int) - dimmed).max() <= 2, (x, y)
     # the arrow head's wings at the end of track 1 (pointing right): above and below the path, behind the tip
     end_x, y0, head = 0.8 * W, H / 2, 5 * 2
-    assert _near(img, end_x - 0.5 * head, y0 - 0.5 * head, red, r=1)
-    assert _near(img, end_x - 0.5 * head, y0 + 0.5 * head, red, r=1)
-    assert not _near(img, 0.5 * W, y0 - 0.5 * head, red, r=1)  # no wings mid-path
+    assert near_colour(img, end_x - 0.5 * head, y0 - 0.5 * head, red, r=1)
+    assert near_colour(img, end_x - 0.5 * head, y0 + 0.5 * head, red, r=1)
+    assert not near_colour(img, 0.5 * W, y0 - 0.5 * head, red, r=1)  # no wings mid-path
     # the track's box at its end: the box's left edge is 0.05 W left of the end centre
-    assert _near(img, end_x - 0.05 * W, y0 + 0.03 * H, red, r=2)
+    assert near_colour(img, end_x - 0.05 * W, y0 + 0.03 * H, red, r=2)
     # legend strip: a swatch per drawn track, in its colour (exact: filled rectangles)
     strip = img[H:]
     assert (strip == np.array(red, np.uint8)).all(axis=2).sum() >= 50
@@ -94,8 +81,8 @@ def test_overlay_scales_normalised_paths_to_any_frame_size():
     image = np.full((240, 320, 3), BG, np.uint8)  # half the size of the frame the tracks came from
     img = plots.trajectory_panel(image, _scene(), width=480)
     assert img.shape[1] == 480 and img.shape[0] > 360
-    assert _near(img, 0.5 * 480, 0.5 * 360, plots.PALETTE[0])
-    assert _near(img, 0.3 * 480, 0.6 * 360, plots.PALETTE[1])
+    assert near_colour(img, 0.5 * 480, 0.5 * 360, plots.PALETTE[0])
+    assert near_colour(img, 0.3 * 480, 0.6 * 360, plots.PALETTE[1])
 
 
 def test_a_gap_in_a_track_is_not_bridged():
@@ -104,8 +91,8 @@ def test_a_gap_in_a_track_is_not_bridged():
     row = _track(1, xs, 0.5)
     row["path"] = [{**p, "t": float(tt)} for p, tt in zip(row["path"], t)]
     img = plots.trajectory_panel(np.full((H, W, 3), BG, np.uint8), _frame([row]), width=W)
-    assert _near(img, 0.2 * W, H / 2, plots.PALETTE[0]) and _near(img, 0.75 * W, H / 2, plots.PALETTE[0])
-    assert not _near(img, 0.5 * W, H / 2, plots.PALETTE[0], r=3)  # 1.9 s without boxes: no line
+    assert near_colour(img, 0.2 * W, H / 2, plots.PALETTE[0]) and near_colour(img, 0.75 * W, H / 2, plots.PALETTE[0])
+    assert not near_colour(img, 0.5 * W, H / 2, plots.PALETTE[0], r=3)  # 1.9 s without boxes: no line
 
 
 def test_overlay_tiles_clips_and_shows_missing_frames_black():
@@ -121,7 +108,7 @@ def test_overlay_tiles_clips_and_shows_missing_frames_black():
     img = plots.trajectory_overlay(frames, traj, chosen, width=640)
     assert img.shape[1] == 2 * 320 + 4  # two panels of half the width side by side
     left, right = img[:240, :320], img[:240, 324:]
-    assert _near(left, 160, 120, plots.PALETTE[0]) and _near(right, 160, 120, plots.PALETTE[0])
+    assert near_colour(left, 160, 120, plots.PALETTE[0]) and near_colour(right, 160, 120, plots.PALETTE[0])
     assert (right[230, 10] < 20).all() and (left[230, 10] > 60).all()  # no frame for clip 2: black
 
 
@@ -174,11 +161,11 @@ def test_speed_plot_draws_each_track_at_its_speed():
     assert ax.v_max >= max(v1, v2)
     for t in (1.0, 2.0, 3.0):
         x, y = ax.px(t, v1)
-        assert _near(img, x, y, plots.PALETTE[0])
+        assert near_colour(img, x, y, plots.PALETTE[0])
         x, y = ax.px(t, v2)
-        assert _near(img, x, y, plots.PALETTE[1])
+        assert near_colour(img, x, y, plots.PALETTE[1])
     x, y = ax.px(2.0, ax.v_max * 0.95)
-    assert not _near(img, x, y, plots.PALETTE[0], r=3)  # nothing near the top of the plot
+    assert not near_colour(img, x, y, plots.PALETTE[0], r=3)  # nothing near the top of the plot
     strip = img[240:]
     assert (strip == np.array(plots.PALETTE[0], np.uint8)).all(axis=2).sum() >= 50
 
@@ -186,10 +173,10 @@ def test_speed_plot_draws_each_track_at_its_speed():
 def test_encode_png_keeps_the_budget():
     plot = plots.speed_plot(plots.speed_series(_scene(), [_clip()]), t_range=(0, 4))
     small = plots.encode_png(plot)
-    assert _png(small).shape == plot.shape and len(small) < 150_000  # a plain plot: full colour, full size
+    assert png_pixels(small).shape == plot.shape and len(small) < 150_000  # a plain plot: full colour, full size
     noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     data = plots.encode_png(noise, max_bytes=60_000)
-    img = _png(data)
+    img = png_pixels(data)
     assert len(data) <= 60_000 and img.shape[2] == 3 and img.shape[1] <= 640
     assert img.shape[1] / img.shape[0] == pytest.approx(640 / 480, rel=0.02)
 
@@ -206,7 +193,7 @@ def test_trajectory_pictures_of_a_video():
     clip = {**_clip(), "frame_idx": 49}
     pics = plots.trajectory_pictures(traj, [clip], {49: np.full((H, W, 3), BG, np.uint8)})
     assert set(pics) == {"trajectories", "speed"}
-    overlay, speed = _png(pics["trajectories"]), _png(pics["speed"])
+    overlay, speed = png_pixels(pics["trajectories"]), png_pixels(pics["speed"])
     assert overlay.shape[1] == 640 and speed.shape[1] == 640
     assert all(len(p) < 150_000 for p in pics.values())
-    assert _near(overlay, 0.5 * W, 0.5 * H, plots.PALETTE[0])
+    assert near_colour(overlay, 0.5 * W, 0.5 * H, plots.PALETTE[0])
