@@ -8,6 +8,7 @@ never see half-written files.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -23,6 +24,14 @@ from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from fm_resources.settings import fm_home, s3_endpoint_url, s3_region
+
+
+@functools.cache
+def file_mode() -> int:
+    """The mode a plain open() would give a new file: 0666 less this process's umask (0644 with the usual 022)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def is_s3(uri: str) -> bool:
@@ -90,6 +99,7 @@ class Lake(ConfigurableResource):
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
+                os.fchmod(fh.fileno(), file_mode())  # mkstemp makes 0600: give the file the usual mode
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:

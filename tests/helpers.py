@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +160,13 @@ def manifest_ok(out: Path) -> dict:
         data = (out / path).read_bytes()
         assert f["bytes"] == len(data) and f["sha256"] == hashlib.sha256(data).hexdigest(), path
     assert not list(out.rglob(".*.tmp"))  # no temp files left behind
+    # the usual modes, as open() / mkdir() would give (0644 / 0755 with umask 022), never mkstemp's 0600: a training
+    # job run by another user reads the export
+    umask = os.umask(0o022)
+    os.umask(umask)
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    want = {k: (0o777 if (out / k).is_dir() else 0o666) & ~umask for k in modes}
+    assert modes == want
     return manifest
 
 

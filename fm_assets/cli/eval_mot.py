@@ -30,11 +30,9 @@ def print_mot(result: dict, console) -> None:
                       + ", ".join(result["extra"][:10]) + (" ..." if len(result["extra"]) > 10 else ""))
 
 
-
 def cmd_mot(args, lake=None) -> int:
     """`fm eval mot`; results go to the project's lake resource (fm_assets.definitions) unless `lake` is given."""
     from datetime import datetime
-
 
     con = console()
     try:
@@ -53,9 +51,15 @@ def cmd_mot(args, lake=None) -> int:
             lake = defs.resources["lake"]
         write_lake_mot(result, lake)
         con.print(f"lake: eval_mot/{result['run_name']}.parquet (query it: fm sql \"select * from eval_mot\")")
+    missing = [r["sequence"] for r in result["sequences"] if r["status"] == "missing"]
+    if (missing or result["extra"]) and not args.allow_missing:
+        print("fm eval mot: " + "; ".join(
+            ([f"no prediction for {', '.join(missing)} (scored as all missed)"] if missing else [])
+            + ([f"prediction file(s) matching no sequence: {', '.join(result['extra'])}"] if result["extra"] else []))
+            + " -- check the names, or pass --allow-missing", file=sys.stderr)
+        return 1
     bad = [r for r in result["sequences"] if r["status"] != "ok"] or result["extra"]
     return 1 if args.strict and bad else 0
-
 
 
 def add_parser(subparsers) -> None:
@@ -69,6 +73,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", help="write the results as JSON")
     p.add_argument("--run-name", help="name of this evaluation in the lake (default mot-<pred>-<UTC time>)")
     p.add_argument("--no-lake", action="store_true", help="do not write eval_mot/<run>.parquet into the lake")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="exit 0 even when a sequence has no prediction or a prediction file matches no sequence "
+                        "(default: exit 1, after printing and writing the scores)")
     p.add_argument("--strict", action="store_true",
-                   help="exit 1 when a sequence is missing or has problems, or a prediction matches no sequence")
+                   help="exit 1 also when a sequence has problems (malformed or duplicate rows, rows after its end)")
     p.set_defaults(func=cmd_mot, baseline=None)

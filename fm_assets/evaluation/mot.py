@@ -8,8 +8,9 @@ ground truth (--gt DIR)      DIR/SEQ/gt/gt.txt (MOTChallenge), DIR/SEQ/gt.txt (.
                              (the synthetic scenes of `fm demo`); DIR itself when it is one sequence (DIR/gt/gt.txt
                              or DIR/gt.txt). The sequence length is seqLength of DIR/SEQ/seqinfo.ini, or n_frames
                              of DIR/SEQ.facts.json, else the last frame of the truth or the predictions.
-predictions (--pred DIR)     DIR/SEQ.txt (`fm export mot` writes DIR/<video_id>.txt, and a video id
-                             `SEQ-<8 hex>` is matched to SEQ), DIR/data/SEQ.txt (TrackEval), or the one .txt other
+predictions (--pred DIR)     DIR/SEQ.txt, names matched whatever their case (`fm export mot` writes
+                             DIR/<video_id>.txt, and a video id `<seq>-<8 hex>` is matched to SEQ: TUD-Campus ->
+                             tud-campus-1a2b3c4d.txt), DIR/data/SEQ.txt (TrackEval), or the one .txt other
                              than gt.txt in DIR/SEQ/ (../shared/data/mot/SEQ/sample_tracker_output.txt); --pred FILE
                              when the truth has one sequence.
 
@@ -17,7 +18,8 @@ Lines are `frame,id,x,y,w,h[,conf,...]` (1-based frames, pixels, top-left corner
 sequence and never silently dropped from the score: malformed lines (fewer than 6 fields, not numbers, frame < 1,
 w or h <= 0) are skipped and listed; a prediction repeating an id on one frame keeps the first box; prediction
 rows after the sequence's last frame are ignored and counted; a sequence without predictions scores as all
-missed (status `missing`); prediction files that match no sequence are listed as extra and ignored.
+missed (status `missing`); prediction files that match no sequence are listed as extra and ignored. Either makes
+`fm eval mot` exit 1 (after printing and writing the scores) unless --allow-missing.
 
 Results are printed, written with --out (JSON) and to the lake as eval_mot/<run>.parquet (view `eval_mot`): one
 row per sequence and a COMBINED row (TrackEval's combination: counts summed over sequences).
@@ -30,6 +32,8 @@ import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from fm_assets.labels.ids import slugify
 
 if TYPE_CHECKING:
     import numpy as np
@@ -98,11 +102,18 @@ def find_pred(pred: Path, seqs: list[str]) -> tuple[dict[str, Path], list[str], 
             if not f.name.endswith(".gt.txt") and f.name != "gt.txt"}
     used: set[str] = set()
     for s in seqs:
-        if s in flat:
-            found[s] = flat[s]
-            used.add(s)
+        same = [k for k in flat if k.lower() == s.lower()]  # names match whatever their case
+        if len(same) == 1:
+            found[s] = flat[same[0]]
+            used.add(same[0])
             continue
-        by_id = [k for k in flat if (m := _VIDEO_ID.match(k)) and m.group("stem") == s]
+        if len(same) > 1:
+            why[s] = f"several prediction files match {s}: {', '.join(sorted(same))}"
+            used.update(same)
+            continue
+        # `fm export mot` names a file after the video id, `<slug of the file stem>-<8 hex>`: TUD-Campus.mp4 ->
+        # tud-campus-1a2b3c4d.txt is the prediction of sequence TUD-Campus
+        by_id = [k for k in flat if (m := _VIDEO_ID.match(k)) and m.group("stem").lower() in (s.lower(), slugify(s))]
         if len(by_id) == 1:
             found[s] = flat[by_id[0]]
             used.add(by_id[0])
@@ -126,7 +137,7 @@ def find_pred(pred: Path, seqs: list[str]) -> tuple[dict[str, Path], list[str], 
             used.add(only)
             continue
         why[s] = "no prediction file (scored as all missed)"
-    extra = sorted(k for k in flat if k not in used and k not in seqs)
+    extra = sorted(k for k in flat if k not in used)
     return found, extra, why
 
 

@@ -375,3 +375,9 @@ def test_cli_export_in_process(built, tmp_path, monkeypatch, capsys):
     assert "wrote" in std.out and '"clips": 2' in std.out
     assert f"skipped {built['ids'][GONE]}-000: source video not found" in std.err
     _skipped_gone(manifest_ok(tmp_path / "fj"), built)
+    # mot: says when only the sampled frames are written (MOTA against every frame then counts the rest as misses)
+    assert cli.main(["export", "mot", str(tmp_path / "mot")]) == 0
+    assert "--no-interpolate" not in capsys.readouterr().err
+    assert cli.main(["export", "mot", str(tmp_path / "mot_sampled"), "--no-interpolate"]) == 0
+    assert "only the frames the tracker saw" in capsys.readouterr().err
+    manifest_ok(tmp_path / "mot_sampled")

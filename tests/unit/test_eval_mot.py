@@ -111,11 +111,51 @@ def test_cli_reports_and_writes_the_lake_table(tmp_path, capsys, fm_home):
     assert "no ground truth" in capsys.readouterr().err
 
 
-def cli_args(gt, pred, run_name=None, strict=False):
+def cli_args(gt, pred, run_name=None, strict=False, allow_missing=False):
     import argparse
 
     return argparse.Namespace(gt=str(gt), pred=str(pred), out=None, run_name=run_name, no_lake=False,
-                              strict=strict, baseline=None)
+                              strict=strict, allow_missing=allow_missing, baseline=None)
+
+
+def test_sequence_names_match_whatever_their_case_and_export_ids_match_their_sequence(tmp_path):
+    """`fm export mot` writes <video_id>.txt, e.g. tud-campus-1a2b3c4d.txt for TUD-Campus.mp4: it is TUD-Campus's
+    prediction; a plain name matches in any case; two files for one sequence are an error, not a guess."""
+    p = tmp_path / "pred"
+    p.mkdir()
+    (p / "tud-campus-1a2b3c4d.txt").write_text("")
+    (p / "mot17-02.txt").write_text("")
+    (p / "Other-Seq-9.txt").write_text("")
+    found, extra, why = find_pred(p, ["TUD-Campus", "MOT17-02", "ADL-Rundle-6"])
+    assert {k: v.name for k, v in found.items()} == {"TUD-Campus": "tud-campus-1a2b3c4d.txt",
+                                                       "MOT17-02": "mot17-02.txt"}
+    assert extra == ["Other-Seq-9"] and list(why) == ["ADL-Rundle-6"]
+    (p / "MOT17-02.txt").write_text("")
+    found, _, why = find_pred(p, ["MOT17-02"])
+    assert "MOT17-02" not in found and "several prediction files" in why["MOT17-02"]
+
+
+def test_a_missing_or_unmatched_prediction_fails_the_command_unless_allowed(tmp_path, capsys):
+    from fm_assets.cli import eval_mot
+
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    for seq in ("A", "B"):
+        (gt / seq).mkdir(parents=True)
+        (gt / seq / "gt.txt").write_text(one_object())
+    pred.mkdir()
+    (pred / "a.txt").write_text(one_object())
+    (pred / "Z.txt").write_text(one_object())
+    args = cli_args(gt, pred)
+    args.no_lake = True
+    assert eval_mot.cmd_mot(args) == 1
+    err = capsys.readouterr().err
+    assert "no prediction for B" in err and "matching no sequence: Z" in err and "--allow-missing" in err
+    args.allow_missing = True
+    assert eval_mot.cmd_mot(args) == 0  # scores printed either way; B counts as all missed
+    (pred / "Z.txt").unlink()
+    (pred / "b.txt").write_text(one_object())
+    args.allow_missing = False
+    assert eval_mot.cmd_mot(args) == 0
 
 
 def test_write_lake_mot_schema_is_stable_for_an_empty_prediction(tmp_path):
