@@ -35,9 +35,10 @@ honoured) and extrapolated with the clip's fps.
 
 ``--gt DIR``: a `fm export groundmore` folder (or GroundMoRe's own layout): DIR/groundmore_<split>.json (every
 such file with ``--split all``) and DIR/groundmore_videos/VID/masks/frame_kkkkkk.png. The mask on frame k is
-``png_k == obj_id`` when action_start_frame <= k <= action_end_frame (GroundMoRe's own files have only the
-"MM:SS" action_start / action_end: then GroundMoRe's rule, frames (start - clip start) * 6 .. (end - clip
-start) * 6 - 1), else empty; a missing mask file is an empty mask. Question ids are the export's keys (the lake's
+``png_k == obj_id`` inside the window GroundMoRe's evaluator derives from the "MM:SS" action_start / action_end
+and the clip start in the key's _MMSS_MMSS tail, frames (start - clip start) * fps .. (end - clip start) * fps - 1
+(fps 6, GroundMoRe's; fm's export writes the same window as action_start_frame / action_end_frame, and a
+disagreement is reported), else empty; a missing mask file is an empty mask. Question ids are the export's keys (the lake's
 qa_id), or "VID/exp_id" when the keys repeat across videos (GroundMoRe's own "0", "1", ...).
 
 Predictions (``--pred DIR``), one entry per question id, frames in the ground truth's frame index space
@@ -76,6 +77,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fm_assets.export.groundmore import evaluator_window
 from fm_assets.labels.masks import TrackPath, box_mask, decode_rle, shape_mask
 
 if TYPE_CHECKING:
@@ -280,13 +282,6 @@ def lake_ground_truth(qa_pairs, raw_clips, tracks, detections=None, split_of: di
     return out, problems
 
 
-def _seconds(text: str) -> int:
-    parts = [int(p) for p in str(text).split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0)
-    return parts[0] * 3600 + parts[1] * 60 + parts[2]
-
-
 def export_ground_truth(root: Path, split: str = "all") -> tuple[list[GTQuestion], list[dict]]:
     """The questions of a `fm export groundmore` folder (or GroundMoRe's own layout); see the module doc."""
     from PIL import Image
@@ -329,14 +324,17 @@ def export_ground_truth(root: Path, split: str = "all") -> tuple[list[GTQuestion
                 problems.append({"qa_id": qid, "problem": f"video {vid}: no size and no mask files"})
                 continue
             width, height = Image.open(first).size
-        if "action_start_frame" in q and "action_end_frame" in q:
-            a, b = int(q["action_start_frame"]), int(q["action_end_frame"])
-        else:  # GroundMoRe's own annotations: "MM:SS" strings, 6 fps, clip start from the key's _MMSS_MMSS tail
-            fps = float(entry.get("fps") or 6)
-            tail = vid[-9:].split("_")[0]
-            clip_start = _seconds(f"{tail[:2]}:{tail[2:]}")
-            a = int((_seconds(q["action_start"]) - clip_start) * fps)
-            b = int((_seconds(q["action_end"]) - clip_start) * fps) - 1
+        # GroundMoRe's rule, as its evaluator applies it: the window comes from the "MM:SS" strings and the key's
+        # _MMSS_MMSS start, at the export's fps (6, GroundMoRe's, unless the export says otherwise)
+        try:
+            a, b = evaluator_window(q["action_start"], q["action_end"], vid, int(entry.get("fps") or 6))
+        except (KeyError, ValueError) as exc:
+            problems.append({"qa_id": qid, "problem": f"no usable action_start / action_end ({exc!r})"})
+            continue
+        if "action_start_frame" in q and (int(q["action_start_frame"]), int(q["action_end_frame"])) != (a, b):
+            problems.append({"qa_id": qid, "problem": f"action_start_frame / action_end_frame "
+                             f"{q['action_start_frame']}..{q['action_end_frame']} disagree with the MM:SS window "
+                             f"{a}..{b}, which is used"})
         frames = [int(i) for i in sample_indices(n)]
         inside = [a <= k <= b for k in frames]
         obj = int(q["obj_id"])

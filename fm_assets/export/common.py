@@ -40,53 +40,66 @@ llamafactory (needs the `splits` table and the source videos)
     with kept = false (rejected LLM questions) are never exported.
 
 fm-json (needs the `splits` table and the source videos)
-    FoundationMotion's reference layout (reference-pipeline.md steps 5-7), one folder per split, so the
-    reference's own caption / QA scripts can run on OUT/<split>/clips (mp4 and trajectory JSON side by side)::
+    FoundationMotion's reference layout (reference-pipeline.md steps 5-7; checked against the reference repository's
+    eval/vila_motionbench.py and data_pipeline/2_generate_caption.py / 3_generate_QA.py), one task folder per
+    split, so its eval runs with base_dir=OUT and task=<split>, and its caption / QA scripts run on
+    OUT/<split>/videos (mp4 and trajectory JSON side by side)::
 
-        OUT/<split>/clips/<clip_id>.mp4    the clip (as for llamafactory)
-        OUT/<split>/clips/<clip_id>.json   {"detected_objects": {"<label>_<1000+i>": {"class_name", "class_id",
+        OUT/<split>/videos/<clip_id>.mp4   the clip (as for llamafactory)
+        OUT/<split>/videos/<clip_id>.json  {"detected_objects": {"<label>_<1000+i>": {"class_name", "class_id",
                                            "track_id", "bbox": [[x1, y1, x2, y2] | null per frame of the mp4]}}}
                                            kept tracks in track_id order, class_id indexes the sorted labels,
                                            boxes normalised to [0, 1] with 4 decimals, from the smoothed path
                                            (linear between its samples, null where the track is absent or lost for
                                            more than 0.5 s); no person / hand entries (no keypoint model here)
-        OUT/<split>/captions/<clip_id>.json {"caption", "aspects", "writer", "prompt_version"} (clips whose
-                                           caption failed have none)
-        OUT/<split>/qa/<clip_id>.json      {"questions": [{"question", "A", "B", "C", "D", "answer",
-                                           "correct_answer" (the reference's name, same letter), "category",
-                                           "qa_id", "source", "verified"}],
-                                           "grounded": [{"question", "answer", "object" (key in detected_objects),
-                                           "track_id", "q_type", "action_start_s", "action_end_s" (seconds from the
-                                           clip start), "action_start_frame", "action_end_frame" (inclusive mp4
-                                           frame indices), "qa_id"}], "metadata": {...}}
-        OUT/<split>/clips.json             index: one entry per clip (ids, source times and frames, files)
+        OUT/<split>/qa_shuffled/<clip_id>.json
+                                           {"gpt4o_mini_res": {"questions": [{"question", "A", "B", "C", "D",
+                                           "correct_answer", "answer" (the same letter), "category", "qa_id",
+                                           "source", "verified"}]}, "grounded": [{"question", "answer", "object"
+                                           (key in detected_objects), "track_id", "q_type", "action_start_s",
+                                           "action_end_s" (seconds from the clip start), "action_start_frame",
+                                           "action_end_frame" (inclusive mp4 frame indices), "qa_id"}],
+                                           "metadata": {...}}: one per clip of videos/, an empty list for a clip
+                                           without questions (the eval opens one for every mp4)
+        OUT/<split>/videos_captions_gpt4o_mini/<clip_id>.json
+                                           {"gpt4o_mini_res": "<caption text>"}, as the reference's caption script
+                                           writes it (clips whose caption failed have none)
+        OUT/<split>/clips.json             index: one entry per clip (ids, source times and frames, the caption's
+                                           writer, prompt version and aspects, files)
+
+    The key "gpt4o_mini_res" is the reference's `{model}_res` for its default model, the only one (besides "human")
+    its eval reads; the real writer of each question is its `source`, of each caption the index's `caption.writer`.
 
 groundmore (needs the `splits` table and the source videos)
-    GroundMoRe's layout, as its evaluator (evaluate_groundmore.py) reads it: run that from OUT_DIR with
-    video_root "./groundmore_videos/" and meta_file "groundmore_<split>.json"::
+    GroundMoRe's layout, as its evaluator (evaluate_groundmore.py of dengandong/GroundMoRe) reads it: run that
+    from OUT_DIR, where it finds video_root "./groundmore_videos/" and meta_file "groundmore_test.json" (every
+    split's file is written, empty or not)::
 
         OUT/groundmore_<split>.json        {"videos": {VID: {"questions": {qa_id: {"question", "answer",
                                            "obj_id", "q_type", "action_start", "action_end", ...}}, ...}}}
-        OUT/groundmore_videos/VID/images/frame_000000.jpg   frames of the clip at `fps` (default 6, GroundMoRe's)
+        OUT/groundmore_videos/VID/images/frame_000000.jpg   the clip's frames at `fps` (default 6, GroundMoRe's)
         OUT/groundmore_videos/VID/masks/frame_000000.png    palette PNG (mode "P") per frame: pixel = obj_id
 
-    VID is `<clip_id>_MMSS_MMSS` (GroundMoRe keys end with the clip's start and end in the source video, which
-    its evaluator parses). `answer` is the object's referring expression, `obj_id` its track id, `q_type`
-    Causal / Sequential / Counterfactual / Descriptive. `action_start` / `action_end` are GroundMoRe's "MM:SS"
-    strings (whole seconds; the clip's start second plus the rounded offset into the clip, so the evaluator's
-    `(action - clip_start) * fps` lands on the right frame to within 0.5 s); the exact window is in
-    `action_start_s` / `action_end_s` (seconds from the clip start) and `action_start_frame` /
-    `action_end_frame` (inclusive indices of the exported frames), which a scorer should use.
+    GroundMoRe names time in whole seconds, so the export covers the clip's whole seconds [s0, e0) =
+    [ceil(start_s), floor(end_s)) and VID is `<clip_id>_MMSS_MMSS` of s0 and e0: exported frame k is the frame on
+    screen at s0 + k / fps (the last decoded frame at or before that time), (e0 - s0) * fps frames in all.
+    `answer` is the object's referring expression, `obj_id` its track id, `q_type` Causal / Sequential /
+    Counterfactual / Descriptive. `action_start` / `action_end` are "MM:SS" strings: the motion window with each
+    end rounded to the nearest whole second (at least one second, inside [s0, e0)). The evaluator turns them into
+    frames (action_start - s0) * fps .. (action_end - s0) * fps - 1, and that is exactly the window the export
+    paints (`action_start_frame` / `action_end_frame` say the same); the unrounded window is in
+    `action_start_s` / `action_end_s` (seconds from s0). `--fps` must be a whole number, and GroundMoRe's
+    evaluator itself assumes 6.
 
     One mask file per frame holds ALL objects of the clip (every tracked object, pixel value = its track id,
     smaller boxes painted over larger ones). The ground truth of a question is rebuilt from it and the
-    question's window, exactly as GroundMoRe's evaluator does: frame k's mask is (png_k == obj_id) when
-    action_start_frame <= k <= action_end_frame and EMPTY otherwise (`question_masks` does this). Masks come
-    from the detector's instance masks (`detections.mask_rle`, decoded with pycocotools, the detection matched
-    to the track box by IoU) where there are some, else the track's box filled; `mask_kind` ("mask", "box" or
-    "mixed") says which, per question and in the manifest. Between the tracker's sampled frames the box is
-    interpolated linearly (any gap, as for MOT) and the mask of the nearest sampled frame is moved by the change
-    of the box centre: the same shapes as `fm eval grounded`'s ground truth from the lake.
+    question's window, as GroundMoRe's evaluator does: frame k's mask is (png_k == obj_id) inside the window and
+    EMPTY outside (`question_masks` does this). Masks come from the detector's instance masks
+    (`detections.mask_rle`, decoded with pycocotools, the detection matched to the track box by IoU) where there
+    are some, else the track's box filled; `mask_kind` ("mask", "box" or "mixed") says which, per question and in
+    the manifest. Between the tracker's sampled frames the box is interpolated linearly (any gap, as for MOT) and
+    the mask of the nearest sampled frame is moved by the change of the box centre: the same shapes as
+    `fm eval grounded`'s ground truth from the lake.
 
 A clip whose source video cannot be read any more (moved, deleted, changed since labeling) is not exported:
 it is listed under `skipped` in the manifest with the reason (and how many questions it held); the rest of the

@@ -22,6 +22,10 @@ from fm_assets.export.common import (
     write_manifest,
 )
 
+# The reference's result key: its scripts write {f"{model}_res": ...} and its eval reads "human" or "gpt4o_mini_res"
+RESULT_KEY = "gpt4o_mini_res"
+CAPTIONS_DIR = "videos_captions_gpt4o_mini"  # the reference's caption folder, videos_captions_{model}, beside videos/
+
 
 def _frame_boxes(path: list[dict], times: list[float], decimals: int = 4, max_gap_s: float = 0.5) -> list:
     """Normalised [x1, y1, x2, y2] of a smoothed path at each time: the path point within 1 ms, else linear
@@ -81,17 +85,18 @@ def export_fm_json(qa_pairs: pl.DataFrame, raw_clips: pl.DataFrame, trajectories
     counts = {"clips": 0, "frames": 0, "captions": 0, "mcq": 0, "grounded": 0, "objects": 0}
     for clip, cut in cut_videos(plan, source, n_q, skipped):
         cid, split = clip["clip_id"], clip["split"]
-        base = f"{split}/clips/{cid}"
+        base = f"{split}/videos/{cid}"  # the reference's {task}/videos/<name>.mp4 with <name>.json beside it
         w.bytes(f"{base}.mp4", cut.data, kind="video", clip_id=cid, frames=cut.n_frames)
         doc, keys = reference_trajectory(trajectories.filter(pl.col("clip_id") == cid), cut.times)
         w.json(f"{base}.json", doc, kind="trajectory", clip_id=cid, objects=len(keys))
         files = {"video": f"{base}.mp4", "trajectory": f"{base}.json"}
         cap = caption_of.get(cid)
+        caption_meta = None
         if cap is not None and cap.get("status") == "ok" and cap.get("caption"):
-            files["caption"] = f"{split}/captions/{cid}.json"
-            w.json(files["caption"], {"caption": cap["caption"], "aspects": json.loads(cap["aspects"]) if cap.get("aspects") else None,
-                                      "writer": cap["writer"], "prompt_version": cap["prompt_version"]},
-                   kind="caption", clip_id=cid)
+            files["caption"] = f"{split}/{CAPTIONS_DIR}/{cid}.json"
+            w.json(files["caption"], {RESULT_KEY: cap["caption"]}, kind="caption", clip_id=cid)
+            caption_meta = {"writer": cap["writer"], "prompt_version": cap["prompt_version"],
+                            "aspects": json.loads(cap["aspects"]) if cap.get("aspects") else None}
             counts["captions"] += 1
         mcq, grounded = [], []
         rel = [t - clip["start_s"] for t in cut.times]
@@ -106,15 +111,18 @@ def export_fm_json(qa_pairs: pl.DataFrame, raw_clips: pl.DataFrame, trajectories
                                  "action_end_frame": f1, "qa_id": q["qa_id"]})
             elif q["answer"] in ("A", "B", "C", "D"):
                 mcq.append({"question": q["question"], "A": q["option_a"], "B": q["option_b"], "C": q["option_c"],
-                            "D": q["option_d"], "answer": q["answer"], "correct_answer": q["answer"],
+                            "D": q["option_d"], "correct_answer": q["answer"], "answer": q["answer"],
                             "category": q["category"], "qa_id": q["qa_id"], "source": q["source"],
                             "verified": q["verified"]})
-        if mcq or grounded:
-            files["qa"] = f"{split}/qa/{cid}.json"
-            w.json(files["qa"], {"questions": mcq, "grounded": grounded, "metadata": {
-                "randomized_answers": True, "correct_answer_field": "correct_answer",
-                "times": "seconds from the clip start; frames index the clip mp4 (0-based)"}},
-                kind="qa", clip_id=cid, questions=len(mcq), grounded=len(grounded))
+        # every clip of videos/ has its QA file (an empty list when it has no question): the reference's eval
+        # opens <task>/qa_shuffled/<name>.json for every <task>/videos/<name>.mp4
+        files["qa"] = f"{split}/qa_shuffled/{cid}.json"
+        w.json(files["qa"], {RESULT_KEY: {"questions": mcq}, "grounded": grounded, "metadata": {
+            "randomized_answers": True, "correct_answer_field": "correct_answer",
+            "description": "Answers are randomized. Check correct_answer field for each question.",
+            "writers": sorted({q["source"] for q in mcq}),
+            "grounded_times": "seconds from the clip start; frames index the clip mp4 (0-based)"}},
+            kind="qa", clip_id=cid, questions=len(mcq), grounded=len(grounded))
         counts["clips"] += 1
         counts["frames"] += cut.n_frames
         counts["mcq"] += len(mcq)
@@ -123,7 +131,7 @@ def export_fm_json(qa_pairs: pl.DataFrame, raw_clips: pl.DataFrame, trajectories
         index[split].append({"clip_id": cid, "video_id": clip["video_id"], "split": split,
                              "start_s": clip["start_s"], "end_s": clip["end_s"], "start_frame": clip["start_frame"],
                              "n_frames": cut.n_frames, "fps": clip["fps"], "width": cut.width, "height": cut.height,
-                             "frame_times_s": [round(t, 4) for t in rel], "files": files})
+                             "frame_times_s": [round(t, 4) for t in rel], "caption": caption_meta, "files": files})
     for split, entries in index.items():
         if entries:
             w.json(f"{split}/clips.json", entries, kind="index", clips=len(entries))

@@ -16,7 +16,6 @@ from fm_assets.export.common import (
     ExportError,
     Out,
     Source,
-    frame_window,
     kept_clips,
     kept_questions,
     per_clip_counts,
@@ -87,11 +86,51 @@ def _time_str(seconds: int) -> str:
 
 
 
+def whole_seconds(clip: dict) -> tuple[int, int]:
+    """The whole seconds of a clip, [ceil(start_s), floor(end_s)): what GroundMoRe's `MMSS_MMSS` key and "MM:SS"
+    windows can name. The export covers exactly this span (empty for a clip that holds no whole second)."""
+    a = int(math.ceil(float(clip["start_s"]) - 1e-6))
+    b = int(math.floor(float(clip["end_s"]) + 1e-6))
+    return a, max(a, b)
+
+
 def groundmore_vid(clip: dict) -> str:
-    """`<clip_id>_MMSS_MMSS`: GroundMoRe's video keys end with the clip's start and end (whole seconds)."""
-    a, b = int(math.floor(clip["start_s"])), int(math.ceil(clip["end_s"]))
+    """`<clip_id>_MMSS_MMSS`: GroundMoRe's video keys end with the exported span's start and end (whole seconds of
+    the source video); its evaluator reads the start from the key's last 9 characters."""
+    a, b = whole_seconds(clip)
     return f"{clip['clip_id']}_{a // 60:02d}{a % 60:02d}_{b // 60:02d}{b % 60:02d}"
 
+
+def seconds_window(t0: float, t1: float, span: tuple[int, int]) -> tuple[int, int] | None:
+    """A motion window [t0, t1] (seconds of the source) as GroundMoRe's whole seconds [a, b) inside the exported span:
+    each end rounded to the nearest second, at least one second long; None when nothing of it is inside."""
+    s0, e0 = span
+    a = max(s0, int(math.floor(t0 + 0.5)))
+    b = min(e0, int(math.floor(t1 + 0.5)))
+    if b <= a:
+        if t1 < s0 or t0 >= e0:
+            return None
+        b = min(e0, a + 1)
+        a = b - 1
+    return (a, b) if s0 <= a < b <= e0 else None
+
+
+def evaluator_window(action_start: str, action_end: str, vid: str, fps: int = 6) -> tuple[int, int]:
+    """GroundMoRe's evaluate_groundmore.py arithmetic: the inclusive frame window of a question, from its "MM:SS"
+    strings and the clip start in the key's `_MMSS_MMSS` tail: (start - clip_start) * fps .. (end - clip_start) *
+    fps - 1."""
+    tail = vid[-9:].split("_")[0]
+    clip_start = _seconds(f"{tail[:2]}:{tail[2:]}")
+    return (_seconds(action_start) - clip_start) * fps, (_seconds(action_end) - clip_start) * fps - 1
+
+
+def _seconds(text: str) -> int:
+    """'SS', 'MM:SS' or 'HH:MM:SS' as seconds (GroundMoRe's time strings)."""
+    parts = [int(x) for x in str(text).split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    h, m, sec = parts[-3:]
+    return h * 3600 + m * 60 + sec
 
 
 def _kind(kinds: list[str]) -> str:
@@ -105,8 +144,9 @@ def export_groundmore(qa_pairs: pl.DataFrame, raw_clips: pl.DataFrame, tracks: p
                       fps: float = 6.0, jpeg_quality: int = 90) -> dict:
     """GroundMoRe annotation JSON per split, frames and palette masks per clip (see the module doc)."""
     split_of = split_map(splits)
-    if fps <= 0:
-        raise ExportError(f"--fps must be positive, got {fps}")
+    if fps <= 0 or fps != int(fps):
+        raise ExportError(f"--fps must be a positive whole number (GroundMoRe's evaluator uses 6), got {fps}")
+    fps = int(fps)
     w = Out(out)
     qa, n_rejected = kept_questions(qa_pairs)
     g = qa.filter(pl.col("grounded").fill_null(False))
@@ -135,16 +175,16 @@ def export_groundmore(qa_pairs: pl.DataFrame, raw_clips: pl.DataFrame, tracks: p
                 if k not in done:
                     skipped.append({"clip_id": c["clip_id"], "video_id": vid, "reason": reason(exc),
                                     "questions": n_q.get(c["clip_id"], 0)})
-    for split, videos in meta.items():
-        if videos:
-            w.json(f"groundmore_{split}.json", {"videos": videos}, kind="annotations", videos=len(videos),
-                   questions=sum(len(v["questions"]) for v in videos.values()))
+    for split, videos in meta.items():  # every split's file, empty or not: the evaluator opens groundmore_test.json
+        w.json(f"groundmore_{split}.json", {"videos": videos}, kind="annotations", videos=len(videos),
+               questions=sum(len(v["questions"]) for v in videos.values()))
     counts["rejected_not_exported"] = n_rejected
     counts["questions_skipped"] = sum(s["questions"] for s in skipped)
     return write_manifest(out, "groundmore", w.files, counts=counts, skipped=skipped, fps=fps,
                           mask_kind=_kind(all_kinds), splits={s: len(v) for s, v in meta.items()},
-                          scorer_rule="frame k of question q: (masks/frame_k.png == obj_id) if action_start_frame <= k "
-                                      "<= action_end_frame else empty")
+                          scorer_rule="frame k of question q: (masks/frame_k.png == obj_id) if (action_start - key start) "
+                                      "* fps <= k <= (action_end - key start) * fps - 1 (whole seconds, GroundMoRe's "
+                                      "evaluator; = action_start_frame .. action_end_frame) else empty")
 
 
 
@@ -154,7 +194,7 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
     cid = clip["clip_id"]
     if not picked:
         return [{"questions": len(questions_df),
-                 "reason": f"no frame of the source in [{clip['start_s']:.3f}, {clip['end_s']:.3f}) s"}]
+                 "reason": f"no whole second of the source with frames in [{clip['start_s']:.3f}, {clip['end_s']:.3f}) s"}]
     if len(ctracks) and int(ctracks["track_id"].max()) > 255:
         return [{"questions": len(questions_df), "reason": "more than 255 track ids: palette masks hold ids 1-255"}]
     shapes = {int(t): TrackPath(ctracks.filter(pl.col("track_id") == t), cdets)
@@ -168,6 +208,7 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
         w.bytes(f"groundmore_videos/{key}/masks/frame_{k:06d}.png", palette_png(ids), kind="mask", clip_id=cid)
         kinds_per_frame.append(kinds)
     times = [t for _, t, _, _ in picked]
+    span = whole_seconds(clip)
     skipped, questions = [], {}
     for q in questions_df.iter_rows(named=True):
         if q["target_track_id"] is None or q["action_start_s"] is None or q["action_end_s"] is None:
@@ -175,29 +216,33 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
             continue
         tid = int(q["target_track_id"])
         t0, t1 = float(q["action_start_s"]), float(q["action_end_s"])
-        f0, f1 = frame_window(times, t0, t1)
-        obj_kinds = [kinds_per_frame[k][tid] for k in range(f0, f1 + 1) if tid in kinds_per_frame[k]] \
-            if f0 is not None else []
+        secs = seconds_window(t0, t1, span)
+        if secs is None:
+            skipped.append({"qa_id": q["qa_id"], "questions": 1,
+                            "reason": f"the window [{t0:.2f}, {t1:.2f}] s holds no whole second of the exported span "
+                                      f"[{span[0]}, {span[1]}) s"})
+            continue
+        # GroundMoRe's rule: frame k of the question is inside exactly when the evaluator's arithmetic on the
+        # "MM:SS" strings says so; exported frame k is the frame on screen at span start + k / fps
+        f0, f1 = (secs[0] - span[0]) * fps, min(len(picked), (secs[1] - span[0]) * fps) - 1
+        obj_kinds = [kinds_per_frame[k][tid] for k in range(f0, f1 + 1) if tid in kinds_per_frame[k]]
         if not obj_kinds:
             skipped.append({"qa_id": q["qa_id"], "questions": 1,
                             "reason": "the answer object has no mask on any exported frame of its window"})
             continue
-        # GroundMoRe's "MM:SS": the clip's start second (as in the key) plus the rounded offset into the clip
-        s0 = int(math.floor(clip["start_s"]))
-        a = s0 + int(math.floor(t0 - clip["start_s"] + 0.5))
-        b = max(a + 1, s0 + int(math.floor(t1 - clip["start_s"] + 0.5)))
         mk = _kind(obj_kinds)
         all_kinds.append(mk)
         questions[q["qa_id"]] = {
             "question": q["question"], "answer": q["answer_text"], "obj_id": tid,
             "q_type": GROUNDMORE_TYPES.get(q["q_type"], q["q_type"]),
-            "action_start": _time_str(a), "action_end": _time_str(b),
-            "action_start_s": round(t0 - clip["start_s"], 3), "action_end_s": round(t1 - clip["start_s"], 3),
+            "action_start": _time_str(secs[0]), "action_end": _time_str(secs[1]),
+            "action_start_s": round(t0 - span[0], 3), "action_end_s": round(t1 - span[0], 3),
             "action_start_frame": f0, "action_end_frame": f1, "mask_kind": mk, "frames_with_object": len(obj_kinds)}
     meta[clip["split"]][key] = {
-        "questions": questions, "clip_id": cid, "video_id": clip["video_id"], "start_s": clip["start_s"],
-        "end_s": clip["end_s"], "fps": fps, "n_frames": len(picked), "width": width, "height": height,
-        "frame_times_s": [round(t - clip["start_s"], 4) for t in times],
+        "questions": questions, "clip_id": cid, "video_id": clip["video_id"], "start_s": float(span[0]),
+        "end_s": float(span[1]), "clip_start_s": clip["start_s"], "clip_end_s": clip["end_s"], "fps": fps,
+        "n_frames": len(picked), "width": width, "height": height,
+        "frame_times_s": [round(t - span[0], 4) for t in times],
         "source_frames": [idx for idx, _, _, _ in picked]}
     counts["clips"] += 1
     counts["frames"] += len(picked)
@@ -206,44 +251,71 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
 
 
 
-def _iter_sampled(path: Path, clips: list[dict], fps: float, quality: int):
-    """Yield (index into clips, frames) as each clip completes, in one decode pass over the video; frames are
-    (source frame index, time, JPEG, (height, width)) of the first frame at or after every 1/fps of the clip,
-    upright."""
+def _iter_sampled(path: Path, clips: list[dict], fps: int, quality: int):
+    """Yield (index into clips, frames) as each clip completes, in one decode pass over the video. A clip's frames
+    are one per 1/fps over its whole seconds [s0, e0): frame k is the frame on screen at s0 + k / fps (the last
+    decoded frame at or before that time; the first frame of the clip before its first frame), so there are exactly
+    (e0 - s0) * fps of them whatever the video's frame rate. Entries: (source frame index, time, JPEG, (h, w))."""
     from fm_assets.labels.plots import jpeg
     from fm_resources.video import decode
 
+    ticks = {}
+    for k, c in enumerate(clips):
+        s0, e0 = whole_seconds(c)
+        ticks[k] = [s0 + i / fps for i in range((e0 - s0) * fps)]
     out: dict[int, list] = {k: [] for k in range(len(clips))}
-    nxt = {k: float(c["start_s"]) for k, c in enumerate(clips)}
+    held: dict[int, object] = {}  # clip -> the last frame of the clip seen so far
+    encoded: dict[int, tuple] = {}  # source frame index -> its entry (a frame can fill several ticks)
+
+    def entry(f) -> tuple:
+        if f.idx not in encoded:
+            rgb = f.rgb()
+            encoded[f.idx] = (f.idx, f.t_s, jpeg(rgb, quality), rgb.shape[:2])
+            keep = {h.idx for h in held.values()} | {f.idx}  # only held frames can fill a tick again
+            for idx in [i for i in encoded if i not in keep]:
+                del encoded[idx]
+        return encoded[f.idx]
+
+    def fill(k: int, until: float, f) -> None:  # ticks of clip k before `until` show frame f
+        todo = ticks[k]
+        while len(out[k]) < len(todo) and todo[len(out[k])] < until - 1e-9:
+            out[k].append(entry(f))
+
     pending = sorted(out, key=lambda k: (clips[k]["end_s"], k))
-    step = 1.0 / fps
     for f in decode(path, None, min(c["start_s"] for c in clips), max(c["end_s"] for c in clips)):
         while pending and clips[pending[0]]["end_s"] - 1e-9 <= f.t_s:
             k = pending.pop(0)
+            if k in held:
+                fill(k, math.inf, held[k])
             yield k, out.pop(k)
-        for k in out:
+        for k in list(out):
             c = clips[k]
-            if not (c["start_s"] - 1e-9 <= f.t_s < c["end_s"] - 1e-9) or f.t_s + 1e-9 < nxt[k]:
+            if not (c["start_s"] - 1e-9 <= f.t_s < c["end_s"] - 1e-9):
                 continue
-            rgb = f.rgb()
-            out[k].append((f.idx, f.t_s, jpeg(rgb, quality), rgb.shape[:2]))
-            nxt[k] = c["start_s"] + (int((f.t_s - c["start_s"]) / step + 1e-9) + 1) * step
+            if k in held:
+                fill(k, f.t_s + 1e-6, held[k])  # ticks before this frame showed the previous one
+            elif ticks[k] and f.t_s > ticks[k][0] + 1e-6:
+                fill(k, f.t_s + 1e-6, f)  # the clip's first frame also stands for the ticks before it
+            held[k] = f
     while pending:
         k = pending.pop(0)
+        if k in held:
+            fill(k, math.inf, held[k])
         yield k, out.pop(k)
-
 
 
 def question_masks(out: Path, split: str, vid: str, exp_id: str) -> list[np.ndarray]:
     """Rebuild one question's ground-truth masks from a groundmore export, as GroundMoRe's evaluator does: the
-    object's pixels of every frame's palette mask inside [action_start_frame, action_end_frame], empty outside."""
+    object's pixels of every frame's palette mask inside the window its evaluator derives from the question's "MM:SS"
+    strings and the key (evaluator_window), empty outside."""
     from PIL import Image
 
     entry = json.loads((out / f"groundmore_{split}.json").read_text())["videos"][vid]
     q = entry["questions"][exp_id]
+    first, last = evaluator_window(q["action_start"], q["action_end"], vid, int(entry["fps"]))
     masks = []
     for k in range(entry["n_frames"]):
         ids = np.array(Image.open(out / "groundmore_videos" / vid / "masks" / f"frame_{k:06d}.png"))
-        inside = q["action_start_frame"] <= k <= q["action_end_frame"]
+        inside = first <= k <= last
         masks.append((ids == q["obj_id"]) if inside else np.zeros_like(ids, dtype=bool))
     return masks

@@ -5,6 +5,7 @@ labeling; plus `cut_clip` on VFR / rotated video. The `fm` console script end to
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -21,6 +22,8 @@ from fm_assets.defs.ingest import ingest
 from fm_assets.defs.language import captions, qa_pairs
 from fm_assets.defs.motion import trajectories
 from fm_assets.defs.perception import detections, tracks
+from fm_assets.evaluation.grounded import evaluate as evaluate_grounded
+from fm_assets.evaluation.grounded import export_ground_truth
 from fm_assets.labels.motion_facts import trajectory_json
 from fm_assets.labels.qa import CATEGORIES
 from fm_assets.labels.schemas import SPLITS, frame
@@ -204,7 +207,7 @@ def test_fm_json(built, tmp_path):
         for entry in json.loads((out / split / "clips.json").read_text()):
             n += 1
             cid, files = entry["clip_id"], entry["files"]
-            assert files["video"] == f"{split}/clips/{cid}.mp4" and files["trajectory"] == f"{split}/clips/{cid}.json"
+            assert files["video"] == f"{split}/videos/{cid}.mp4" and files["trajectory"] == f"{split}/videos/{cid}.json"
             decoded = decoded_frames(out / files["video"])
             assert len(decoded) == entry["n_frames"] == clips[cid]["n_frames"]
             doc = json.loads((out / files["trajectory"]).read_text())
@@ -229,11 +232,13 @@ def test_fm_json(built, tmp_path):
             if "late_entry" in cid:  # the ball appears at 3.5 s: no box before
                 ball = [o for o in objs.values() if o["bbox"][0] is None]
                 assert len(ball) == 1 and all(b is None for b, tt in zip(ball[0]["bbox"], times) if tt < 3.4)
+            assert files["qa"] == f"{split}/qa_shuffled/{cid}.json"
             qa = json.loads((out / files["qa"]).read_text())
             want = t["qa_pairs"].filter((pl.col("clip_id") == cid) & pl.col("kept"))
-            assert len(qa["questions"]) == len(want.filter(~pl.col("grounded")))
+            mcq = qa["gpt4o_mini_res"]["questions"]
+            assert len(mcq) == len(want.filter(~pl.col("grounded")))
             assert len(qa["grounded"]) == len(want.filter(pl.col("grounded")))
-            for q in qa["questions"]:
+            for q in mcq:
                 assert set("ABCD") <= set(q) and q["answer"] == q["correct_answer"] in "ABCD"
                 assert q["category"] in CATEGORIES and len({q[L] for L in "ABCD"}) == 4
             for g in qa["grounded"]:
@@ -242,10 +247,56 @@ def test_fm_json(built, tmp_path):
                 assert entry["frame_times_s"][f0] >= g["action_start_s"] - 1e-3
                 assert entry["frame_times_s"][f1] <= g["action_end_s"] + 1e-3
                 assert any(b is not None for b in objs[g["object"]]["bbox"][f0:f1 + 1])
+            # the caption as the reference's caption script writes it: {"<model>_res": text}, nothing else
+            assert files["caption"] == f"{split}/videos_captions_gpt4o_mini/{cid}.json"
             cap = json.loads((out / files["caption"]).read_text())
             row = t["captions"].filter(pl.col("clip_id") == cid).row(0, named=True)
-            assert cap["caption"] == row["caption"] and cap["writer"] == "template" and "overview" in cap["aspects"]
+            assert cap == {"gpt4o_mini_res": row["caption"]}
+            assert entry["caption"]["writer"] == "template" and "overview" in entry["caption"]["aspects"]
+            # the reference's caption script samples a frame every int(fps * 0.5) and indexes every list of the
+            # trajectory JSON (extract_index): every list must be per frame of the mp4
+            step = int(25 * 0.5)
+            sampled = list(range(0, len(decoded) - 1, step))
+            assert _extract_index(doc, sampled)["detected_objects"].keys() == objs.keys()
+        # FoundationMotion's eval reads the split as a task: every mp4 of videos/ with its qa_shuffled file
+        items = _motionbench_items(out, split)
+        in_split = [c for c in clips if c in {e["clip_id"] for e in json.loads((out / split / "clips.json").read_text())}]
+        kept_mcq = t["qa_pairs"].filter(pl.col("clip_id").is_in(in_split) & pl.col("kept") & ~pl.col("grounded"))
+        assert len(items) == len(kept_mcq) > 0
+        assert all(answer in "ABCD" and prompt.count("\n") == 4 for _, prompt, answer in items)
     assert n == manifest["counts"]["clips"] == 2
+
+
+def _motionbench_items(base: Path, task: str) -> list[tuple[str, str, str]]:
+    """What FoundationMotion's eval/vila_motionbench.py does with an export, re-written from its behaviour: every
+    .mp4 under {base}/{task}/videos (recursively, extension in any case), its QA file at the same relative path
+    under {base}/{task}/qa_shuffled with .json (opened unguarded: a missing file stops the run), the questions of
+    "human" else "gpt4o_mini_res", each with question and A-D (KeyError otherwise), the answer correct_answer
+    else answer. Returns (video, prompt, answer) per question."""
+    video_dir, qa_dir = str(base / task / "videos"), str(base / task / "qa_shuffled")
+    items = []
+    for root, _, names in os.walk(video_dir):
+        for name in names:
+            if not name.lower().endswith(".mp4"):
+                continue
+            path = os.path.join(root, name)
+            with open(path.replace(video_dir, qa_dir).replace(".mp4", ".json")) as f:
+                j = json.load(f)
+            questions = j["human"]["questions"] if "human" in j else j["gpt4o_mini_res"]["questions"]
+            for q in questions:
+                prompt = q["question"] + "\n" + "\n".join(f"{letter}: {q[letter]}" for letter in "ABCD")
+                items.append((path, prompt, q["correct_answer"] if "correct_answer" in q else q["answer"]))
+    return items
+
+
+def _extract_index(node, indices: list[int]):
+    """The reference caption script's extract_index, re-written from its behaviour: through dicts, every list is
+    indexed at the sampled frames (IndexError when a list is not per frame), scalars kept."""
+    if isinstance(node, dict):
+        return {k: _extract_index(v, indices) for k, v in node.items()}
+    if isinstance(node, list):
+        return [node[i] for i in indices]
+    return node
 
 
 def _time_str_to_seconds(s: str) -> int:  # GroundMoRe's evaluate_groundmore.py
@@ -267,6 +318,12 @@ def _check_groundmore(out: Path, built, kind: str) -> None:
         for vid, entry in meta.items():
             assert vid.startswith(entry["clip_id"]) and re.fullmatch(r"\d{4}_\d{4}", vid[-9:])
             clip_start = vid[-9:].split("_")[0][:2] + ":" + vid[-9:].split("_")[0][2:]  # as the evaluator parses
+            # the key names exactly the exported frames: whole seconds [start_s, end_s) of the source, 6 per second,
+            # frame k the one on screen at start_s + k / 6 (the synthetic videos run at 25 fps)
+            assert entry["start_s"] == _time_str_to_seconds(clip_start) and entry["start_s"] == int(entry["start_s"])
+            assert entry["clip_start_s"] <= entry["start_s"] < entry["end_s"] <= entry["clip_end_s"]
+            assert entry["n_frames"] == (entry["end_s"] - entry["start_s"]) * 6
+            assert all(0 <= k / 6 - t < 1 / 25 + 1e-6 for k, t in enumerate(entry["frame_times_s"]))
             images = sorted((out / "groundmore_videos" / vid / "images").iterdir())
             masks = sorted((out / "groundmore_videos" / vid / "masks").iterdir())
             assert [p.name for p in images] == [f"frame_{k:06d}.jpg" for k in range(entry["n_frames"])]
@@ -281,13 +338,15 @@ def _check_groundmore(out: Path, built, kind: str) -> None:
                 assert row["kept"] and row["grounded"] and q["obj_id"] == row["target_track_id"]
                 assert q["answer"] == row["answer_text"] and q["q_type"] == row["q_type"].capitalize()
                 assert q["mask_kind"] == kind
-                # GroundMoRe's own frame arithmetic (fps 6) lands within half a second of the exact window
+                # GroundMoRe's rule: its evaluator's arithmetic on the MM:SS strings (fps 6, clip start from the
+                # key) gives exactly the window the export painted, and that window is the exact motion window with
+                # each end rounded to the nearest whole second (clamped to the exported span)
                 a = (_time_str_to_seconds(q["action_start"]) - _time_str_to_seconds(clip_start)) * 6
                 b = (_time_str_to_seconds(q["action_end"]) - _time_str_to_seconds(clip_start)) * 6 - 1
-                assert abs(a - q["action_start_frame"]) <= 3 and abs(b - q["action_end_frame"]) <= 4
-                rel = entry["frame_times_s"]
-                assert rel[q["action_start_frame"]] >= q["action_start_s"] - 1e-3
-                assert rel[q["action_end_frame"]] <= q["action_end_s"] + 1e-3
+                assert (a, b) == (q["action_start_frame"], q["action_end_frame"]) and 0 <= a <= b < entry["n_frames"]
+                span = entry["end_s"] - entry["start_s"]
+                assert abs(a / 6 - min(max(q["action_start_s"], 0.0), span)) <= 0.5 + 1e-6
+                assert abs((b + 1) / 6 - min(max(q["action_end_s"], 0.0), span)) <= 0.5 + 1e-6 or b + 1 - a == 6
                 per_q = exports.question_masks(out, split, vid, exp_id)
                 inside = range(q["action_start_frame"], q["action_end_frame"] + 1)
                 assert all(not m.any() for k, m in enumerate(per_q) if k not in inside)  # EMPTY outside
@@ -305,6 +364,20 @@ def _check_groundmore(out: Path, built, kind: str) -> None:
                     if kind == "box":  # a filled rectangle
                         assert m.sum() == (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
     assert n_questions == manifest["counts"]["questions"] > 0
+    # every split's file exists (GroundMoRe's evaluator opens groundmore_test.json), empty when the split is
+    assert {f"groundmore_{s}.json" for s in ("train", "val", "test")} <= {p.name for p in out.iterdir()}
+    # GroundMoRe's J&F of the export's own masks, rebuilt by its rule, against the export: 100
+    pred = out.parent / f"{out.name}-pred"
+    for split in ("train", "val", "test"):
+        for vid, entry in json.loads((out / f"groundmore_{split}.json").read_text())["videos"].items():
+            for exp_id in entry["questions"]:
+                for k, m in enumerate(exports.question_masks(out, split, vid, exp_id)):
+                    (pred / exp_id).mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(m.astype(np.uint8)).save(pred / exp_id / f"{k:05d}.png")
+    questions, problems = export_ground_truth(out)
+    assert not problems and len(questions) == n_questions
+    result = evaluate_grounded(questions, pred)
+    assert result["summary"][-1]["JF"] == pytest.approx(100.0)
 
 
 def test_groundmore_masks_from_detector_masks(built, tmp_path):
@@ -369,7 +442,9 @@ def test_cli_export_in_process(built, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "none").exists()
     lake.write_parquet("splits/all.parquet", built["splits"])
     assert cli.main(["export", "groundmore", str(tmp_path / "gm"), "--fps", "0"]) == 1
-    assert "--fps must be positive" in capsys.readouterr().err
+    assert "--fps must be a positive whole number" in capsys.readouterr().err
+    assert cli.main(["export", "groundmore", str(tmp_path / "gm"), "--fps", "2.5"]) == 1  # whole seconds x fps
+    assert "--fps must be a positive whole number" in capsys.readouterr().err
     assert cli.main(["export", "fm-json", str(tmp_path / "fj")]) == 0
     std = capsys.readouterr()
     assert "wrote" in std.out and '"clips": 2' in std.out

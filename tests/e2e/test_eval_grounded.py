@@ -11,11 +11,11 @@ from tests.helpers import write_boxes, write_export
 def test_the_fm_command_on_an_export_reports_bad_input(tmp_path):
     """The real `fm` console script: a groundmore export as truth, one right, one missing and one broken
     prediction plus an extra id; table, JSON and exit codes."""
-    q = {"question": "?", "answer": "it", "obj_id": 2, "action_start_frame": 10, "action_end_frame": 20}
+    q = {"question": "?", "answer": "it", "obj_id": 2, "action_start": "00:02", "action_end": "00:04"}
     write_export(tmp_path / "gt", {"qa1": {**q, "q_type": "Causal"}, "qa2": {**q, "q_type": "Sequential"},
                                    "qa3": {**q, "q_type": "Descriptive"}})
     pred = tmp_path / "pred"
-    inside = [10, 12, 13, 15, 16, 18, 19]
+    inside = [12, 13, 15, 16, 18, 19, 21, 22]  # frames 12..23 of floor(linspace(0, 29, 20)): 2 s to 4 s at 6 fps
     write_boxes(pred, "qa1", {f: [8, 6, 14, 10] for f in inside})  # object 2's box exactly, in the window
     (pred / "qa3.json").write_text("[1, 2")
     write_boxes(pred, "zzz", {})

@@ -44,5 +44,5 @@ def test_fm_export_end_to_end(fm_home, tmp_path):
         for rec in json.loads((tmp_path / "llamafactory" / attr["file_name"]).read_text()):
             conv = sharegpt_convert(rec, attr, tmp_path / "llamafactory")
             assert len(decoded_frames(conv["videos"][0])) >= 100  # 6 s at 25 fps, in one or more clips
-    assert list((tmp_path / "fm-json" / split / "clips").glob("*.mp4"))
+    assert list((tmp_path / "fm-json" / split / "videos").glob("*.mp4"))
     assert json.loads((tmp_path / "groundmore" / f"groundmore_{split}.json").read_text())["videos"]

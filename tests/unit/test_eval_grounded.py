@@ -319,15 +319,16 @@ def test_bad_predictions_are_reported_and_scored_never_skipped(tmp_path):
 
 def test_export_truth_uses_the_frame_window_and_the_object_id(tmp_path):
     write_export(tmp_path, {"qa1": {"question": "?", "answer": "it", "obj_id": 2, "q_type": "Causal",
-                                    "action_start": "00:01", "action_end": "00:04",
-                                    "action_start_frame": 10, "action_end_frame": 20}})
+                                    "action_start": "00:02", "action_end": "00:04",
+                                    "action_start_frame": 12, "action_end_frame": 23}})
     (q,), problems = export_ground_truth(tmp_path, "test")
     assert not problems and q.qa_id == "qa1" and q.q_type == "causal" and q.clip_id == "clipA"
-    # floor(linspace(0, 29, 20)); inside [10, 20]: 10, 12, 13, 15, 16, 18, 19
+    # GroundMoRe's window: (2 - 0) * 6 .. (4 - 0) * 6 - 1 = 12..23; floor(linspace(0, 29, 20)) inside it:
+    assert q.window == (12, 23)
     assert q.frames == [0, 1, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19, 21, 22, 24, 25, 27, 29]
-    assert [f for f, i in zip(q.frames, q.inside) if i] == [10, 12, 13, 15, 16, 18, 19]
-    assert q.mask(q.frames.index(10)).sum() == 24 and q.mask(0).sum() == 0
-    # predicting object 2 on every frame: right on the 7 frames of the window only
+    assert [f for f, i in zip(q.frames, q.inside) if i] == [12, 13, 15, 16, 18, 19, 21, 22]
+    assert q.mask(q.frames.index(12)).sum() == 24 and q.mask(0).sum() == 0
+    # predicting object 2 on every frame: right on the 8 frames of the window only
     folder = tmp_path / "pred" / "qa1"
     folder.mkdir(parents=True)
     for f in q.frames:
@@ -335,9 +336,18 @@ def test_export_truth_uses_the_frame_window_and_the_object_id(tmp_path):
         m[6:10, 8:14] = 1
         Image.fromarray(m).save(folder / f"{f:05d}.png")
     r = evaluate([q], tmp_path / "pred")["questions"][0]
-    assert r["J"] == pytest.approx(7 / 20) and r["F"] == pytest.approx(7 / 20)
+    assert r["J"] == pytest.approx(8 / 20) and r["F"] == pytest.approx(8 / 20)
     with pytest.raises(FileNotFoundError):
         export_ground_truth(tmp_path, "val")
+
+
+def test_frame_indices_that_disagree_with_the_mm_ss_window_are_reported_and_groundmores_rule_wins(tmp_path):
+    write_export(tmp_path, {"qa1": {"question": "?", "answer": "it", "obj_id": 2, "q_type": "Causal",
+                                    "action_start": "00:01", "action_end": "00:04",
+                                    "action_start_frame": 10, "action_end_frame": 20}})
+    (q,), problems = export_ground_truth(tmp_path, "test")
+    assert q.window == (6, 23)  # what GroundMoRe's evaluator scores
+    assert len(problems) == 1 and "10..20 disagree with the MM:SS window 6..23" in problems[0]["problem"]
 
 
 def test_groundmores_own_annotations_and_repeated_ids(tmp_path):
