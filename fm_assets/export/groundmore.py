@@ -115,6 +115,13 @@ def seconds_window(t0: float, t1: float, span: tuple[int, int]) -> tuple[int, in
     return (a, b) if s0 <= a < b <= e0 else None
 
 
+def inward_window(t0: float, t1: float, span: tuple[int, int]) -> tuple[int, int] | None:
+    """The whole seconds [ceil(t0), floor(t1)) inside the motion window and the span, or None when under a second."""
+    a = max(span[0], int(math.ceil(t0 - 1e-6)))
+    b = min(span[1], int(math.floor(t1 + 1e-6)))
+    return (a, b) if b > a else None
+
+
 def evaluator_window(action_start: str, action_end: str, vid: str, fps: int = 6) -> tuple[int, int]:
     """GroundMoRe's evaluate_groundmore.py arithmetic: the inclusive frame window of a question, from its "MM:SS"
     strings and the clip start in the key's `_MMSS_MMSS` tail: (start - clip_start) * fps .. (end - clip_start) *
@@ -216,16 +223,21 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
             continue
         tid = int(q["target_track_id"])
         t0, t1 = float(q["action_start_s"]), float(q["action_end_s"])
-        secs = seconds_window(t0, t1, span)
-        if secs is None:
+        # GroundMoRe's rule: frame k of the question is inside exactly when the evaluator's arithmetic on the
+        # "MM:SS" strings says so; exported frame k is the frame on screen at span start + k / fps. The window
+        # rounded to the nearest seconds, or else rounded inwards, whichever has the object on every frame
+        best = None
+        for secs in dict.fromkeys(w for w in (seconds_window(t0, t1, span), inward_window(t0, t1, span)) if w):
+            f0, f1 = (secs[0] - span[0]) * fps, min(len(picked), (secs[1] - span[0]) * fps) - 1
+            obj_kinds = [kinds_per_frame[k][tid] for k in range(f0, f1 + 1) if tid in kinds_per_frame[k]]
+            if best is None or len(obj_kinds) / (f1 - f0 + 1) > len(best[3]) / (best[2] - best[1] + 1):
+                best = (secs, f0, f1, obj_kinds)
+        if best is None:
             skipped.append({"qa_id": q["qa_id"], "questions": 1,
                             "reason": f"the window [{t0:.2f}, {t1:.2f}] s holds no whole second of the exported span "
                                       f"[{span[0]}, {span[1]}) s"})
             continue
-        # GroundMoRe's rule: frame k of the question is inside exactly when the evaluator's arithmetic on the
-        # "MM:SS" strings says so; exported frame k is the frame on screen at span start + k / fps
-        f0, f1 = (secs[0] - span[0]) * fps, min(len(picked), (secs[1] - span[0]) * fps) - 1
-        obj_kinds = [kinds_per_frame[k][tid] for k in range(f0, f1 + 1) if tid in kinds_per_frame[k]]
+        secs, f0, f1, obj_kinds = best
         if not obj_kinds:
             skipped.append({"qa_id": q["qa_id"], "questions": 1,
                             "reason": "the answer object has no mask on any exported frame of its window"})

@@ -345,12 +345,12 @@ def _check_groundmore(out: Path, built, kind: str) -> None:
                 b = (_time_str_to_seconds(q["action_end"]) - _time_str_to_seconds(clip_start)) * 6 - 1
                 assert (a, b) == (q["action_start_frame"], q["action_end_frame"]) and 0 <= a <= b < entry["n_frames"]
                 span = entry["end_s"] - entry["start_s"]
-                assert abs(a / 6 - min(max(q["action_start_s"], 0.0), span)) <= 0.5 + 1e-6
-                assert abs((b + 1) / 6 - min(max(q["action_end_s"], 0.0), span)) <= 0.5 + 1e-6 or b + 1 - a == 6
+                assert abs(a / 6 - min(max(q["action_start_s"], 0.0), span)) < 1 + 1e-6
+                assert abs((b + 1) / 6 - min(max(q["action_end_s"], 0.0), span)) < 1 + 1e-6 or b + 1 - a == 6
                 per_q = exports.question_masks(out, split, vid, exp_id)
                 inside = range(q["action_start_frame"], q["action_end_frame"] + 1)
                 assert all(not m.any() for k, m in enumerate(per_q) if k not in inside)  # EMPTY outside
-                assert sum(per_q[k].any() for k in inside) == q["frames_with_object"] >= 0.8 * len(inside)
+                assert sum(per_q[k].any() for k in inside) == q["frames_with_object"] == len(inside)
                 for k in inside:  # the object's pixels sit in its track box on that source frame
                     m = per_q[k]
                     if not m.any():

@@ -1,11 +1,12 @@
-"""`fm eval mot` reproduces the reference scores on TUD-Campus (../shared/data) from every folder layout."""
+"""`fm eval mot` reproduces the reference scores on TUD-Campus (../shared/data) from every folder layout, and scores
+`fm export mot` of the labelled video as that sequence."""
 
 import json
 
 import pytest
 
 from fm_assets import cli
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, needs_shared, run_fm, shared_video
 
 TUD = SHARED_DATA / "mot" / "TUD-Campus"
 needs_tud = pytest.mark.skipif(
@@ -33,3 +34,23 @@ def test_reproduces_the_reference_scores_on_tud_campus(layout, tmp_path, capsys)
     assert combined["sequence"] == "COMBINED"
     for k in ("MOTA", "IDF1", "HOTA", "MOTP", "IDSW", "FP", "FN"):
         assert combined[k] == pytest.approx(seq[k])
+
+
+@needs_shared
+@needs_tud
+def test_fm_export_mot_is_scored_as_its_sequence(tmp_path):
+    """The user's path: label TUD-Campus.mp4, `fm export mot`, `fm eval mot --gt ../shared/data/mot`: the export's
+    tud-campus-<hash>.txt is TUD-Campus's prediction (not a missing sequence), and the command exits 0."""
+    home = tmp_path / "home"
+    r = run_fm("run", str(shared_video("TUD-Campus.mp4")), "--until", "tracks", "-q", home=home)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_fm("export", "mot", str(tmp_path / "mot"), home=home)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (pred,) = (tmp_path / "mot").glob("tud-campus-*.txt")
+    out = tmp_path / "r.json"
+    r = run_fm("eval", "mot", "--gt", str(SHARED_DATA / "mot"), "--pred", str(tmp_path / "mot"), "--out", str(out),
+               "--no-lake", home=home)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (seq, combined) = json.loads(out.read_text())["sequences"]
+    assert seq["sequence"] == "TUD-Campus" and seq["status"] == "ok" and seq["pred_file"] == str(pred)
+    assert seq["MOTA"] > 0.3 and seq["IDF1"] > 0.3  # the embedded detector's tracks, not an all-missed sequence
