@@ -87,6 +87,13 @@ def seq_length(gt_file: Path, seq: str) -> int | None:
     return None
 
 
+def _named(names: list[str], seq: str) -> list[str]:
+    """The prediction names that stand for a sequence: the name itself in any case, else `fm export mot`'s video
+    ids `<slug of the file stem>-<8 hex>` (TUD-Campus.mp4 -> tud-campus-1a2b3c4d is sequence TUD-Campus)."""
+    same = [k for k in names if k.lower() == seq.lower()]
+    return same or [k for k in names if (m := _VIDEO_ID.match(k)) and m.group("stem").lower() in (seq.lower(), slugify(seq))]
+
+
 def find_pred(pred: Path, seqs: list[str]) -> tuple[dict[str, Path], list[str], dict[str, str]]:
     """(SEQ -> prediction file, extra prediction names, SEQ -> why it has no usable file)."""
     pred = Path(pred)
@@ -102,25 +109,14 @@ def find_pred(pred: Path, seqs: list[str]) -> tuple[dict[str, Path], list[str], 
             if not f.name.endswith(".gt.txt") and f.name != "gt.txt"}
     used: set[str] = set()
     for s in seqs:
-        same = [k for k in flat if k.lower() == s.lower()]  # names match whatever their case
-        if len(same) == 1:
-            found[s] = flat[same[0]]
-            used.add(same[0])
+        named = _named(list(flat), s)
+        if len(named) == 1:
+            found[s] = flat[named[0]]
+            used.add(named[0])
             continue
-        if len(same) > 1:
-            why[s] = f"several prediction files match {s}: {', '.join(sorted(same))}"
-            used.update(same)
-            continue
-        # `fm export mot` names a file after the video id, `<slug of the file stem>-<8 hex>`: TUD-Campus.mp4 ->
-        # tud-campus-1a2b3c4d.txt is the prediction of sequence TUD-Campus
-        by_id = [k for k in flat if (m := _VIDEO_ID.match(k)) and m.group("stem").lower() in (s.lower(), slugify(s))]
-        if len(by_id) == 1:
-            found[s] = flat[by_id[0]]
-            used.add(by_id[0])
-            continue
-        if len(by_id) > 1:
-            why[s] = f"several prediction files match {s}: {', '.join(sorted(by_id))}"
-            used.update(by_id)
+        if len(named) > 1:
+            why[s] = f"several prediction files match {s}: {', '.join(sorted(named))}"
+            used.update(named)
             continue
         sub = pred / s
         if sub.is_dir():
