@@ -305,7 +305,7 @@ def _iter_sampled(path: Path, clips: list[dict], fps: int, quality: int):
             if not (c["start_s"] - 1e-9 <= f.t_s < c["end_s"] - 1e-9):
                 continue
             if k in held:
-                fill(k, f.t_s + 1e-6, held[k])  # ticks before this frame showed the previous one
+                fill(k, f.t_s - 1e-6, held[k])  # ticks before this frame showed the previous one
             elif ticks[k] and f.t_s > ticks[k][0] + 1e-6:
                 fill(k, f.t_s + 1e-6, f)  # the clip's first frame also stands for the ticks before it
             held[k] = f

@@ -323,7 +323,7 @@ def _check_groundmore(out: Path, built, kind: str) -> None:
             assert entry["start_s"] == _time_str_to_seconds(clip_start) and entry["start_s"] == int(entry["start_s"])
             assert entry["clip_start_s"] <= entry["start_s"] < entry["end_s"] <= entry["clip_end_s"]
             assert entry["n_frames"] == (entry["end_s"] - entry["start_s"]) * 6
-            assert all(0 <= k / 6 - t < 1 / 25 + 1e-6 for k, t in enumerate(entry["frame_times_s"]))
+            assert all(0 <= k / 6 - t < 1 / 25 - 1e-6 for k, t in enumerate(entry["frame_times_s"]))
             images = sorted((out / "groundmore_videos" / vid / "images").iterdir())
             masks = sorted((out / "groundmore_videos" / vid / "masks").iterdir())
             assert [p.name for p in images] == [f"frame_{k:06d}.jpg" for k in range(entry["n_frames"])]
