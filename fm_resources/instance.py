@@ -1,19 +1,54 @@
 """The Dagster instance `fm` and its tools run against ($FM_HOME/dagster unless DAGSTER_HOME is set), with the
-concurrency pools set up on first use."""
+concurrency pools set up on first use. Any number of `fm` processes may start on one FM_HOME at once: the
+instance's first set-up (its SQLite storages and their schema migrations) and the registration of video
+partitions happen under a file lock in the instance folder, one process at a time."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+
 from fm_resources.settings import pool_limits, use_dagster_home
+
+LOCK_NAME = ".fm-instance.lock"
+
+
+@contextlib.contextmanager
+def instance_lock(home: Path) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on the instance folder, held for the block; other processes wait."""
+    with open(home / LOCK_NAME, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def dagster_instance():
-    """fm's Dagster instance, pointed at by DAGSTER_HOME for this process, its pools set."""
+    """fm's Dagster instance, pointed at by DAGSTER_HOME for this process, its storages created and its pools set
+    under the instance lock (two processes creating one SQLite history at once break its schema for good)."""
     from dagster import DagsterInstance
 
-    use_dagster_home()
-    instance = DagsterInstance.get()
-    set_pool_limits(instance)
+    home = use_dagster_home()
+    with instance_lock(home):
+        instance = DagsterInstance.get()
+        instance.get_runs_count()  # create every storage now, inside the lock, not lazily outside it
+        if instance.schedule_storage is not None:
+            instance.schedule_storage.all_instigator_state()
+        set_pool_limits(instance)
     return instance
+
+
+def add_video_partitions(instance, video_ids: list[str]) -> list[str]:
+    """Add the video partitions the instance does not have yet (under the instance lock, so two processes adding
+    the same video is not an error); returns the ones this call added."""
+    with instance_lock(Path(instance.root_directory)):
+        missing = [v for v in dict.fromkeys(video_ids) if not instance.has_dynamic_partition("videos", v)]
+        if missing:
+            instance.add_dynamic_partitions("videos", missing)
+    return missing
 
 
 

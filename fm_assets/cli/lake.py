@@ -41,7 +41,7 @@ def write_duckdb(out: Path | None = None) -> tuple[Path, list[str]]:
     defs.resources["warehouse"].compact(min_changed=compact_min_changed())
     out = out or fm_home() / "fm.duckdb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # one per process: `fm` commands may run at once
     tmp.unlink(missing_ok=True)
     with defs.resources["warehouse"].connect(database=str(tmp)) as con:
         views = [r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fm_assets.cli.console import console, print_frame, report_runs
 from fm_assets.cli.lake import write_duckdb
-from fm_resources.instance import dagster_instance
+from fm_resources.instance import add_video_partitions, dagster_instance
 
 
 def collect_uris(paths: list[str]) -> list[str]:
@@ -83,9 +83,7 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
     lake = defs.resources["lake"]
     registered, _ = register_new(VideoStore(inputs=uris), lake, {})
     ids = list(dict.fromkeys(r.video_id for r in registered))
-    missing = [v for v in ids if not instance.has_dynamic_partition("videos", v)]
-    if missing:
-        instance.add_dynamic_partitions("videos", missing)
+    add_video_partitions(instance, ids)
     job = defs.resolve_job_def("label_videos")
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     results = []
