@@ -51,7 +51,6 @@ def add_video_partitions(instance, video_ids: list[str]) -> list[str]:
     return missing
 
 
-
 def set_pool_limits(instance) -> dict[str, int]:
     """Concurrency pools: `gpu` (the detector; FM_GPU_SLOTS, default 1) and `llm` (captions and questions;
     FM_LLM_SLOTS, default 4) get their limits the first time an instance is used; later changes made in the UI

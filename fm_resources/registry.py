@@ -21,7 +21,6 @@ class Registered:
     new: bool  # first time this content was registered
 
 
-
 def register_video(uri: str, store: VideoStore, lake: Lake) -> Registered:
     """Hash the file, derive its id and record id -> uri in the lake's registry (the partition's source)."""
     path = store.fetch(uri)
@@ -33,7 +32,6 @@ def register_video(uri: str, store: VideoStore, lake: Lake) -> Registered:
     if existing is None or existing.get("uri") != uri:
         lake.write_json(key, {**record, "registered_at": datetime.now(UTC).isoformat()})
     return Registered(video_id, uri, digest, record["size_bytes"], new=existing is None)
-
 
 
 def lookup_video(video_id: str, lake: Lake) -> dict:

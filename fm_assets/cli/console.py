@@ -12,7 +12,6 @@ def console():
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
-
 def report_runs(results: list[dict], err) -> list[dict]:
     """Print failed runs and failed checks; returns the failed runs."""
     failed = [r for r in results if not r["success"]]
@@ -24,7 +23,6 @@ def report_runs(results: list[dict], err) -> list[dict]:
     for r in failed:
         err(f"run {r['run_id']} for {r['video_id'] or 'the dataset'} failed: {r['error']}")
     return failed
-
 
 
 def print_frame(df, fmt: str) -> None:

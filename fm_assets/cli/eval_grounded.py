@@ -29,7 +29,6 @@ def write_out(result: dict, out: str | None, con) -> None:
         con.print(f"wrote {out}")
 
 
-
 def eval_run_name(args, what: str) -> str:
     from datetime import datetime
 
@@ -42,10 +41,8 @@ def eval_run_name(args, what: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or what
 
 
-
 def _fmt(v) -> str:
     return "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
-
 
 
 def print_grounded(result: dict, console) -> None:
@@ -78,7 +75,6 @@ def print_grounded(result: dict, console) -> None:
         ex = result["extra_ids"]
         console.print(f"{len(ex)} prediction id(s) are not questions of the ground truth (ignored): "
                       + ", ".join(ex[:10]) + (" ..." if len(ex) > 10 else ""))
-
 
 
 def cmd_grounded(args, lake=None, warehouse=None) -> int:
@@ -153,7 +149,6 @@ def cmd_grounded(args, lake=None, warehouse=None) -> int:
     return 1 if args.strict and bad else 0
 
 
-
 HELP = """Score grounded predictions with GroundMoRe's metrics (J = mask IoU, F = DAVIS boundary F with tolerance
 ceil(0.008 x diagonal) px, J&F = (J+F)/2), per question the mean over 20 frames np.linspace(0, n-1, 20, dtype=int)
 of the clip, then the mean over questions, per q_type and overall, in percent.
@@ -164,7 +159,6 @@ Predictions (--pred DIR), per question id (`fm eval grounded --write-tasks FILE`
                                     or {"frames": {"<frame>": [x1, y1, x2, y2] | null}} (pixel boxes)
 Frames are source-video frame indices (tracks.frame_idx) with the lake as ground truth, exported frame indices
 with --gt. A sampled frame without a prediction is an empty mask; a question without a prediction scores 0."""
-
 
 
 def add_parser(subparsers) -> None:

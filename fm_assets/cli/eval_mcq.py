@@ -96,7 +96,6 @@ def cmd_mcq(args) -> int:
     return 0
 
 
-
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "mcq", help="ask a litellm model the multiple-choice questions of a split; accuracy per category with 95%% CI",

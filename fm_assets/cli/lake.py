@@ -30,7 +30,6 @@ def cmd_sql(args) -> int:
     return 0
 
 
-
 def write_duckdb(out: Path | None = None) -> tuple[Path, list[str]]:
     """A DuckDB database file holding the lake's views (atomically replaced), for DuckDB clients, notebooks and
     BI tools; `fm run` refreshes it so new tables show up. Tables with many files changed since their last
@@ -49,13 +48,11 @@ def write_duckdb(out: Path | None = None) -> tuple[Path, list[str]]:
     return out, views
 
 
-
 def cmd_db(args) -> int:
     out, views = write_duckdb(Path(args.out) if args.out else None)
     print(f"wrote {out} with views: {', '.join(views) or 'none (run `fm run` first)'}")
     print(f"open it with: duckdb {out}  (or duckdb.connect({str(out)!r}, read_only=True) in Python)")
     return 0
-
 
 
 def cmd_compact(args) -> int:

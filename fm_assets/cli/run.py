@@ -27,7 +27,6 @@ def collect_uris(paths: list[str]) -> list[str]:
     return list(dict.fromkeys(uris))
 
 
-
 def selection_until(until: str | None):
     from dagster import AssetKey, AssetSelection
 
@@ -43,7 +42,6 @@ def selection_until(until: str | None):
         names = ", ".join(sorted(k.to_user_string() for k in per_video))
         raise SystemExit(f"fm: --until {until!r} is not a per-video asset (one of: {names})")
     return sorted(AssetSelection.assets(key).upstream().required_multi_asset_neighbors().resolve(graph) & per_video)
-
 
 
 def preflight(selection, run_config: dict | None) -> None:
@@ -64,7 +62,6 @@ def preflight(selection, run_config: dict | None) -> None:
         raise SystemExit(f"fm: detector configuration error: {exc}") from None
     except TypeError as exc:
         raise SystemExit(f"fm: bad detector config {override}: {exc}") from None
-
 
 
 def run_videos(paths: list[str], until: str | None = None, run_config: dict | None = None, quiet: bool = False,
@@ -114,14 +111,12 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
     return results
 
 
-
 def run_error(res) -> str | None:
     if res.success:
         return None
     errors = [e.event_specific_data.error.message.strip() for e in res.all_events
               if getattr(e.event_specific_data, "error", None) is not None]
     return errors[0] if errors else "run failed"
-
 
 
 def failed_checks(res) -> list[dict]:
@@ -134,7 +129,6 @@ def failed_checks(res) -> list[dict]:
             out.append({"check": ev.check_name, "asset": ev.asset_key.to_user_string(),
                         "severity": ev.severity.value, "rows": getattr(rows, "value", rows)})
     return out
-
 
 
 def summary(video_ids: list[str] | None = None):
@@ -168,7 +162,6 @@ def summary(video_ids: list[str] | None = None):
     )
 
 
-
 def example_questions(video_ids: list[str], per_kind: int = 1):
     """A few kept questions per category and per grounded q_type (the first by qa_id), for `fm demo`."""
     from fm_assets.definitions import defs
@@ -181,7 +174,6 @@ def example_questions(video_ids: list[str], per_kind: int = 1):
         "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY grounded, coalesce(q_type, category) ORDER BY qa_id) AS k "
         f"FROM qa_pairs WHERE kept AND video_id IN ({ids})) WHERE k <= {int(per_kind)} ORDER BY grounded, category, q_type"
     )
-
 
 
 def cmd_run(args) -> int:
@@ -198,7 +190,6 @@ def cmd_run(args) -> int:
     failed = report_runs(results, lambda m: print(f"fm: {m}", file=sys.stderr))
     print(f"{sum(r['success'] for r in videos)} of {len(videos)} video(s) materialized", file=sys.stderr)
     return 1 if failed else 0
-
 
 
 def cmd_demo(args) -> int:

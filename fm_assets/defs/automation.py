@@ -43,7 +43,6 @@ build_dataset_job = define_asset_job(
 )
 
 
-
 def backfill_condition(cron: str) -> AutomationCondition:
     """Per-video assets: at each tick of `cron`, every partition that is missing or whose latest run failed,
     unless it is being computed right now (e.g. a run the new-videos sensor started)."""

@@ -1,7 +1,7 @@
 """The training-data exports (common.py documents the formats): common.py plans the clips, cuts them from the
 source videos and writes the manifest; one module per format writes its own files."""
 
-from fm_assets.export.common import ExportError, lake_sources, manifest_summary, split_map
+from fm_assets.export.common import ExportError, lake_sources, split_map
 from fm_assets.export.fm_json import export_fm_json, reference_trajectory
 from fm_assets.export.groundmore import davis_palette, export_groundmore, groundmore_vid, palette_png, question_masks
 from fm_assets.export.llamafactory import export_llamafactory, grounded_answer, grounded_prompt, mcq_prompt
@@ -18,7 +18,6 @@ __all__ = [
     "grounded_prompt",
     "groundmore_vid",
     "lake_sources",
-    "manifest_summary",
     "mcq_prompt",
     "palette_png",
     "question_masks",

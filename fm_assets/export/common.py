@@ -116,9 +116,8 @@ from pathlib import Path
 
 import polars as pl
 
+from fm_assets.labels.splits import SPLIT_NAMES
 from fm_resources.lake import Lake
-
-SPLIT_NAMES = ("train", "val", "test")
 
 Source = Callable[[str], Path]  # video_id -> local path of its source video (raises when it cannot be had)
 
@@ -133,10 +132,6 @@ def write_manifest(out: Path, fmt: str, files: list[dict], **extra) -> dict:
                 **extra}
     Lake(root=str(out)).write_json("manifest.json", manifest)
     return manifest
-
-
-def manifest_summary(manifest: dict) -> str:
-    return json.dumps({k: v for k, v in manifest.items() if k not in ("files", "skipped")})
 
 
 # --------------------------------------------------------------------------------------------------

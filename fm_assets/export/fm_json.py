@@ -9,7 +9,6 @@ import numpy as np
 import polars as pl
 
 from fm_assets.export.common import (
-    SPLIT_NAMES,
     Out,
     Source,
     cut_videos,
@@ -21,6 +20,7 @@ from fm_assets.export.common import (
     split_map,
     write_manifest,
 )
+from fm_assets.labels.splits import SPLIT_NAMES
 
 # The reference's result key: its scripts write {f"{model}_res": ...} and its eval reads "human" or "gpt4o_mini_res"
 RESULT_KEY = "gpt4o_mini_res"

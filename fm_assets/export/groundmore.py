@@ -12,7 +12,6 @@ import numpy as np
 import polars as pl
 
 from fm_assets.export.common import (
-    SPLIT_NAMES,
     ExportError,
     Out,
     Source,
@@ -25,10 +24,10 @@ from fm_assets.export.common import (
     write_manifest,
 )
 from fm_assets.labels.masks import TrackPath, shape_mask
+from fm_assets.labels.splits import SPLIT_NAMES
 
 GROUNDMORE_TYPES = {"causal": "Causal", "sequential": "Sequential", "counterfactual": "Counterfactual",
                     "descriptive": "Descriptive"}
-
 
 
 def davis_palette() -> list[int]:
@@ -46,7 +45,6 @@ def davis_palette() -> list[int]:
     return pal
 
 
-
 def palette_png(ids: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -55,7 +53,6 @@ def palette_png(ids: np.ndarray) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)
     return buf.getvalue()
-
 
 
 def _paint(paths: dict[int, TrackPath], f: int, height: int, width: int) -> tuple[np.ndarray, dict[int, str]]:
@@ -78,12 +75,10 @@ def _paint(paths: dict[int, TrackPath], f: int, height: int, width: int) -> tupl
     return canvas, kinds
 
 
-
 def _time_str(seconds: int) -> str:
     h, rem = divmod(int(seconds), 3600)
     m, s = divmod(rem, 60)
     return f"{h:02d}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
-
 
 
 def whole_seconds(clip: dict) -> tuple[int, int]:
@@ -145,7 +140,6 @@ def _kind(kinds: list[str]) -> str:
     return "mixed" if len(s) > 1 else (s.pop() if s else "box")
 
 
-
 def export_groundmore(qa_pairs: pl.DataFrame, raw_clips: pl.DataFrame, tracks: pl.DataFrame,
                       detections: pl.DataFrame | None, splits: pl.DataFrame | None, source: Source, out: Path,
                       fps: float = 6.0, jpeg_quality: int = 90) -> dict:
@@ -192,7 +186,6 @@ def export_groundmore(qa_pairs: pl.DataFrame, raw_clips: pl.DataFrame, tracks: p
                           scorer_rule="frame k of question q: (masks/frame_k.png == obj_id) if (action_start - key start) "
                                       "* fps <= k <= (action_end - key start) * fps - 1 (whole seconds, GroundMoRe's "
                                       "evaluator; = action_start_frame .. action_end_frame) else empty")
-
 
 
 def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.DataFrame, ctracks: pl.DataFrame,
@@ -260,7 +253,6 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
     counts["frames"] += len(picked)
     counts["questions"] += len(questions)
     return skipped
-
 
 
 def _iter_sampled(path: Path, clips: list[dict], fps: int, quality: int):

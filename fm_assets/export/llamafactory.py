@@ -8,7 +8,6 @@ from pathlib import Path
 import polars as pl
 
 from fm_assets.export.common import (
-    SPLIT_NAMES,
     Out,
     Source,
     clean_text,
@@ -21,6 +20,7 @@ from fm_assets.export.common import (
     track_boxes,
     write_manifest,
 )
+from fm_assets.labels.splits import SPLIT_NAMES
 
 MCQ_SUFFIX = "Answer with the option's letter."
 

@@ -143,7 +143,6 @@ def global_motion(
     return float(m[0, 2]), float(m[1, 2]), angle, math.log(max(scale, 1e-6)), int(inl.sum())
 
 
-
 def scan_frames(frames: Iterable[VideoFrame], width: int, fps_hint: float, p: ClipParams) -> Scan:
     """One pass over the decoded frames: PTS times, shot cuts, camera-motion pairs and thumbnails."""
     scan = Scan()

@@ -24,7 +24,6 @@ def box_mask(box, height: int, width: int) -> np.ndarray:
     return m
 
 
-
 def decode_rle(rle: dict, height: int | None = None, width: int | None = None) -> np.ndarray:
     """A COCO RLE ({"size": [h, w], "counts": str | list}) as a bool mask; resized (nearest) to (height, width)
     when given and different (the detector may run at a lower resolution)."""
@@ -49,7 +48,6 @@ def decode_rle(rle: dict, height: int | None = None, width: int | None = None) -
     return m
 
 
-
 def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """mask moved by (dx, dy) pixels, zero-filled."""
     import numpy as np
@@ -63,7 +61,6 @@ def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     if abs(dx) < w and abs(dy) < h:
         out[yd, xd] = mask[ys, xs]
     return out
-
 
 
 def shape_mask(shape: tuple | None, height: int, width: int) -> np.ndarray:
@@ -95,7 +92,6 @@ def shape_mask(shape: tuple | None, height: int, width: int) -> np.ndarray:
     raise ValueError(f"unknown shape kind {kind!r}")
 
 
-
 def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of box a (4,) with boxes b (n, 4), x1y1x2y2."""
     import numpy as np
@@ -105,7 +101,6 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
 
 
 class TrackPath:

@@ -97,7 +97,6 @@ _BG_TINTS: tuple[tuple[int, int, int], ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class Keyframe:
     """Object centre (pixels) and scale at time t (seconds)."""
