@@ -607,7 +607,7 @@ def write_baseline(questions: list[GTQuestion], trajectories, tracks, out_dir: P
 
 
 # --------------------------------------------------------------------------------------------------
-# Command line
+# Results in the lake, and the inputs of the command (fm_assets.cli.eval_grounded / eval_mot)
 
 
 def write_lake_grounded(result: dict, lake) -> list[str]:
@@ -673,5 +673,3 @@ def write_tasks(questions: list[GTQuestion], path: Path, source: str) -> None:
          "times_s": q.times} for q in questions]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1))
-
-

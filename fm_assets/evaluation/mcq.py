@@ -408,5 +408,3 @@ def record_in_dagster(instance, meta: dict, summary) -> None:
         metadata["train_prior"] = MetadataValue.json(meta["train_prior"])
     instance.report_runless_asset_event(AssetMaterialization(
         asset_key=ASSET_KEY, description=description, metadata=metadata))
-
-

@@ -289,7 +289,7 @@ def evaluate_dirs(gt: Path, pred: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# Command line
+# Results in the lake, and the inputs of the command (fm_assets.cli.eval_grounded / eval_mot)
 
 
 def write_lake_mot(result: dict, lake) -> str:
@@ -307,5 +307,3 @@ def write_lake_mot(result: dict, lake) -> str:
              **{k: r[k] for k in ("sequence", "status", *COLUMNS, "frames")},
              "problems": "; ".join(r["problems"]) or None} for r in result["sequences"]]
     return lake.write_parquet(f"eval_mot/{result['run_name']}.parquet", pl.DataFrame(rows, schema=schema))
-
-

@@ -131,4 +131,3 @@ def test_definitions_match_the_committed_snapshot(tmp_path):
         f"    {REGENERATE}\n"
         "Otherwise the diff below is what changed by accident:\n" + diff
     )
-
