@@ -17,7 +17,7 @@ Resources: `lake` (Parquet label lake, local or S3), `io_manager` (the lake as D
 `warehouse` (DuckDB views over the lake).
 """
 
-from dagster import Definitions, in_process_executor, map_asset_specs
+from dagster import Definitions, map_asset_specs
 
 from fm_assets.defs.automation import (
     backfill_condition,
@@ -35,7 +35,7 @@ from fm_assets.defs.maintenance import compact_lake, compact_schedule
 from fm_assets.defs.motion import trajectories
 from fm_assets.defs.partitions import backfill_policy
 from fm_assets.defs.perception import detections, tracks
-from fm_resources import settings
+from fm_resources import cluster, settings
 from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake, LakeIOManager
 from fm_resources.llm import LLMResource
@@ -58,10 +58,11 @@ def build_defs() -> Definitions:
     # Runs execute their steps in the run's own process: a step process per asset and check costs a Python start
     # and an import of this code location each (seconds), far more than most steps compute
     # (bench/dagster_overhead.py). Parallelism comes from runs (a backfill's batches, the sensor's runs) and the
-    # concurrency pools.
+    # concurrency pools. Across machines (FM_EXECUTOR=celery or k8s, fm_resources/cluster.py) each step runs where
+    # its op tags say (fm_assets/defs/placement.py: detections on a GPU).
     return Definitions(
         assets=[*per_video, *dataset],
-        executor=in_process_executor,
+        executor=cluster.executor_def(settings.executor_kind()),
         asset_checks=sql_checks(),
         jobs=[label_videos_job, build_dataset_job, compact_lake],
         sensors=[new_videos_sensor, nightly_backfill(settings.backfill_cron())],

@@ -34,11 +34,32 @@ def dagster_instance():
     home = use_dagster_home()
     with instance_lock(home):
         instance = DagsterInstance.get()
+        check_storage(instance)
         instance.get_runs_count()  # create every storage now, inside the lock, not lazily outside it
         if instance.schedule_storage is not None:
             instance.schedule_storage.all_instigator_state()
         set_pool_limits(instance)
     return instance
+
+
+class InstanceStorageError(RuntimeError):
+    """The instance's storage is not the one the environment asks for."""
+
+
+def check_storage(instance) -> None:
+    """FM_DAGSTER_PG_URL set but the instance in DAGSTER_HOME keeps its history in SQLite (its dagster.yaml was
+    written before): refuse, rather than silently write to the old history; `fm instance migrate` moves it."""
+    from fm_resources.settings import dagster_pg_url
+
+    if dagster_pg_url() is None:
+        return
+    from fm_resources.postgres import is_postgres
+
+    if not is_postgres(instance):
+        raise InstanceStorageError(
+            f"FM_DAGSTER_PG_URL is set but the instance in {instance.root_directory} keeps its history in SQLite "
+            "(its dagster.yaml predates the variable): run `fm instance migrate` to copy the history to Postgres and "
+            "switch the instance over, or unset FM_DAGSTER_PG_URL")
 
 
 def add_video_partitions(instance, video_ids: list[str]) -> list[str]:

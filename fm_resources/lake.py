@@ -20,7 +20,6 @@ from urllib.parse import urlparse
 
 import polars as pl
 from dagster import ConfigurableIOManager, ConfigurableResource, DagsterEventType, InputContext, OutputContext
-from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from fm_resources.settings import fm_home, s3_endpoint_url, s3_region
@@ -41,6 +40,12 @@ def is_s3(uri: str) -> bool:
 def split_s3(uri: str) -> tuple[str, str]:
     parsed = urlparse(uri)
     return parsed.netloc, parsed.path.lstrip("/")
+
+
+def not_found(exc: Exception) -> bool:
+    """An S3 ClientError that says the object is not there (not an outage or a refusal)."""
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound")
 
 
 def _safe_key(key: str) -> str:
@@ -66,10 +71,9 @@ class Lake(ConfigurableResource):
 
     def _s3(self):
         if self._client is None:
-            self._client = S3Resource(
-                endpoint_url=self.s3_endpoint_url or s3_endpoint_url(),
-                region_name=self.s3_region or s3_region(),
-            ).get_client()
+            from fm_resources.s3 import s3_client  # retries through outages (FM_S3_RETRY_S)
+
+            self._client = s3_client(self.s3_endpoint_url or s3_endpoint_url(), self.s3_region or s3_region())
         return self._client
 
     def _bucket_key(self, key: str) -> tuple[str, str]:
@@ -110,7 +114,7 @@ class Lake(ConfigurableResource):
     def read_bytes(self, key: str) -> bytes:
         if self.remote:
             bucket, k = self._bucket_key(key)
-            return self._s3().get_object(Bucket=bucket, Key=k)["Body"].read()
+            return self._s3().get_bytes(Bucket=bucket, Key=k)
         return self.local_path(key).read_bytes()
 
     def exists(self, key: str) -> bool:
@@ -119,8 +123,10 @@ class Lake(ConfigurableResource):
             try:
                 self._s3().head_object(Bucket=bucket, Key=k)
                 return True
-            except self._s3().exceptions.ClientError:
-                return False
+            except self._s3().exceptions.ClientError as exc:
+                if not_found(exc):
+                    return False
+                raise
         return self.local_path(key).exists()
 
     def delete(self, key: str) -> None:
@@ -137,7 +143,7 @@ class Lake(ConfigurableResource):
             bucket, p = self._bucket_key(prefix)
             base = p[: len(p) - len(prefix)]
             keys: list[str] = []
-            for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p + "/"):
+            for page in self._s3().pages(Bucket=bucket, Prefix=p + "/"):
                 keys += [o["Key"][len(base):] for o in page.get("Contents", [])]
             return sorted(keys)
         folder = self.local_path(prefix)
@@ -172,7 +178,7 @@ class Lake(ConfigurableResource):
             bucket, p = self._bucket_key(prefix)
             base = p[: len(p) - len(prefix)]
             out = {}
-            for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p + "/", Delimiter="/"):
+            for page in self._s3().pages(Bucket=bucket, Prefix=p + "/", Delimiter="/"):
                 out.update({o["Key"][len(base):]: o["ETag"] for o in page.get("Contents", []) if o["Key"].endswith(suffix)})
             return out
         folder = self.local_path(prefix)
@@ -217,35 +223,36 @@ class Lake(ConfigurableResource):
         stamps = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
         for prefix in prefixes:
             seen = set()
-            for page in self._s3().get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=root_prefix + _safe_key(prefix) + "/"
-            ):
+            for page in self._s3().pages(Bucket=bucket, Prefix=root_prefix + _safe_key(prefix) + "/"):
                 for obj in page.get("Contents", []):
                     rel = obj["Key"][len(root_prefix):]
                     seen.add(rel)
                     target = dest / _safe_key(rel)
                     if stamps.get(rel) == obj["ETag"] and target.exists():
                         continue
-                    data = self._s3().get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                    data = self._s3().get_bytes(Bucket=bucket, Key=obj["Key"])
                     Lake(root=str(dest)).write_bytes(rel, data)
                     stamps[rel] = obj["ETag"]
             folder = dest / _safe_key(prefix)
             if folder.is_dir():  # drop files deleted upstream
                 for f in folder.rglob("*"):
                     rel = str(f.relative_to(dest))
-                    if f.is_file() and rel not in seen:
+                    # not another process's file being written (.<name>.<random>.tmp, renamed when complete)
+                    if f.is_file() and rel not in seen and not f.name.startswith("."):
                         f.unlink()
                         stamps.pop(rel, None)
         for rel in map(_safe_key, keys):
             target = dest / rel
             try:
                 etag = self._s3().head_object(Bucket=bucket, Key=root_prefix + rel)["ETag"]
-            except self._s3().exceptions.ClientError:
+            except self._s3().exceptions.ClientError as exc:
+                if not not_found(exc):
+                    raise
                 target.unlink(missing_ok=True)
                 stamps.pop(rel, None)
                 continue
             if stamps.get(rel) != etag or not target.exists():
-                data = self._s3().get_object(Bucket=bucket, Key=root_prefix + rel)["Body"].read()
+                data = self._s3().get_bytes(Bucket=bucket, Key=root_prefix + rel)
                 Lake(root=str(dest)).write_bytes(rel, data)
                 stamps[rel] = etag
         Lake(root=str(dest)).write_bytes(".etags.json", json.dumps(stamps).encode())  # atomic: runs share it

@@ -9,7 +9,9 @@ lake at `_cache/llm/<key[:2]>/<key>.json`; a hit makes no network call and repor
 original cost stays in the entry). Failures are never cached.
 
 Retries: timeouts, 429 (honouring Retry-After), 5xx, connection errors and invalid output (not JSON, or not the
-schema) are retried `max_retries` times with exponential backoff (backoff_s * 2**k, at most 30 s). Other 4xx fail at
+schema) are retried `max_retries` times with exponential backoff (backoff_s * 2**k, at most 30 s), all within
+`total_timeout_s` (45 s) per call: each request gets at most `timeout_s` (20 s) and what is left of that, so a
+hanging server costs a batch of `concurrency` clips under a minute, never minutes. Other 4xx fail at
 once. litellm's and the OpenAI SDK's own retries are switched off (num_retries=0) so that the count here is the
 number of requests sent. Exhausted or fatal errors raise LLMFailure with a short `reason`.
 
@@ -143,7 +145,8 @@ class LLMResource(ConfigurableResource):
     api_key_env: str | None = "FM_LLM_API_KEY"
     temperature: float = 0.0
     max_tokens: int = 1200
-    timeout_s: float = 60.0
+    timeout_s: float = 20.0  # one request
+    total_timeout_s: float = 45.0  # one call, all its attempts and waits: a hanging server costs at most this
     max_retries: int = 4
     backoff_s: float = 1.0
     concurrency: int = 4
@@ -258,12 +261,12 @@ class LLMResource(ConfigurableResource):
                          tokens_out=entry["tokens_out"], cost_usd=0.0, cached=True, attempts=0, model=self.model,
                          key=key)
 
-    def _send(self, messages: list[dict], response_format: dict | None) -> Any:
+    def _send(self, messages: list[dict], response_format: dict | None, timeout_s: float | None = None) -> Any:
         """One request, with litellm's errors turned into _AttemptError."""
         try:
             return _litellm().completion(
                 model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                timeout=self.timeout_s, api_base=self.api_base or llm_api_base(),
+                timeout=timeout_s or self.timeout_s, api_base=self.api_base or llm_api_base(),
                 api_key=secret(self.api_key_env) if self.api_key_env else None,
                 response_format=response_format, num_retries=0, drop_params=True,
             )
@@ -277,10 +280,14 @@ class LLMResource(ConfigurableResource):
         tokens_in = tokens_out = 0
         costs: list[float] = []
         attempt = 0
+        deadline = time.monotonic() + self.total_timeout_s
         while True:
             attempt += 1
             try:
-                resp = self._send(messages, response_format)
+                left = deadline - time.monotonic()
+                if left <= 0.05:
+                    raise _AttemptError("deadline", f"no reply within total_timeout_s={self.total_timeout_s:g} s", False)
+                resp = self._send(messages, response_format, min(self.timeout_s, left))
                 tokens_in += resp.usage.prompt_tokens or 0
                 tokens_out += resp.usage.completion_tokens or 0
                 try:
@@ -290,9 +297,12 @@ class LLMResource(ConfigurableResource):
                 text = resp.choices[0].message.content or ""
                 value = _parse(text, schema) if schema else text
             except _AttemptError as err:
+                if err.reason == "deadline":
+                    raise LLMFailure(err.reason, attempt - 1, err.detail) from err
                 if not err.retry or attempt > self.max_retries:
                     raise LLMFailure(err.reason, attempt, err.detail) from err
-                wait = min(self.backoff_s * 2 ** (attempt - 1) if err.wait_s is None else err.wait_s, MAX_BACKOFF_S)
+                wait = min(self.backoff_s * 2 ** (attempt - 1) if err.wait_s is None else err.wait_s, MAX_BACKOFF_S,
+                           max(0.0, deadline - time.monotonic()))
                 log.warning("%s: attempt %d failed (%s); retrying in %.2fs", self.model, attempt, err.reason, wait)
                 _sleep(wait)
                 continue

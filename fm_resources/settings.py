@@ -7,7 +7,10 @@ FM_LAKE     root of the label lake: a local folder or s3://bucket/prefix (defaul
 FM_INPUTS   comma-separated folders or s3://bucket/prefix URIs the video sensor watches (default $FM_HOME/inbox).
 FM_LLM_MODEL, FM_LLM_API_BASE, the LLM key's variable; FM_BACKFILL_CRON, FM_BACKFILL_BATCH, FM_COMPACT_CRON,
 FM_COMPACT_MIN_CHANGED, FM_MAX_CONCURRENT_RUNS, FM_GPU_SLOTS, FM_LLM_SLOTS, FM_SQL_DIR, DAGSTER_HOME: see README.
-AWS_ENDPOINT_URL / AWS_* are honoured by boto3 for S3 (e.g. MinIO or moto).
+AWS_ENDPOINT_URL / AWS_* are honoured by boto3 for S3 (e.g. MinIO or moto); FM_S3_RETRY_S bounds S3 retries.
+FM_TEXT_CHECK_SEVERITY, FM_UI_ALLOWED_HOSTS, FM_DEBUG: README (crash safety, fm ui).
+FM_DAGSTER_PG_URL (the instance on Postgres), FM_EXECUTOR, FM_CELERY_BROKER, FM_CELERY_BACKEND,
+FM_CELERY_NO_WORKER_TIMEOUT_S, FM_K8S_NAMESPACE: README "Scale out".
 """
 
 from __future__ import annotations
@@ -58,12 +61,24 @@ def instance_settings() -> dict:
         "concurrency": {"pools": {"default_limit": 4}, "runs": {"max_concurrent_runs": max_concurrent_runs()}},
         "run_queue": {"dequeue_interval_seconds": DEQUEUE_INTERVAL_S},
         "run_retries": {"enabled": True, "max_retries": 1},
+        **postgres_storage(),  # run, event-log and schedule storage on Postgres when FM_DAGSTER_PG_URL is set
+        "run_monitoring": RUN_MONITORING,
+        "run_launcher": {"module": "fm_resources.runs", "class": "FmRunLauncher"},
     }
+
+
+# Run monitoring (the daemon of `fm ui`): a run whose process died is marked failed at the next poll (the run
+# launcher, fm_resources.runs.FmRunLauncher, tells a dead process from a live one) and its pool slots are freed
+# free_slots_after_run_end_seconds later; runs stuck starting or canceling fail after the timeouts. A dead run is
+# not resumed (the default launcher cannot resume): run_retries re-executes it once instead.
+RUN_MONITORING = {"enabled": True, "start_timeout_seconds": 180, "cancel_timeout_seconds": 180,
+                  "max_resume_run_attempts": 0, "poll_interval_seconds": 15, "free_slots_after_run_end_seconds": 15}
 
 
 # Settings added after instances already existed: dagster_home() adds them to a dagster.yaml fm wrote where they are
 # missing (a value already there, whatever it is, is kept).
-ADDED_SETTINGS = (("concurrency", "runs", "max_concurrent_runs"), ("run_queue", "dequeue_interval_seconds"))
+ADDED_SETTINGS = (("concurrency", "runs", "max_concurrent_runs"), ("run_queue", "dequeue_interval_seconds"),
+                  ("run_monitoring",), ("run_launcher",))
 
 # Dagster refuses a dagster.yaml that limits runs both under `concurrency` and in the run queue's own config.
 _RUN_QUEUE_LIMITS = ("max_concurrent_runs", "tag_concurrency_limits", "block_op_concurrency_limited_runs")
@@ -225,6 +240,81 @@ def s3_endpoint_url() -> str | None:
 
 def s3_region() -> str:
     return os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def dagster_pg_url() -> str | None:
+    """The Postgres URL of the Dagster instance (FM_DAGSTER_PG_URL; unset: SQLite in DAGSTER_HOME), normalised to
+    the psycopg2 scheme (fm_resources.postgres.normalise_pg_url; another driver is refused with the reason)."""
+    raw = os.environ.get("FM_DAGSTER_PG_URL", "").strip()
+    if not raw:
+        return None
+    from fm_resources.postgres import normalise_pg_url
+
+    return normalise_pg_url(raw)
+
+
+def postgres_storage() -> dict:
+    """The `storage` section for a new dagster.yaml: Postgres when FM_DAGSTER_PG_URL is set (the file names the
+    variable, not its value), nothing (Dagster's SQLite default) otherwise."""
+    if dagster_pg_url() is None:
+        return {}
+    from fm_resources.postgres import storage_settings
+
+    return storage_settings()
+
+
+def executor_kind() -> str:
+    """Where a run's steps execute (FM_EXECUTOR): `in_process` (the default: in the run's process), `celery` (Celery
+    workers, queue per step: fm_resources.cluster) or `k8s` (a Kubernetes Job per step, k8s_job_executor)."""
+    value = os.environ.get("FM_EXECUTOR", "in_process").strip().lower() or "in_process"
+    if value not in ("in_process", "celery", "k8s"):
+        raise ValueError(f"FM_EXECUTOR={value!r}: expected in_process, celery or k8s")
+    return value
+
+
+def celery_broker() -> str:
+    """The Celery broker of the `celery` executor and its workers (FM_CELERY_BROKER, default a local Redis)."""
+    return os.environ.get("FM_CELERY_BROKER", "").strip() or "redis://127.0.0.1:6379/0"
+
+
+def celery_backend() -> str:
+    """Where Celery workers put step results (FM_CELERY_BACKEND, default the broker)."""
+    return os.environ.get("FM_CELERY_BACKEND", "").strip() or celery_broker()
+
+
+def celery_no_worker_timeout_s() -> float:
+    """How long a step waits for a live Celery worker consuming its queue before it fails
+    (FM_CELERY_NO_WORKER_TIMEOUT_S, default 300); a busy worker is not a missing one."""
+    return max(1.0, float(os.environ.get("FM_CELERY_NO_WORKER_TIMEOUT_S", "300")))
+
+
+def k8s_namespace() -> str:
+    """Namespace of the step Jobs of the `k8s` executor (FM_K8S_NAMESPACE, default the run's own namespace)."""
+    return os.environ.get("FM_K8S_NAMESPACE", "").strip()
+
+
+def s3_retry_seconds() -> float:
+    """How long an S3 call (lake or input videos) keeps retrying through connection errors, timeouts, throttling
+    and 5xx, with exponential backoff, before it fails (FM_S3_RETRY_S, default 60; 0: one attempt)."""
+    return max(0.0, float(os.environ.get("FM_S3_RETRY_S", "60")))
+
+
+def check_severity(variable: str, default: str) -> str:
+    """The severity of a SQL check whose header names a `severity_setting` (e.g. FM_TEXT_CHECK_SEVERITY for the
+    text-hygiene checks of captions and LLM questions): WARN or ERROR from that variable, else the header's."""
+    value = os.environ.get(variable, "").strip().upper()
+    return value if value in ("WARN", "ERROR") else default
+
+
+def ui_allowed_hosts() -> list[str]:
+    """Host names `fm ui` answers besides loopback and the one it is bound to (FM_UI_ALLOWED_HOSTS, comma-separated:
+    e.g. the name an authenticating reverse proxy forwards as Host)."""
+    return [h.strip().lower() for h in os.environ.get("FM_UI_ALLOWED_HOSTS", "").split(",") if h.strip()]
+
+
+def debug() -> bool:
+    """Show tracebacks (FM_DEBUG=1, or `fm --debug`)."""
+    return os.environ.get("FM_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
 def litellm_offline_prices() -> None:

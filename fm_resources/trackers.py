@@ -1,8 +1,9 @@
 """Multi-object trackers from mmdet 3.x (the successor of mmtrack): ByteTrack (default) and OC-SORT.
 
-`TrackerResource.new_clip()` builds a FRESH mmdet tracker for every clip, so ids and Kalman state never leak
-between clips or videos (a class- or module-level tracker state is a classic bug). Track ids are numbered
-from 1 within a clip.
+`TrackerResource.track_clip()` builds a FRESH mmdet tracker for every sequence it is given (the `tracks` asset
+gives it one run of continuous clips of a shot at a time), so ids and Kalman state never leak between shots or
+videos (a class- or module-level tracker state is a classic bug). Track ids are numbered from 1 within a
+sequence; fm_assets.labels.tracking.shot_track_rows renumbers them to be unique within the video.
 """
 
 from __future__ import annotations

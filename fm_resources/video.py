@@ -12,7 +12,7 @@ import heapq
 import io
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from fm_assets.labels.plots import jpeg
 from fm_resources.lake import is_s3, split_s3
 from fm_resources.settings import fm_home, input_locations, s3_endpoint_url
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".gif")
 
 
 class VideoError(Exception):
@@ -286,6 +286,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class Listing:
+    files: list[InputFile]
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, why it could not be listed or read)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was passed over)
+
+
 @dataclass(frozen=True)
 class InputFile:
     uri: str  # absolute local path or s3://bucket/key
@@ -305,28 +312,73 @@ class VideoStore(ConfigurableResource):
         return self.inputs or input_locations()
 
     def _s3(self):
-        from dagster_aws.s3 import S3Resource
+        from fm_resources.s3 import s3_client  # retries through outages (FM_S3_RETRY_S)
 
-        return S3Resource(endpoint_url=self.s3_endpoint_url or s3_endpoint_url()).get_client()
+        return s3_client(self.s3_endpoint_url or s3_endpoint_url())
 
     def scan(self, location: str) -> list[InputFile]:
         """The video files at a location (a folder, searched recursively, a single file, or an S3 prefix)."""
+        return self.listing(location).files
+
+    def listing(self, location: str) -> Listing:
+        """The video files at a location, with what could not be listed and what was passed over, and why. A file
+        keeps the name it is listed under (a symlink is not resolved to its target's name), so `fm run LINK` and
+        the sensor give it the same id. Hidden files (names starting with '.') inside folders are passed over; a
+        file named directly is taken whatever its name."""
         if is_s3(location):
             bucket, prefix = split_s3(location)
             out = []
-            for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for page in self._s3().pages(Bucket=bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
                     if obj["Key"].lower().endswith(VIDEO_EXTENSIONS):
                         out.append(InputFile(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"')))
-            return sorted(out, key=lambda f: f.uri)
-        root = Path(location).expanduser().resolve()
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-        out = []
-        for p in files:
-            if p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."):
+            return Listing(sorted(out, key=lambda f: f.uri))
+        root = Path(os.path.abspath(Path(location).expanduser()))
+        listing = Listing([])
+        if root.is_file():
+            candidates = [root]
+        elif root.is_dir():
+            candidates = []
+            for folder, dirs, names in os.walk(root, onerror=lambda e: listing.errors.append(
+                    (str(e.filename), f"cannot list: {e.strerror or e}"))):
+                dirs.sort()
+                for name in sorted(names):
+                    p = Path(folder) / name
+                    if name.startswith("."):
+                        if p.suffix.lower() in VIDEO_EXTENSIONS:
+                            listing.skipped.append((str(p), "hidden file (name starts with '.')"))
+                    elif p.is_file():
+                        candidates.append(p)
+        else:
+            return Listing([], [(str(root), "no such file or folder")])
+        for p in candidates:
+            if p.suffix.lower() not in VIDEO_EXTENSIONS:
+                if p == root:
+                    listing.skipped.append((str(p), f"not a video file by its extension (known: "
+                                                    f"{' '.join(VIDEO_EXTENSIONS)})"))
+                continue
+            try:
                 st = p.stat()
-                out.append(InputFile(str(p), st.st_size, f"{st.st_size}:{st.st_mtime_ns}"))
-        return out
+            except OSError as exc:  # vanished while listing, a dangling symlink
+                listing.errors.append((str(p), f"cannot stat: {exc.strerror or exc}"))
+                continue
+            listing.files.append(InputFile(str(p), st.st_size, f"{st.st_size}:{st.st_mtime_ns}"))
+        return listing
+
+    def exists(self, uri: str) -> bool:
+        """Whether the source is still there (an S3 object: one HEAD; an outage raises)."""
+        if not is_s3(uri):
+            return Path(uri).is_file()
+        from fm_resources.lake import not_found
+
+        bucket, key = split_s3(uri)
+        try:
+            self._s3().head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception as exc:
+            if not_found(exc):
+                return False
+            raise
 
     def fetch(self, uri: str) -> Path:
         """A local path for the video at `uri` (downloading S3 objects into the cache when needed)."""
@@ -339,7 +391,11 @@ class VideoStore(ConfigurableResource):
         target = cache / bucket / f"{etag}{Path(key).suffix}"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(target.suffix + ".part")
-            client.download_file(bucket, key, str(tmp))
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.part")  # one per process
+            try:
+                client.download_file(bucket, key, str(tmp))
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             os.replace(tmp, target)
         return target

@@ -3,10 +3,13 @@ the compaction of the per-video tables for whole-lake queries."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.resources
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,6 +91,21 @@ def per_video_table(name: str) -> bool:
     return name != "splits" and view_files(name) == f"{name}/*.parquet"
 
 
+@contextlib.contextmanager
+def compaction_lock() -> Iterator[None]:
+    """One compaction at a time per FM_HOME (an flock on $FM_HOME/.fm-compact.lock): two `fm run` compacting at
+    once would each delete the other's new generation while its manifest names it. The second one waits, then
+    finds the tables compacted (nothing changed since) and leaves them."""
+    home = fm_home()
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".fm-compact.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Warehouse(ConfigurableResource):
     """Opens DuckDB with a view per materialized asset (an S3 lake is mirrored locally first), and compacts
     the lake's per-video tables for whole-lake queries."""
@@ -162,6 +180,10 @@ class Warehouse(ConfigurableResource):
         unknown = sorted(set(tables or ()) - set(names))
         if unknown:
             raise ValueError(f"not a per-video table with files in the lake: {', '.join(unknown)}")
+        with compaction_lock():
+            return self._compact(names, min_changed)
+
+    def _compact(self, names: list[str], min_changed: int) -> dict[str, dict]:
         root = self.lake.mirror(names)
         report = {}
         for name in names:

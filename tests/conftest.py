@@ -76,6 +76,41 @@ def s3_server():
     proc.wait(timeout=10)
 
 
+def in_ci() -> bool:
+    """CI=true: a test whose server or tool cannot start fails instead of skipping."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def loopback():
+    """deploy/celery/loopback.py (servers on 127.0.0.1 for the cluster tests), imported from its path."""
+    import importlib.util
+
+    if "fm_loopback" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("fm_loopback", ROOT / "deploy" / "celery" / "loopback.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["fm_loopback"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["fm_loopback"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real Postgres 15 on 127.0.0.1 (initdb in a temporary folder): {hostname, port, username, db_name, url}
+    with url in the psycopg2 scheme. Skips with the reason when it cannot start, fails under CI=true."""
+    lb = loopback()
+    cluster = lb.Cluster(base=tmp_path_factory.mktemp("postgres"))
+    try:
+        url = cluster.start_postgres()
+    except lb.Unavailable as exc:
+        cluster.close()
+        if in_ci():
+            pytest.fail(f"Postgres could not start under CI: {exc}")
+        pytest.skip(f"Postgres could not start: {exc}")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    yield {"hostname": "127.0.0.1", "port": port, "username": "fm", "db_name": "dagster", "url": url}
+    cluster.close()
+
+
 @pytest.fixture
 def s3_env(s3_server, monkeypatch):
     """Point boto3 (through dagster-aws) at the local S3 server with dummy credentials."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fm_assets.cli import eval_grounded, eval_mcq, eval_mot
+from fm_assets.cli import eval_grounded, eval_labels, eval_mcq, eval_mot, instance
+from fm_assets.cli.doctor import cmd_doctor
 from fm_assets.cli.export import cmd_export
 from fm_assets.cli.lake import cmd_compact, cmd_db, cmd_sql
 from fm_assets.cli.run import cmd_demo, cmd_run
@@ -15,6 +16,7 @@ from fm_assets.cli.ui import cmd_ui
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fm", description="FoundationMotion-style motion labels from raw video, as a Dagster asset graph.")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks (also FM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="render sample videos (or take --videos DIR), run the graph, print a summary")
@@ -34,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("query", nargs="?")
     p.add_argument("-f", "--file", help="a .sql file, e.g. sql/reports/...")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--allow-write", action="store_true",
+                   help="allow statements that write (CREATE, INSERT, COPY ... TO inside FM_HOME or the lake, ...)")
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("doctor", help="show runs whose process died, pool slots, missing sources; --clean fixes them")
+    p.add_argument("--clean", action="store_true", help="mark dead runs failed, free their pool slots, "
+                                                        "mark labelled videos whose source is gone source_missing")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("db", help="write a DuckDB database file with the lake's views (default $FM_HOME/fm.duckdb)")
     p.add_argument("--out", help="where to write it")
@@ -56,18 +65,42 @@ def main(argv: list[str] | None = None) -> int:
                    help="groundmore: frames (images and masks) per second of each clip (default 6, GroundMoRe's)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("eval", help="score models and trackers: mcq (any litellm model), grounded (J/F/J&F), mot")
+    p = sub.add_parser("eval", help="score models, trackers and labels: mcq (any litellm model), grounded "
+                                    "(J/F/J&F), mot, labels (questions vs ground-truth tracks)")
     evals = p.add_subparsers(dest="what", required=True)
-    for module in (eval_mcq, eval_grounded, eval_mot):
+    for module in (eval_mcq, eval_grounded, eval_mot, eval_labels):
         module.add_parser(evals)
+
+    instance.add_parser(sub)
 
     p = sub.add_parser("ui", help="dagster dev on this project and the instance in FM_HOME")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)
 
-    args = parser.parse_args(argv)
-    return args.func(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug_anywhere = "--debug" in argv[1:]  # `fm run ... --debug` as well as `fm --debug run ...`
+    args = parser.parse_args([a for a in argv if a != "--debug"] if debug_anywhere else argv)
+    args.debug = args.debug or debug_anywhere
+    return guarded(args.func, args)
+
+
+def guarded(func, args) -> int:
+    """Run a command; an unexpected error ends in one line with its cause (the traceback only with --debug)."""
+    from fm_assets.cli.console import one_line
+    from fm_resources.settings import debug, environment
+
+    if args.debug or debug():
+        with environment("FM_DEBUG", "1"):  # read back through settings.debug() by the commands
+            return func(args)
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("fm: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"fm {args.command}: error: {one_line(exc)}  (run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

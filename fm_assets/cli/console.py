@@ -12,6 +12,18 @@ def console():
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """An exception and its causes in one line, innermost cause included: `Type: message <- Cause: message`."""
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen and len(parts) < 4:
+        seen.add(id(exc))
+        text = " ".join(str(exc).split())
+        parts.append(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+        exc = exc.__cause__ or exc.__context__
+    line = " <- ".join(parts)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def report_runs(results: list[dict], err) -> list[dict]:
     """Print failed runs and failed checks; returns the failed runs."""
     failed = [r for r in results if not r["success"]]
@@ -21,7 +33,10 @@ def report_runs(results: list[dict], err) -> list[dict]:
             err(f"check {c['severity']} {c['check']} on {c['asset']} ({where}): {c['rows']} offending row(s)"
                 f" -- see `fm sql -f sql/checks/{c['check']}.sql`")
     for r in failed:
-        err(f"run {r['run_id']} for {r['video_id'] or 'the dataset'} failed: {r['error']}")
+        if r["run_id"] is None:  # it never got a run (e.g. its registration failed)
+            err(f"{r['video_id']} failed: {r['error']}")
+        else:
+            err(f"run {r['run_id']} for {r['video_id'] or 'the dataset'} failed: {r['error']}")
     return failed
 
 

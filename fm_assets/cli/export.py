@@ -12,6 +12,8 @@ def cmd_export(args) -> int:
 
     from fm_assets import export as exports
     from fm_assets.definitions import defs
+    from fm_assets.labels.hygiene import CAPTION_TEXT, QUESTION_TEXT, sql_filter
+    from fm_resources.registry import GONE_STATUSES
 
     wh = defs.resources["warehouse"]
     lake = defs.resources["lake"]
@@ -41,16 +43,24 @@ def cmd_export(args) -> int:
         print(f"fm export {args.format}: no splits table in the lake yet; train / val / test come from the `splits` "
               "asset, which `fm run PATH` materializes after the videos: run `fm run` first", file=sys.stderr)
         return 1
-    splits = wh.query("select * from splits")
+    live = ("video_id NOT IN (SELECT video_id FROM videos WHERE status IN ("
+            + ", ".join(f"'{s}'" for s in GONE_STATUSES) + "))")
+    splits = wh.query(f"select * from splits where {live}")
     source = exports.lake_sources(lake, defs.resources["video_store"])
-    qa = wh.query("select * from qa_pairs")
+    # flagged text (instruction-like, markup, URLs: labels/hygiene.py) and retired videos stay out of exports
+    qa = wh.query(f"select * from qa_pairs where {sql_filter(QUESTION_TEXT)} and {live}")
+    n_flagged = wh.query(f"select count(*) as n from qa_pairs where not ({sql_filter(QUESTION_TEXT)})")["n"][0]
+    if n_flagged:
+        print(f"fm export {args.format}: {n_flagged} question(s) left out: instruction-like text, markup or a URL "
+              "(see `fm sql -f sql/checks/qa_text_hygiene.sql`)", file=sys.stderr)
     clips = wh.query("select * from raw_clips")
     try:
         if args.format == "llamafactory":
             manifest = exports.export_llamafactory(qa, clips, wh.query("select * from tracks"), splits, source, out)
         elif args.format == "fm-json":
             manifest = exports.export_fm_json(qa, clips, wh.query("select * from trajectories"),
-                                              wh.query("select * from captions"), splits, source, out)
+                                              wh.query(f"select * from captions where {sql_filter(CAPTION_TEXT)}"),
+                                              splits, source, out)
         else:
             dets = pl.DataFrame()
             if "detections" in tables:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,15 @@ def cmd_sql(args) -> int:
     query = Path(args.file).read_text() if args.file else args.query
     wh = defs.resources["warehouse"]
     try:
+        refused = None if getattr(args, "allow_write", False) else write_refusal(query)
+    except duckdb.Error as exc:  # a query DuckDB cannot even parse
+        print(f"fm sql: {exc}", file=sys.stderr)
+        return 1
+    if refused:
+        print(f"fm sql: refused: {refused}. `fm sql` is read-only by default (the lake opens through read-only "
+              "views); --allow-write lifts this", file=sys.stderr)
+        return 2
+    try:
         df = wh.query(query)
     except duckdb.Error as exc:
         print(f"fm sql: {exc}", file=sys.stderr)
@@ -28,6 +38,45 @@ def cmd_sql(args) -> int:
         return 1
     print_frame(df, args.format)
     return 0
+
+
+READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "CALL")
+_TARGET = re.compile(r"\bTO\s+'((?:[^']|'')*)'", re.IGNORECASE)
+_EXPORT_TARGET = re.compile(r"^\s*EXPORT\s+DATABASE\s+(?:\w+\s+TO\s+)?'((?:[^']|'')*)'", re.IGNORECASE)
+
+
+def write_refusal(query: str) -> str | None:
+    """Why `fm sql` refuses a query without --allow-write (None: it may run): anything but reading (SELECT,
+    EXPLAIN, PRAGMA, SET, CALL), and COPY ... TO / EXPORT DATABASE into FM_HOME or the lake. Statements are
+    told apart by DuckDB's own parser, not by keywords in the text."""
+    import duckdb
+
+    from fm_resources.settings import fm_home, lake_root
+
+    protected = [fm_home(), lake_root()]
+    for st in duckdb.extract_statements(query):
+        kind = st.type.name
+        if kind in READ_ONLY_STATEMENTS:
+            continue
+        if kind in ("COPY", "EXPORT"):
+            m = (_TARGET if kind == "COPY" else _EXPORT_TARGET).search(st.query)
+            if m is None:
+                return f"{kind} without a file target (COPY ... FROM writes into a table)"
+            target = m.group(1).replace("''", "'")
+            if not any(inside(target, root) for root in protected):
+                continue
+            return f"{kind} to {target!r} writes inside FM_HOME or the lake"
+        return f"{kind} statements write"
+    return None
+
+
+def inside(target: str, root: str | Path) -> bool:
+    """Whether a path (or s3:// URI) lies in root (a folder or s3:// prefix)."""
+    root = str(root)
+    if target.startswith("s3://") or root.startswith("s3://"):
+        return target.rstrip("/").startswith(root.rstrip("/"))
+    t, r = Path(os.path.abspath(target)).resolve(), Path(root).resolve()
+    return t == r or r in t.parents
 
 
 def write_duckdb(out: Path | None = None) -> tuple[Path, list[str]]:

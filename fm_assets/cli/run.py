@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
-from fm_assets.cli.console import console, print_frame, report_runs
+from fm_assets.cli.console import console, one_line, print_frame, report_runs
 from fm_assets.cli.lake import write_duckdb
 from fm_resources.instance import add_video_partitions, dagster_instance
 
 
-def collect_uris(paths: list[str]) -> list[str]:
-    """Video files named directly, inside folders (recursively) or below s3:// prefixes."""
+def collect_uris(paths: list[str], problems: list[str] | None = None) -> list[str]:
+    """Video files named directly, inside folders (recursively) or below s3:// prefixes. A path that does not
+    exist or is not a video stops here with a message; what cannot be listed inside a folder (or an S3 prefix
+    during an outage) is added to `problems` and the rest goes on."""
     from fm_resources.video import VideoStore
 
     store = VideoStore()
     uris: list[str] = []
     for p in paths:
-        if not p.startswith("s3://") and not Path(p).exists():
+        if not p.startswith("s3://") and not os.path.lexists(p):
             raise SystemExit(f"fm: no such file or folder: {p}")
-        found = store.scan(p)
-        if not found and not p.startswith("s3://") and Path(p).is_file():
-            raise SystemExit(f"fm: not a video file (by extension): {p}")
-        uris += [f.uri for f in found]
+        try:
+            listing = store.listing(p)
+        except Exception as exc:
+            if problems is None:
+                raise
+            problems.append(f"cannot list {p}: {one_line(exc)}")
+            continue
+        if not listing.files and not p.startswith("s3://") and Path(p).is_file() and listing.skipped:
+            raise SystemExit(f"fm: {p}: {listing.skipped[0][1]}")
+        for path, why in listing.errors:
+            if problems is None:
+                raise SystemExit(f"fm: {path}: {why}")
+            problems.append(f"{path}: {why}")
+        hidden = [path for path, why in listing.skipped if why.startswith("hidden")]
+        if hidden and problems is not None:
+            problems.append(f"{p}: {len(hidden)} hidden file(s) passed over (names starting with '.'; "
+                            f"name one directly to take it): {', '.join(Path(h).name for h in hidden[:3])}")
+        uris += [f.uri for f in listing.files]
     return list(dict.fromkeys(uris))
 
 
@@ -65,34 +82,52 @@ def preflight(selection, run_config: dict | None) -> None:
 
 
 def run_videos(paths: list[str], until: str | None = None, run_config: dict | None = None, quiet: bool = False,
-               log_level: str = "WARNING") -> list[dict]:
-    """Register the videos as partitions and materialize the per-video assets for each, in this process."""
+               log_level: str | None = None, notes: list[str] | None = None) -> list[dict]:
+    """Register the videos as partitions and materialize the per-video assets for each, in this process. Dead
+    runs of killed processes are cleaned up first; what goes wrong outside a video's run (an input that cannot
+    be listed, the fm.duckdb refresh) is added to `notes` and the rest goes on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fm_assets.definitions import defs
     from fm_assets.defs.automation import register_new
+    from fm_resources.runs import reap_dead_runs
+    from fm_resources.settings import debug
     from fm_resources.video import VideoStore
 
+    notes = [] if notes is None else notes
+    # Dagster's console log shows every step failure with its traceback: only with --debug; the reasons come in
+    # the one-line run reports at the end
+    log_level = log_level or ("WARNING" if debug() else "CRITICAL")
     instance = dagster_instance()
+    for dead in reap_dead_runs(instance):
+        notes.append(f"run {dead['run_id']} ({dead['partition'] or 'no partition'}) was left {dead['status']} by a "
+                     f"process that is gone (pid {dead['pid']}): marked failed, its pool slots freed")
     selection = selection_until(until)
     preflight(selection, run_config)
-    uris = collect_uris(paths)
+    uris = collect_uris(paths, notes)
     lake = defs.resources["lake"]
-    registered, _ = register_new(VideoStore(inputs=uris), lake, {})
+    failures: list[tuple[str, str]] = []
+    registered, _ = register_new(VideoStore(inputs=uris), lake, {}, failures=failures)
+    for r in registered:
+        if r.replaced:
+            notes.append(f"{r.uri} holds new content ({r.video_id}); the labels of its old content ({r.replaced}) "
+                         "are marked stale and left out of the views, splits and exports")
     ids = list(dict.fromkeys(r.video_id for r in registered))
     add_video_partitions(instance, ids)
     job = defs.resolve_job_def("label_videos")
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
-    results = []
+    results = [{"video_id": Path(uri).name, "success": False, "run_id": None, "seconds": None,
+                "error": f"not registered: {why}", "failed_checks": []} for uri, why in failures]
+    say = lambda m: print(f"fm: {m}", file=sys.stderr, flush=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   disable=quiet, transient=False) as progress:
         task = progress.add_task("materializing", total=len(ids))
         for vid in ids:
             progress.update(task, description=f"materializing {vid}")
             started = time.perf_counter()
-            res = job.execute_in_process(partition_key=vid, instance=instance, asset_selection=selection,
-                                         raise_on_error=False, run_config=config,
-                                         tags={"fm/launched_by": "fm run"})
+            res = execute_watched(job, instance, {"partition_key": vid, "asset_selection": selection,
+                                                      "raise_on_error": False, "run_config": config},
+                                  say)
             results.append({"video_id": vid, "success": res.success, "run_id": res.run_id,
                             "seconds": time.perf_counter() - started, "error": run_error(res),
                             "failed_checks": failed_checks(res)})
@@ -102,21 +137,95 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
             dataset_config = {"loggers": config["loggers"]}
             if "splits" in (config.get("ops") or {}):
                 dataset_config["ops"] = {"splits": config["ops"]["splits"]}
-            res = defs.resolve_job_def("build_dataset").execute_in_process(
-                instance=instance, raise_on_error=False, run_config=dataset_config,
-                tags={"fm/launched_by": "fm run"})
+            res = execute_watched(defs.resolve_job_def("build_dataset"), instance,
+                                  {"raise_on_error": False, "run_config": dataset_config},
+                                  say)
             results.append({"video_id": None, "success": res.success, "run_id": res.run_id, "seconds": None,
                             "error": run_error(res), "failed_checks": failed_checks(res)})
-    write_duckdb()
+    try:
+        write_duckdb()
+    except Exception as exc:
+        notes.append(f"fm.duckdb not refreshed: {one_line(exc)}")
     return results
 
 
+WATCH_EVERY_S = 5.0  # how often a run in progress is checked for a step waiting on a pool slot
+
+
+def execute_watched(job, instance, kwargs: dict, say, every_s: float = WATCH_EVERY_S):
+    """job.execute_in_process(**kwargs) in a worker thread, so this (main) thread stays responsive: every
+    `every_s` it says which pool a step waits for and which runs hold it (never a silent wait; a holder whose
+    process is gone is cleaned up at once), and Ctrl-C or SIGTERM stop at once: the run is marked canceled, its
+    pool slots are freed and the process exits 130 (lake writes are atomic: nothing is half-written)."""
+    import signal
+    import threading
+    import uuid
+
+    from fm_resources.runs import blocked_message, process_tags, reap_dead_runs
+    from fm_resources.settings import pool_limits
+
+    run_id = str(uuid.uuid4())
+    tags = {"fm/launched_by": "fm run", **process_tags(), **kwargs.pop("tags", {})}
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["result"] = job.execute_in_process(instance=instance, run_id=run_id, tags=tags, **kwargs)
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"fm-run-{run_id[:8]}", daemon=True)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    said = None
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(every_s)
+            if not worker.is_alive():
+                break
+            message = blocked_message(instance, run_id, list(pool_limits()))
+            if message and message != said:
+                say(message)
+                if "GONE" in message:
+                    reap_dead_runs(instance)
+            said = message
+    except KeyboardInterrupt:
+        stop_run(instance, run_id)
+        say(f"interrupted: run {run_id} marked canceled and its pool slots freed")
+        sys.stderr.flush()
+        os._exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def stop_run(instance, run_id: str) -> None:
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_canceled(run, "stopped by Ctrl-C / SIGTERM of `fm run`")
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
 def run_error(res) -> str | None:
+    """Why a run failed, in one line that ends with the cause (the step, the error, what it was caused by)."""
     if res.success:
         return None
-    errors = [e.event_specific_data.error.message.strip() for e in res.all_events
-              if getattr(e.event_specific_data, "error", None) is not None]
-    return errors[0] if errors else "run failed"
+    for e in res.all_events:
+        error = getattr(e.event_specific_data, "error", None)
+        if error is None:
+            continue
+        parts = []
+        while error is not None and len(parts) < 4:
+            text = " ".join((error.message or "").split())
+            if text and not text.startswith("dagster._core.errors.DagsterExecutionStepExecutionError"):
+                parts.append(text)
+            error = error.cause or error.context
+        step = f"{e.step_key}: " if e.step_key else ""
+        return step + (" <- ".join(parts) or "failed")[:500]
+    return "run failed"
 
 
 def failed_checks(res) -> list[dict]:
@@ -182,14 +291,32 @@ def cmd_run(args) -> int:
         import yaml
 
         run_config = yaml.safe_load(Path(args.config).read_text())
-    results = run_videos(args.paths, until=args.until, run_config=run_config, quiet=args.quiet)
+    notes: list[str] = []
+    results = run_videos(args.paths, until=args.until, run_config=run_config, quiet=args.quiet, notes=notes)
     videos = [r for r in results if r["video_id"]]
-    df = summary([r["video_id"] for r in videos])
+    df = None
+    try:
+        df = summary([r["video_id"] for r in videos])
+    except Exception as exc:  # e.g. the lake unreachable: the counts below still come
+        notes.append(f"no summary table: {one_line(exc)}")
     if df is not None and not args.quiet:
         print_frame(df, "table")
-    failed = report_runs(results, lambda m: print(f"fm: {m}", file=sys.stderr))
-    print(f"{sum(r['success'] for r in videos)} of {len(videos)} video(s) materialized", file=sys.stderr)
-    return 1 if failed else 0
+    err = lambda m: print(f"fm: {m}", file=sys.stderr)
+    for note in notes:
+        err(note)
+    failed = report_runs(results, err)
+    print(closing_line(videos, df), file=sys.stderr)
+    return 1 if failed or any("cannot list" in n for n in notes) else 0
+
+
+def closing_line(videos: list[dict], df) -> str:
+    """`N of M video(s) materialized, K failed` and the videos' statuses (ok, error, skipped, stale, ...)."""
+    done = sum(r["success"] for r in videos)
+    line = f"{done} of {len(videos)} video(s) materialized, {len(videos) - done} failed"
+    if df is not None and "status" in df.columns and len(df):
+        counts = df.group_by("status").len().sort("status").iter_rows()
+        line += "; status: " + ", ".join(f"{s} {n}" for s, n in counts)
+    return line
 
 
 def cmd_demo(args) -> int:
@@ -203,11 +330,14 @@ def cmd_demo(args) -> int:
         out = fm_home() / "demo-videos"
         con.print(f"[bold]Rendering synthetic scenes[/] into {out}")
         paths = [str(p) for p in make_demo_videos(out, seed=args.seed)]
-    results = run_videos(paths, until=args.until)
+    notes: list[str] = []
+    results = run_videos(paths, until=args.until, notes=notes)
     videos = [r for r in results if r["video_id"]]
     df = summary([r["video_id"] for r in videos])
     if df is not None:
         print_frame(df, "table")
+    for note in notes:
+        con.print(f"[yellow]{note}[/]")
     failed = report_runs(results, lambda m: con.print(f"[red]{m}[/]"))
     examples = example_questions([r["video_id"] for r in videos])
     if examples is not None and len(examples):

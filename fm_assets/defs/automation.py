@@ -30,7 +30,7 @@ from dagster import (
 
 from fm_assets.defs.partitions import videos_partitions
 from fm_resources.lake import Lake
-from fm_resources.registry import Registered, register_video
+from fm_resources.registry import Registered, lookup_video, register_video
 from fm_resources.video import VideoStore
 
 PER_VIDEO = AssetSelection.groups("ingest", "perception", "language")
@@ -83,21 +83,72 @@ label_videos_job = define_asset_job(
 
 
 def register_new(
-    store: VideoStore, lake: Lake, seen: dict[str, str], limit: "int | None" = None
+    store: VideoStore, lake: Lake, seen: dict[str, str], limit: "int | None" = None, log=None,
+    failures: "list[tuple[str, str]] | None" = None,
 ) -> tuple[list[Registered], dict[str, str]]:
     """Register every video file at the store's locations whose signature (size+mtime or ETag) is not in
-    `seen`; returns the registrations and the updated `seen` map (the sensor's cursor)."""
+    `seen`; returns the registrations and the updated `seen` map (the sensor's cursor). One bad input never stops
+    the others: a location that cannot be listed is logged and skipped (its files stay in `seen`), a file that
+    cannot be read is registered as that video's error (registry.register_video). Files gone since the last
+    look leave `seen`; a labelled video whose source is gone is marked `source_missing`. A file whose
+    registration fails anyway (the lake unreachable after the retries) goes to `failures` (uri, why) and stays
+    out of `seen`, so the next look tries it again."""
     seen = dict(seen)
     out: list[Registered] = []
+    listed: set[str] = set()
+    failed: list[str] = []
     for location in store.locations():
-        for f in store.scan(location):
+        try:
+            listing = store.listing(location)
+        except Exception as exc:  # an S3 outage that outlasted the retries, a folder we may not read
+            failed.append(location)
+            if log is not None:
+                log.warning(f"cannot list {location}: {type(exc).__name__}: {exc}")
+            continue
+        for path, why in listing.errors:  # what is under it is not gone, just not visible now (an unmounted disk)
+            failed.append(path)
+            known = any(u == path or u.startswith(path.rstrip("/") + "/") for u in seen)
+            if log is not None and known:  # (a watched folder never created, like the default inbox, is quiet)
+                log.warning(f"{path}: {why}")
+        for f in listing.files:
+            listed.add(f.uri)
             if seen.get(f.uri) == f.signature:
                 continue
             if limit is not None and len(out) >= limit:
                 return out, seen
-            out.append(register_video(f.uri, store, lake))
+            try:
+                out.append(register_video(f.uri, store, lake))
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400]
+                if failures is not None:
+                    failures.append((f.uri, why))
+                if log is not None:
+                    log.warning(f"cannot register {f.uri}: {why}")
+                continue
             seen[f.uri] = f.signature
+    gone = [u for u in seen if u not in listed and not any(u == p or u.startswith(p.rstrip("/") + "/") for p in failed)]
+    for uri in gone:
+        seen.pop(uri)
+        mark_missing(uri, store, lake, log)
     return out, seen
+
+
+def mark_missing(uri: str, store: VideoStore, lake: Lake, log=None) -> str | None:
+    """The video last registered at `uri`, marked `source_missing` when it has labels and the file is gone."""
+    from fm_resources.registry import retire_video, uri_key
+
+    rec = lake.read_json(uri_key(uri)) if lake.exists(uri_key(uri)) else None
+    if rec is None or store.exists(uri):
+        return None
+    current = lookup_video(rec["video_id"], lake).get("uri")  # the same content may live on elsewhere
+    if current and current != uri and store.exists(current):
+        return None
+    if retire_video(lake, rec["video_id"], "source_missing", f"the source {uri} is gone (deleted or moved); "
+                    "its labels are kept, left out of splits and exports"):
+        if log is not None:
+            log.warning(f"{rec['video_id']}: source gone: {uri}")
+        return rec["video_id"]
+    return None
 
 
 @sensor(
@@ -108,7 +159,7 @@ def register_new(
 )
 def new_videos_sensor(context: SensorEvaluationContext, video_store: VideoStore, lake: Lake) -> SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    registered, seen = register_new(video_store, lake, cursor, limit=200)
+    registered, seen = register_new(video_store, lake, cursor, limit=200, log=context.log)
     fresh = sorted({r.video_id for r in registered if not context.instance.has_dynamic_partition("videos", r.video_id)})
     if registered:
         context.log.info(f"registered {len(registered)} file(s), {len(fresh)} new video partition(s)")

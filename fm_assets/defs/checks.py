@@ -6,6 +6,7 @@ Each file starts with a header:
     -- severity: ERROR          ERROR = hard violation, blocking (downstream assets do not materialize);
                                 WARN = reported, not blocking
     -- scope: partition         partition = the videos of the run only; dataset = the whole lake
+    -- severity_setting: FM_X   optional: an environment variable that may set the severity (WARN or ERROR)
     -- <description lines>
 """
 
@@ -26,6 +27,7 @@ from dagster import (
 )
 
 from fm_assets.defs.partitions import videos_partitions
+from fm_resources.settings import check_severity
 from fm_resources.warehouse import Warehouse, named_tables, sql_dir
 
 SAMPLE_ROWS = 20
@@ -59,13 +61,15 @@ def parse_check(path: Path) -> SqlCheck:
             break
         text = line[2:].strip()
         key, sep, value = text.partition(":")
-        if sep and key in ("asset", "severity", "scope") and not notes:
+        if sep and key in ("asset", "severity", "scope", "severity_setting") and not notes:
             header[key] = value.strip()
         else:
             notes.append(text)
     missing = {"asset", "severity", "scope"} - set(header)
     if missing:
         raise ValueError(f"{path}: header lacks {sorted(missing)} (see fm_assets/defs/checks.py)")
+    if header.get("severity_setting"):  # e.g. FM_TEXT_CHECK_SEVERITY=ERROR makes the check blocking
+        header["severity"] = check_severity(header["severity_setting"], header["severity"])
     if header["severity"] not in ("ERROR", "WARN") or header["scope"] not in ("partition", "dataset"):
         raise ValueError(f"{path}: severity must be ERROR or WARN and scope partition or dataset, got {header}")
     return SqlCheck(name=path.stem, asset=header["asset"], severity=header["severity"], scope=header["scope"],

@@ -23,6 +23,7 @@ LEFT JOIN (SELECT video_id, count(*) FILTER (WHERE kept) AS n_clips FROM raw_cli
 LEFT JOIN (SELECT video_id, count(*) FILTER (WHERE kept AND NOT grounded) AS n_questions,
                   count(*) FILTER (WHERE kept AND grounded) AS n_grounded
            FROM qa_pairs GROUP BY 1) q USING (video_id)
+WHERE v.status IS NULL OR v.status NOT IN ('stale', 'source_missing')  -- retired videos are not in the dataset
 """
 
 

@@ -10,11 +10,19 @@ from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, mult
 
 from fm_assets.defs.config import config_class
 from fm_assets.defs.partitions import videos_partitions
-from fm_assets.labels.clipping import ClipParams, contact_sheet, frame_duration, nearest_thumb, plan_clips, scan_frames
+from fm_assets.labels.clipping import (
+    ClipParams,
+    contact_sheet,
+    frame_duration,
+    nearest_thumb,
+    plan_clips,
+    scan_frames,
+    timing_error,
+)
 from fm_assets.labels.schemas import RAW_CLIPS, VIDEOS, frame
 from fm_resources.lake import Lake
-from fm_resources.registry import lookup_video
-from fm_resources.video import VideoError, VideoStore, decode, display_size, stream_info
+from fm_resources.registry import GONE_STATUSES, lookup_video, retire_video
+from fm_resources.video import VideoError, VideoStore, decode, display_size, sha256_file, stream_info
 
 ClipConfig = config_class(ClipParams, "ClipConfig")
 
@@ -24,14 +32,33 @@ def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: Cl
     gets status 'error' (unreadable) or 'skipped' (readable but unusable) and no clips."""
     started = time.perf_counter()
     row = {"video_id": video_id, "uri": uri, "sha256": sha256, "status": "ok", "error": None}
-    try:
+    try:  # the source as it is now: there, readable, and the content this id stands for
+        if not store.exists(uri):
+            row.update(status="source_missing", error=f"source not found: {uri} (deleted or moved)")
+            return row, [], None
         path = store.fetch(uri)
         row["size_bytes"] = path.stat().st_size
+        row["source_sha256"] = actual = sha256_file(path)
+    except OSError as exc:  # permissions, a file vanishing under us, a disk error
+        row.update(status="error", error=f"cannot read the source: {exc.strerror or exc}")
+        return row, [], None
+    if not sha256:
+        row.update(status="error", error=f"the source could not be read when it was registered: {uri}")
+        return row, [], None
+    if actual != sha256:
+        row.update(status="stale", error=f"the source changed since it was registered (sha256 {actual[:8]} is not "
+                                         f"{sha256[:8]}): nothing was labelled; `fm run {uri}` labels the new "
+                                         "content under its own id")
+        return row, [], None
+    try:
         info = stream_info(path)
         row.update(codec=info.codec, width=info.width, height=info.height)
         scan = scan_frames(decode(path), info.width, info.declared_fps, p)
     except VideoError as exc:
         row.update(status="skipped" if str(exc).startswith("no video stream") else "error", error=str(exc))
+        return row, [], None
+    except OSError as exc:
+        row.update(status="error", error=f"cannot read the source: {exc.strerror or exc}")
         return row, [], None
     width, height = display_size(info.width, info.height, scan.rotation)
     row.update(rotation=scan.rotation, width=width, height=height)
@@ -42,6 +69,10 @@ def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: Cl
         return row, [], scan
     dur = frame_duration(times, info.declared_fps)
     gaps = [b - a for a, b in zip(times, times[1:])]
+    broken = timing_error(times, dur, p)
+    if broken:
+        row.update(status="error", error=broken, n_frames=n, duration_s=times[-1] - times[0] + dur)
+        return row, [], scan
     row.update(
         n_frames=n,
         duration_s=times[-1] - times[0] + dur,
@@ -87,6 +118,8 @@ def ingest_video(video_id: str, config: ClipParams, video_store: VideoStore, lak
     row, clips, scan = analyse_video(video_id, reg["uri"], reg["sha256"], video_store, config)
     if row["status"] != "ok":
         log.warning(f"{video_id}: {row['status']}: {row['error']}")
+    if row["status"] in GONE_STATUSES:  # keep the labels of the content this id stands for, out of the views
+        retire_video(lake, video_id, row["status"], row["error"], move=True)
     thumbs = save_thumbnails(video_id, clips, scan, lake)
     videos_df, clips_df = frame([row], VIDEOS), frame(clips, RAW_CLIPS)
     video_meta, clips_meta = ingest_metadata(row, clips_df, thumbs, reg["uri"])

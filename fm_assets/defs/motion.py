@@ -8,6 +8,7 @@ from fm_assets.defs.partitions import for_each_video, kept_clips, of_video, per_
 from fm_assets.labels import plots
 from fm_assets.labels.motion_facts import TRAJECTORY_SCHEMA, TrajectoryParams
 from fm_assets.labels.motion_facts import trajectories as compute_trajectories
+from fm_assets.labels.qa import annotate_doubts
 from fm_resources.lake import Lake
 from fm_resources.registry import lookup_video
 from fm_resources.video import VideoStore, decode
@@ -16,7 +17,8 @@ TrajectoryConfig = config_class(TrajectoryParams, "TrajectoryConfig")
 
 
 @asset(partitions_def=videos_partitions, group_name="language",
-       description="Per track: smoothed normalised path and motion facts; too short or static tracks kept=false.")
+       description="Per track: smoothed normalised path and motion facts; too short or static tracks kept=false; "
+                   "kept tracks that questions will not be asked about carry drop_reason 'doubtful: <why>'.")
 def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_clips: pl.DataFrame,
                  tracks: pl.DataFrame, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
     params = config.to_params()
@@ -26,9 +28,11 @@ def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_c
         parts = [compute_trajectories(per_clip(video_tracks, c["clip_id"]), c["width"], c["height"], params)
                  for c in kept_clips(of_video(raw_clips, video_id))]
         df = pl.concat(parts) if parts else pl.DataFrame(schema=TRAJECTORY_SCHEMA)
+        # why a kept track will not be asked about (with the default question parameters)
+        df = annotate_doubts(df, kept_clips(of_video(raw_clips, video_id)))
         kept = df.filter(pl.col("kept"))
         metadata = {
-            "tracks": len(df), "kept": len(kept),
+            "tracks": len(df), "kept": len(kept), "doubtful": int(kept["drop_reason"].is_not_null().sum()),
             "dropped": str(dict(df.filter(~pl.col("kept")).group_by("drop_reason").len().sort("drop_reason").iter_rows())),
             "directions": str(dict(kept.group_by("direction").len().sort("direction").iter_rows())),
         }

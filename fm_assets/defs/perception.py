@@ -1,5 +1,6 @@
 """Stage 2: kept clips -> `detections` (every sampled frame, never the first frame only) -> `tracks`
-(a fresh mmdet tracker per clip)."""
+(a fresh mmdet tracker per run of continuous kept clips of a shot, tracklets joined across short gaps, track ids
+unique within the video)."""
 
 import time
 
@@ -9,9 +10,17 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from fm_assets.defs.config import config_class
 from fm_assets.defs.partitions import for_each_video, of_video, videos_partitions
+from fm_assets.defs.placement import GPU_STEP_TAGS
 from fm_assets.labels.plots import md_image
 from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
-from fm_assets.labels.tracking import DetectionParams, clip_track_rows, detect_video, draw_tracks
+from fm_assets.labels.tracking import (
+    DetectionParams,
+    TrackParams,
+    detect_video,
+    draw_tracks,
+    shot_runs,
+    shot_track_rows,
+)
 from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake
 from fm_resources.registry import lookup_video
@@ -19,9 +28,10 @@ from fm_resources.trackers import TrackerResource
 from fm_resources.video import VideoStore, decode
 
 DetectionConfig = config_class(DetectionParams, "DetectionConfig")
+TrackConfig = config_class(TrackParams, "TrackConfig")
 
 
-@asset(partitions_def=videos_partitions, group_name="perception", pool="gpu",
+@asset(partitions_def=videos_partitions, group_name="perception", pool="gpu", op_tags=GPU_STEP_TAGS,
        description="Boxes (and masks where the detector gives them) on every sampled frame of every kept clip.")
 def detections(context: AssetExecutionContext, config: DetectionConfig, videos: pl.DataFrame, raw_clips: pl.DataFrame,
                detector: DetectorResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
@@ -47,23 +57,26 @@ def detections(context: AssetExecutionContext, config: DetectionConfig, videos: 
 
 
 @asset(partitions_def=videos_partitions, group_name="perception",
-       description="Boxes with track ids: a fresh ByteTrack/OC-SORT per clip, fed every sampled frame.")
-def tracks(context: AssetExecutionContext, videos: pl.DataFrame, raw_clips: pl.DataFrame, detections: pl.DataFrame,
-           tracker: TrackerResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
+       description="Boxes with track ids: one ByteTrack/OC-SORT over each run of continuous kept clips of a shot "
+                   "(clips of a shot keep its ids), tracklets joined across short gaps by motion and colour, ids "
+                   "unique within the video.")
+def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataFrame, raw_clips: pl.DataFrame,
+           detections: pl.DataFrame, tracker: TrackerResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
     def one(video_id: str):
         started = time.perf_counter()
-        rows, n_frames = [], 0
+        rows, n_frames, next_id = [], 0, 1
         video_dets = of_video(detections, video_id)
-        for c in of_video(raw_clips, video_id).filter(pl.col("kept")).sort("start_frame").iter_rows(named=True):
-            clip_rows, clip_frames = clip_track_rows(video_id, c, video_dets.filter(pl.col("clip_id") == c["clip_id"]),
-                                                     tracker.track_clip)
-            rows += clip_rows
-            n_frames += clip_frames
+        for run in shot_runs(of_video(raw_clips, video_id).filter(pl.col("kept"))):
+            run_dets = video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run]))
+            run_rows, run_frames, next_id = shot_track_rows(video_id, run, run_dets, tracker.track_clip,
+                                                            config.to_params(), next_id)
+            rows += run_rows
+            n_frames += run_frames
         df = frame(rows, TRACKS)
         elapsed = time.perf_counter() - started
         metadata = {
             "tracker": tracker.kind,
-            "tracks": df.select("clip_id", "track_id").n_unique() if len(df) else 0,
+            "tracks": df["track_id"].n_unique() if len(df) else 0,
             "boxes": len(df),
             "frames_per_s": MetadataValue.float(n_frames / elapsed if elapsed > 0 else 0.0),
             "labels": str(dict(df.unique(["clip_id", "track_id"]).group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",

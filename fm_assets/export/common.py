@@ -83,7 +83,8 @@ groundmore (needs the `splits` table and the source videos)
     GroundMoRe names time in whole seconds, so the export covers the clip's whole seconds [s0, e0) =
     [ceil(start_s), floor(end_s)) and VID is `<clip_id>_MMSS_MMSS` of s0 and e0: exported frame k is the frame on
     screen at s0 + k / fps (the last decoded frame at or before that time), (e0 - s0) * fps frames in all.
-    `answer` is the object's referring expression, `obj_id` its track id, `q_type` Causal / Sequential /
+    `answer` is the object's referring expression, `obj_id` its number in the clip's masks (its tracks numbered
+    1.. in track id order; `track_id` is the lake's id), `q_type` Causal / Sequential /
     Counterfactual / Descriptive. `action_start` / `action_end` are "MM:SS" strings: the motion window with each
     end rounded to the nearest whole second (at least one second, inside [s0, e0)). The evaluator turns them into
     frames (action_start - s0) * fps .. (action_end - s0) * fps - 1, and that is exactly the window the export

@@ -195,10 +195,12 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
     if not picked:
         return [{"questions": len(questions_df),
                  "reason": f"no whole second of the source with frames in [{clip['start_s']:.3f}, {clip['end_s']:.3f}) s"}]
-    if len(ctracks) and int(ctracks["track_id"].max()) > 255:
-        return [{"questions": len(questions_df), "reason": "more than 255 track ids: palette masks hold ids 1-255"}]
-    shapes = {int(t): TrackPath(ctracks.filter(pl.col("track_id") == t), cdets)
-              for t in sorted(ctracks["track_id"].unique().to_list())}
+    # palette masks hold object ids 1-255: the clip's tracks are numbered 1.. in track id order (track ids are
+    # unique within the video, so they can exceed 255 in a long shot); the annotation keeps the track id too
+    palette = {int(t): k + 1 for k, t in enumerate(sorted(ctracks["track_id"].unique().to_list()))}
+    if len(palette) > 255:
+        return [{"questions": len(questions_df), "reason": "more than 255 tracks in the clip: palette masks hold ids 1-255"}]
+    shapes = {palette[t]: TrackPath(ctracks.filter(pl.col("track_id") == t), cdets) for t in palette}
     key = groundmore_vid(clip)
     height, width = picked[0][3]
     kinds_per_frame = []
@@ -214,7 +216,7 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
         if q["target_track_id"] is None or q["action_start_s"] is None or q["action_end_s"] is None:
             skipped.append({"qa_id": q["qa_id"], "questions": 1, "reason": "grounded question without object or window"})
             continue
-        tid = int(q["target_track_id"])
+        tid = palette.get(int(q["target_track_id"]), 0)
         t0, t1 = float(q["action_start_s"]), float(q["action_end_s"])
         # GroundMoRe's rule: frame k of the question is inside exactly when the evaluator's arithmetic on the
         # "MM:SS" strings says so; exported frame k is the frame on screen at span start + k / fps. The window
@@ -239,6 +241,7 @@ def _groundmore_clip(w: Out, clip: dict, picked: list[tuple], questions_df: pl.D
         all_kinds.append(mk)
         questions[q["qa_id"]] = {
             "question": q["question"], "answer": q["answer_text"], "obj_id": tid,
+            "track_id": int(q["target_track_id"]),
             "q_type": GROUNDMORE_TYPES.get(q["q_type"], q["q_type"]),
             "action_start": _time_str(secs[0]), "action_end": _time_str(secs[1]),
             "action_start_s": round(t0 - span[0], 3), "action_end_s": round(t1 - span[0], 3),

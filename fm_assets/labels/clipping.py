@@ -42,6 +42,8 @@ class ClipParams:
     analysis_width: int = param(192, "luma width used for motion analysis", ge=64)
     thumb_every_s: float = param(2.0, "one keyframe thumbnail per this many seconds", gt=0)
     thumb_width: int = param(256, "thumbnail width in pixels", ge=32)
+    max_gap_s: float = param(2.0, "a PTS gap longer than this between two frames starts a new shot (no clip spans "
+                                  "it); a video whose typical frame interval is longer has broken timing (error)", gt=0)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -194,6 +196,25 @@ def frame_duration(times: list[float], fps_hint: float | None) -> float:
     return 1.0 / fps_hint if fps_hint else 1.0 / 25
 
 
+def gap_cuts(times: list[float], max_gap_s: float) -> list[int]:
+    """Frame indices that follow a presentation-time gap longer than max_gap_s (a hole in the PTS: a cut)."""
+    return [j for j in range(1, len(times)) if times[j] - times[j - 1] > max_gap_s]
+
+
+def timing_error(times: list[float], dur: float, p: ClipParams) -> str | None:
+    """Why a video's timestamps cannot be trusted (None when they can): its typical frame interval is longer than
+    max_gap_s (e.g. one frame said to last 58 hours), or most of its frames are separated by such gaps."""
+    n = len(times)
+    span = times[-1] - times[0] + dur if n else 0.0
+    if n and dur > p.max_gap_s:
+        return (f"broken timing: {n} frame(s) over {span:.6g} s, a frame every {dur:.6g} s "
+                f"(more than max_gap_s={p.max_gap_s:g} s): duration and frame count disagree")
+    gaps = len(gap_cuts(times, p.max_gap_s))
+    if n > 1 and gaps * 2 >= n:
+        return f"broken timing: {gaps} of {n - 1} frame intervals are gaps longer than max_gap_s={p.max_gap_s:g} s"
+    return None
+
+
 def camera_motion_score(pairs: list[MotionPair]) -> float | None:
     """The reference's camera-motion score over the pairs: mean(dt) + mean(dR) + 0.5 max(dt) + 0.5 max(dR)."""
     if not pairs:
@@ -212,9 +233,10 @@ def plan_clips(scan: Scan, video_id: str, fps_hint: float | None, p: ClipParams)
         return []
     dur = frame_duration(times, fps_hint)
     t = np.asarray(times)
-    end_of = lambda j: times[j] if j < n else times[-1] + dur
+    holes = set(gap_cuts(times, p.max_gap_s))  # a gap in the PTS is a cut: no clip spans it
+    end_of = lambda j: times[j] if j < n and j not in holes else times[j - 1] + dur
     rng = np.random.default_rng(seed_for(video_id, "clips"))
-    bounds = [0, *scan.cuts, n]
+    bounds = sorted({0, *scan.cuts, *holes, n})
     clips: list[dict] = []
 
     def emit(shot: int, a: int, b: int, drop: str | None) -> None:

@@ -60,10 +60,22 @@ Ambiguity guards (no question rather than a doubtful one)
   stops / goes back and forth, toward / away) are skipped when a track dropped as static may hide a motion
   (it starts or ends inside the clip, or its box changes size).
 
-Selection (:func:`finalize`): ``n_questions`` counts every kept question of a clip, grounded included: up to
-``grounded_per_clip`` grounded questions (q_types taken in turn), the rest multiple-choice following the
-category weights (largest deficit first; fewer when a clip has fewer candidates); LLM questions that contradict
-the facts stay in the output with kept = false and do not count.  Grounded rows have category null.
+Abstention is per question: a doubtful track removes the questions about it, and a statement about all objects
+("which object moves left", "how many move left", "most move ...") abstains only when a doubtful track could
+change its answer (its possible directions, taken with wide margins, include the one asked about).
+
+Crowd kinds: ``count_direction`` (how many <noun>s move <d>: every object that may move <d> is clearly moving <d>),
+``majority_direction`` (the direction most objects take, by a margin that no doubtful track can overturn),
+``enters_first`` / ``exits_first`` (of two objects that enter / leave through the frame's edge inside the clip,
+at least ``min_order_gap_s`` apart), ``nearest`` / ``furthest`` (of the people visible at a time, the one whose box
+reaches lowest / highest in the frame, by ``depth_margin`` of the frame height: the ground-contact cue of a static
+camera).  Referring expressions add the start region, then the direction of motion, then the onset order until
+they are unique; an object that stays ambiguous is never asked about.
+
+Selection (:func:`finalize`): ``n_questions`` multiple-choice questions per clip following the category weights
+(largest deficit first; fewer when a clip has fewer candidates) plus up to ``grounded_per_clip`` grounded
+questions (q_types taken in turn); LLM questions that contradict the facts stay in the output with kept = false
+and do not count.  Grounded rows have category null.
 """
 
 from __future__ import annotations
@@ -75,7 +87,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -91,6 +103,8 @@ __all__ = [
     "PAPER_MIX",
     "Q_TYPES",
     "QAParams",
+    "annotate_doubts",
+    "doubts",
     "finalize",
     "grounded_questions",
     "llm_rows",
@@ -110,10 +124,10 @@ RULES_VERSION = "rules@1"
 
 @dataclass(frozen=True)
 class QAParams:
-    """Knobs of question generation.  ``n_questions`` is the number of kept questions per clip, grounded ones
-    included (up to ``grounded_per_clip`` of them); distances are in frame diagonals."""
+    """Knobs of question generation.  ``n_questions`` is the number of kept multiple-choice questions per clip,
+    ``grounded_per_clip`` the number of grounded ones on top; distances are in frame diagonals."""
 
-    n_questions: int = param(10, "questions per clip (rule-based + LLM + grounded)", ge=1)
+    n_questions: int = param(10, "multiple-choice questions per clip (rule-based + LLM)", ge=1)
     grounded_per_clip: int = param(3, "GroundMoRe-style grounded questions per clip", ge=0)
     llm_questions: int = param(5, "questions asked of the LLM per clip (when a model is set)", ge=0)
     dedupe_threshold: float = param(0.8, "token Jaccard of normalised question texts at which the later one is dropped",
@@ -139,6 +153,13 @@ class QAParams:
     still_tolerance: float = param(0.012, "... whose stops span less than this (diagonals)", ge=0)
     fragment_gap_s: float = param(3.0, "a track starting / ending mid-clip this close in time ...", ge=0)
     fragment_dist: float = param(0.15, "... and space (diagonals) to another track: the same object?", ge=0)
+    doubt_angle_deg: float = param(25.0, "a doubtful track may move in any direction within this angle of its "
+                                         "measured one (statements about all objects abstain if that changes them)",
+                                   ge=0)
+    edge_margin: float = param(0.02, "a box within this fraction of the frame size of its edge enters / leaves "
+                                     "through the edge", ge=0)
+    depth_margin: float = param(0.05, "nearest / furthest: the bottom edge must beat the runner-up's by this "
+                                      "fraction of the frame height", ge=0)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -236,16 +257,25 @@ def refer(traj: pl.DataFrame) -> dict[int, str]:
             if len(members) == 1:
                 refs[members[0]["track_id"]] = f"{b}{where}" if where else f"{b} that moves first"
                 continue
-            movers = sorted((m for m in members if m.get("onset_s") is not None),
-                            key=lambda m: (m["onset_s"], m["track_id"]))
             join = " and" if where else " that"
+            # then the direction it moves in (crowds: "the person in the top-left that moves to the right")
+            heads = Counter(m.get("direction") for m in members)
+            rest = []
+            for m in members:
+                d = m.get("direction")
+                if d in _DIR_PHRASE and heads[d] == 1 and len(heads) > 1:
+                    refs[m["track_id"]] = f"{b}{where}{join} moves {_DIR_PHRASE[d]}"
+                else:
+                    rest.append(m)
+            movers = sorted((m for m in rest if m.get("onset_s") is not None),
+                            key=lambda m: (m["onset_s"], m["track_id"]))
             for k, m in enumerate(movers):
                 nth = _ORDINALS[k] if k < len(_ORDINALS) else f"{k + 1}th"
                 refs[m["track_id"]] = f"{b}{where}{join} moves {nth}"
-            for m in members:
+            for m in rest:
                 if m.get("onset_s") is None:
                     refs[m["track_id"]] = f"{b}{where}{join} stays still"
-    # last resort (several never-moving look-alikes): number them
+    # last resort (several never-moving look-alikes): number them; such an object is never asked about
     seen = Counter(refs.values())
     for tid in sorted(refs):
         if seen[refs[tid]] > 1:
@@ -270,10 +300,37 @@ class _Obj:
     moves: list  # move segments as dicts with 'cands' (direction words) and 'shift' (diagonals)
     stops_ok: bool
     reps_ok: bool
+    wide: set  # the directions it may have under wide margins (doubt_angle_deg): what a doubtful track could be
+    swap_safe: bool | None = None  # met another track (ids may be switched) and only that: see _swap_alternatives
+    alt_disp: list = field(default_factory=list)  # its displacement (px) under each id-switch alternative
+    why: list = field(default_factory=list)  # why it is doubtful (see doubts)
 
     @property
     def direction(self) -> str | None:
         return next(iter(self.dirs)) if len(self.dirs) == 1 else None
+
+    @property
+    def usable(self) -> bool:
+        """Its direction and regions can be stated (trusted, or its id may be switched but they hold either way)."""
+        return not self.untrusted or bool(self.swap_safe)
+
+    @property
+    def maybe(self) -> set:
+        """Directions this object could have, for statements about all objects: its own (with any id-switch
+        alternative) when usable, else wide."""
+        return self.dirs if self.usable else self.wide
+
+    @property
+    def steady_mover(self) -> bool:
+        """Trusted and moving over its whole visible span (no stop segment): its motion window is its span."""
+        segs = self.rec["segments"] or []
+        return (not self.untrusted and self.rec["onset_s"] is not None and bool(segs)
+                and all(s["kind"] == "move" for s in segs))
+
+    @property
+    def timed(self) -> bool:
+        """Its motion window can be trusted: a reliable track, or a steady mover."""
+        return self.reliable or self.steady_mover
 
 
 def _perturbed_directions(dx: float, dy: float, ratio: float, diag: float, p: QAParams,
@@ -345,7 +402,16 @@ def _build_obj(r: dict, ref: str, p: QAParams) -> _Obj:
     inner = [s for k, s in enumerate(segs) if s["kind"] == "stop" and 0 < k < len(segs) - 1]
     stops_ok = reliable and not any(0.3 <= s["t1"] - s["t0"] <= 0.8 for s in inner)
     reps_ok = reliable and _legs_clear(path, segs, w, h)
-    return _Obj(r["track_id"], ref, r, noisy, reliable, dirs, start_regions, end_regions, moves, stops_ok, reps_ok)
+    wide = set(_DIR_OPTION) | {"stationary"}
+    if path and r["dx"] is not None:
+        loose = replace(p, angle_margin_deg=p.doubt_angle_deg, displacement_margin=3 * p.displacement_margin,
+                        scale_margin=2 * p.scale_margin)
+        wide = _perturbed_directions(r["dx"] * w, r["dy"] * h, r["scale_change"] or 1.0, diag, loose)
+        if max(_range(path, "nw"), _range(path, "nh")) > p.max_size_ratio:
+            wide |= {"toward", "away"}
+    wide |= dirs
+    return _Obj(r["track_id"], ref, r, noisy, reliable, dirs, start_regions, end_regions, moves, stops_ok, reps_ok,
+                wide)
 
 
 def _range(path: list[dict], key: str) -> float:
@@ -413,19 +479,57 @@ def _box_diag(o: _Obj) -> float:
     return float(np.median([math.hypot(q["nw"] * w, q["nh"] * h) for q in path])) / math.hypot(w, h)
 
 
-def _doubtful_identities(objs: list[_Obj], others: list[dict], pairs: dict, clip: dict, p: QAParams) -> set[int]:
-    """Tracks whose identity the tracker may have confused:
-    - two tracks that come closer than half the larger box (occlusion, a split or duplicated box, an id switch);
-    - a track that starts or ends inside the clip within ``fragment_dist`` of where another track (kept or
-      dropped) is, was or will be within ``fragment_gap_s`` (one object cut into two tracks, a blob split off
-      or swallowed by another)."""
-    out: set[int] = set()
+def _close_pairs(objs: list[_Obj], pairs: dict) -> list[tuple[int, int, float]]:
+    """Pairs of tracks that come closer than half the larger box (occlusion, a split or duplicated box: the
+    tracker may have switched their ids there), with the time of their closest approach."""
+    out = []
     for (a, b), row in pairs.items():
         oa, ob = next((o for o in objs if o.tid == a), None), next((o for o in objs if o.tid == b), None)
-        if oa is None or ob is None or row["min_distance"] is None:
+        if oa is None or ob is None or row["min_distance"] is None or a > b:
             continue
         if row["min_distance"] < 0.5 * max(_box_diag(oa), _box_diag(ob)):
-            out |= {a, b}
+            out.append((a, b, float(row.get("min_distance_t") or row["t0"])))
+    return out
+
+
+def _swap_alternatives(o: _Obj, other: _Obj, p: QAParams) -> None:
+    """Widen what o's questions may say so that it holds had the tracker switched o's and other's ids where they
+    met: the truth of o's track may be o's start with other's end, or other's start with o's end.  Its
+    direction words, start and end regions then hold under each (else they get several candidates and are
+    not asked)."""
+    w, h = int(o.rec["width"]), int(o.rec["height"])
+    diag = math.hypot(w, h)
+    po, pq = o.rec["path"] or [], other.rec["path"] or []
+    if not po or not pq:
+        o.dirs |= set(_DIR_OPTION) | {"stationary"}
+        return
+    so, eo = _path_at(po, po[0]["t"], w, h), _path_at(po, po[-1]["t"], w, h)
+    sq, eq = _path_at(pq, pq[0]["t"], w, h), _path_at(pq, pq[-1]["t"], w, h)
+    for a, b in ((so, eq), (sq, eo)):
+        d = b - a
+        o.dirs |= _perturbed_directions(d[0], d[1], b[2] / max(a[2], 1e-9), diag, p)
+        o.alt_disp.append((float(d[0]), float(d[1])))
+    o.start_regions |= _regions_near(pq[0]["ncx"], pq[0]["ncy"], p.region_margin)
+    o.end_regions |= _regions_near(pq[-1]["ncx"], pq[-1]["ncy"], p.region_margin)
+
+
+def _partial(r: dict, c0: float, c1: float, p: QAParams) -> bool:
+    """The track starts (ends) more than 0.5 s after (before) the clip's start c0 (end c1) with its box away from
+    the frame's edge: its object was there before (after) without being tracked."""
+    path = r.get("path") or []
+    if not path or r.get("t_start") is None:
+        return True
+    late = r["t_start"] > c0 + 0.5 and not _at_edge(path[0], p.edge_margin)
+    early = r["t_end"] < c1 - 0.5 and not _at_edge(path[-1], p.edge_margin)
+    return late or early
+
+
+def _fragments(objs: list[_Obj], others: list[dict], clip: dict, p: QAParams) -> set[int]:
+    """Kept tracks whose identity is doubtful because they may be one object cut in two: a track that starts or
+    ends inside the clip within ``fragment_dist`` of where another track (kept or dropped) is, was or will be
+    within ``fragment_gap_s`` (a blob split off or swallowed by another); not where its box touches the frame's
+    edge (it enters or leaves the picture there)."""
+    out: set[int] = set()
     spans = [(q["t_start"], q["t_end"]) for q in others if q.get("t_start") is not None]
     if not spans:
         return out
@@ -437,16 +541,19 @@ def _doubtful_identities(objs: list[_Obj], others: list[dict], pairs: dict, clip
             continue
         w, h = r["width"], r["height"]
         diag = math.hypot(w, h)
-        ends = []
-        if r["t_start"] > c0 + 0.5:
+        ends = []  # an end at the frame's edge is the object entering or leaving the picture, not a cut
+        if r["t_start"] > c0 + 0.5 and not _at_edge(r["path"][0], p.edge_margin):
             ends.append((r["t_start"], _path_at(r["path"], r["t_start"], w, h)))
-        if r["t_end"] < c1 - 0.5:
+        if r["t_end"] < c1 - 0.5 and not _at_edge(r["path"][-1], p.edge_margin):
             ends.append((r["t_end"], _path_at(r["path"], r["t_end"], w, h)))
         for t, pos in ends:
             for q in others:
                 if (q["track_id"] == r["track_id"] or not q.get("path") or q.get("t_start") is None
                         or q["t_end"] < t - p.fragment_gap_s or q["t_start"] > t + p.fragment_gap_s):
                     continue
+                if ((q["t_end"] < t and _at_edge(q["path"][-1], p.edge_margin))
+                        or (q["t_start"] > t and _at_edge(q["path"][0], p.edge_margin))):
+                    continue  # q left the picture before r appeared (or entered it after r vanished)
                 at = _path_at(q["path"], min(max(t, q["t_start"]), q["t_end"]), w, h)
                 # the object may have travelled on (at its top speed, up to 0.35 diagonals) during a gap
                 gap = max(0.0, q["t_start"] - t, t - q["t_end"])
@@ -484,6 +591,7 @@ class _Ctx:
         if traj is not None and not traj.is_empty() and "clip_id" in traj.columns and clip.get("clip_id") is not None:
             mine = traj.filter(pl.col("clip_id") == clip["clip_id"])
         everyone = mine.to_dicts() if mine is not None and not mine.is_empty() else []
+        self.everyone = everyone
         # tracks dropped as static that may hide a motion the facts missed (see _hidden_motion)
         self.n_static = sum(_hidden_motion(q, everyone, clip) for q in everyone if q.get("drop_reason") == "static")
         self.refs = refer(kept) if recs else {}
@@ -494,8 +602,37 @@ class _Ctx:
             for row in pairs.iter_rows(named=True):
                 if clip.get("clip_id") is None or row["clip_id"] == clip["clip_id"]:
                     self.pairs[(row["a"], row["b"])] = row
-        for tid in _doubtful_identities(self.objs, everyone, self.pairs, clip, params):
+        for o in self.objs:
+            if o.untrusted:
+                o.why.append("doubtful_boxes")
+        # a track that starts or ends inside the clip away from the frame's edge saw only part of its object's
+        # motion (it was hidden, or still where a motion detector cannot see it): its whole-track facts are doubtful
+        spans = [(q["t_start"], q["t_end"]) for q in everyone if q.get("t_start") is not None]
+        if spans:  # the clip's bounds, or the tracks' when the clip's are not known
+            c0 = max(float(clip.get("start_s") or 0.0), min(a for a, _ in spans))
+            c1 = min(float(clip["end_s"]) if clip.get("end_s") is not None else math.inf, max(b for _, b in spans))
+            for o in self.objs:
+                if _partial(o.rec, c0, c1, params):
+                    o.untrusted = True
+                    o.why.append("partial_track")
+        noisy = {o.tid for o in self.objs if o.untrusted}
+        fragments = _fragments(self.objs, everyone, clip, params)
+        # an id switch where two tracks met: their questions must hold either way (swap_safe), else none
+        for a, b, _t in _close_pairs(self.objs, self.pairs):
+            for x, y in ((self.by_id[a], self.by_id[b]), (self.by_id[b], self.by_id[a])):
+                x.untrusted = True
+                x.why.append(f"possible_id_switch_with_{y.tid}")
+                x.swap_safe = x.tid not in noisy | fragments and y.tid not in noisy and x.swap_safe is not False
+                if x.swap_safe:
+                    _swap_alternatives(x, y, params)
+        for tid in fragments:
             self.by_id[tid].untrusted = True
+            self.by_id[tid].swap_safe = False
+            self.by_id[tid].why.append("possible_fragment")
+        for o in self.objs:  # a referent that stays ambiguous ("... (no. 3)") is never asked about
+            if "(no. " in o.ref:
+                o.untrusted, o.swap_safe = True, False
+                o.why.append("ambiguous_referent")
         self.any_untrusted = any(o.untrusted for o in self.objs)
         self.colors_used = {o.rec.get("color") for o in self.objs}
 
@@ -575,6 +712,40 @@ def _activity(o: _Obj) -> str | None:
 # Rule-based multiple-choice questions
 
 
+def doubts(traj: pl.DataFrame, pairs: pl.DataFrame | None, clip: dict, params: QAParams | None = None) -> dict[int, str]:
+    """Why each doubtful kept track of one clip is not asked about (track id -> reasons, comma-separated):
+    doubtful_boxes (noisy or changing boxes), partial_track (starts / ends inside the clip away from the frame's
+    edge), possible_id_switch_with_<id> (it met that track; only facts that hold either way are asked),
+    possible_fragment (one object may be cut into two tracks), ambiguous_referent (no unique description)."""
+    ctx = _Ctx(traj, pairs, clip, params or QAParams())
+    return {o.tid: ", ".join(dict.fromkeys(o.why)) for o in ctx.objs if o.untrusted and o.why}
+
+
+def annotate_doubts(traj: pl.DataFrame, clips: Sequence[dict], params: QAParams | None = None) -> pl.DataFrame:
+    """The trajectories with ``drop_reason`` = "doubtful: <reasons>" (see doubts) on the kept tracks that are not
+    asked about; they stay kept (statements about all objects still take them into account)."""
+    from fm_assets.labels.motion_facts import pair_relations
+
+    if traj.is_empty():
+        return traj
+    marks: dict[tuple[str, int], str] = {}
+    for c in clips:
+        mine = traj.filter(pl.col("clip_id") == c["clip_id"])
+        if mine.is_empty():
+            continue
+        for tid, why in doubts(mine, pair_relations(mine), c, params).items():
+            marks[(c["clip_id"], tid)] = f"doubtful: {why}"
+    if not marks:
+        return traj
+    keys = pl.DataFrame({"clip_id": [k[0] for k in marks], "track_id": [k[1] for k in marks],
+                         "_doubt": list(marks.values())}, schema={"clip_id": pl.String,
+                                                                 "track_id": traj.schema["track_id"],
+                                                                 "_doubt": pl.String})
+    out = traj.join(keys, on=["clip_id", "track_id"], how="left", maintain_order="left")
+    return out.with_columns(pl.when(pl.col("kept") & pl.col("_doubt").is_not_null()).then(pl.col("_doubt"))
+                            .otherwise(pl.col("drop_reason")).alias("drop_reason")).drop("_doubt")
+
+
 def rule_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: QAParams | None = None) -> list[dict]:
     """Multiple-choice questions of one clip in FoundationMotion's five categories, answers from the facts.
 
@@ -583,6 +754,8 @@ def rule_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: 
     ctx = _Ctx(traj, pairs, clip, params or QAParams())
     rows: list[dict | None] = []
     for o in ctx.objs:
+        if o.usable and o.untrusted:  # an id may be switched: only what holds either way
+            rows += [_q_direction(ctx, o), _q_region(ctx, o, "start"), _q_region(ctx, o, "end"), _q_heading(ctx, o)]
         if o.untrusted:
             continue
         rows += [_q_direction(ctx, o), _q_direction_at(ctx, o), _q_activity(ctx, o),
@@ -599,6 +772,13 @@ def rule_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: 
         rows.append(_q_which_direction(ctx, d))
     rows += [_q_which_activity(ctx, "stop_and_go"), _q_which_activity(ctx, "back_and_forth"),
              _q_extreme(ctx, "longest"), _q_extreme(ctx, "fastest")]
+    # kinds that crowds support
+    rows += [_q_count_direction(ctx, d) for d in SECTORS]
+    rows += [_q_majority(ctx), _q_depth(ctx, "nearest"), _q_depth(ctx, "furthest")]
+    for which in ("enters", "exits"):
+        events = [(o, t) for o in ctx.objs if (t := _edge_event(ctx, o, which)) is not None]
+        for (a, ta), (b, tb) in ((x, y) for i, x in enumerate(events) for y in events[i + 1:]):
+            rows.append(_q_edge_order(ctx, which, a, ta, b, tb))
     return [r for r in rows if r is not None]
 
 
@@ -685,7 +865,7 @@ def _q_heading(ctx: _Ctx, o: _Obj) -> dict | None:
     r = o.rec
     w, h = r["width"], r["height"]
     side = _side(r["dx"] * w, r["dy"] * h, math.hypot(w, h))
-    if side is None or o.direction is None:
+    if side is None or o.direction is None or any(_side(dx, dy, math.hypot(w, h)) != side for dx, dy in o.alt_disp):
         return None
     q = ctx.pick(["Toward which side of the frame does {x} move?", "Which side of the frame does {x} head toward?"],
                  "heading", o.tid, x=o.ref)
@@ -793,17 +973,17 @@ def _q_pair_first(ctx: _Ctx, a: _Obj, b: _Obj) -> dict | None:
 
 def _object_fillers(ctx: _Ctx, answer: _Obj, plural: str) -> list[str]:
     """Distractors for an object answer: the other objects, then false group answers, then absent objects."""
-    others = [o.ref for o in ctx.objs if o is not answer]
+    others = [o.ref for o in ctx.objs if o is not answer and "(no. " not in o.ref]
     ctx.rng("others", answer.tid, plural).shuffle(others)
     group = ["None of the objects"] + ([plural] if len(ctx.objs) >= 2 else [])
     return others + group + ctx.fakes(answer, 3)
 
 
 def _q_which_direction(ctx: _Ctx, d: str) -> dict | None:
-    if ctx.any_untrusted or (d in ("toward", "away") and ctx.n_static):
+    if ctx.n_static:  # a track dropped as static may hide a motion in any direction
         return None
-    hits = [o for o in ctx.objs if d in o.dirs]
-    if len(hits) != 1 or hits[0].dirs != {d}:
+    hits = [o for o in ctx.objs if d in o.maybe]  # a doubtful track that may move <d> too: abstain
+    if len(hits) != 1 or not hits[0].usable or hits[0].dirs != {d}:
         return None
     t = hits[0]
     q = ctx.pick(["Which object moves {d}?", "Which object is moving {d}?", "Which of the objects goes {d}?"],
@@ -866,6 +1046,128 @@ def _q_extreme(ctx: _Ctx, what: str) -> dict | None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Kinds that crowds support: counts, the majority direction, entry / exit order, nearest / furthest
+
+
+def _plural(noun: str) -> str:
+    return "people" if noun == "person" else f"{noun}es" if noun.endswith(("s", "x", "ch", "sh")) else f"{noun}s"
+
+
+def _group_noun(ctx: _Ctx) -> str:
+    """The noun for all of a clip's objects: their common label, else "object"."""
+    nouns = {_noun(o.rec.get("label")) for o in ctx.objs}
+    return nouns.pop() if len(nouns) == 1 else "object"
+
+
+def _q_count_direction(ctx: _Ctx, d: str) -> dict | None:
+    """How many <noun>s move <d>: asked when at least one object clearly moves <d> and no other object (doubtful
+    ones with wide margins, tracks dropped as static that may move) could."""
+    if len(ctx.objs) < 3 or ctx.n_static:
+        return None
+    counted = [o for o in ctx.objs if o.usable and o.dirs == {d}]
+    unsure = [o for o in ctx.objs if d in o.maybe and o not in counted]
+    if unsure or not counted or len(counted) > 6:
+        return None
+    noun = _group_noun(ctx)
+    n = len(counted)
+    q = ctx.pick(["How many {p} move {d}?", "How many of the {p} are moving {d}?", "How many {p} head {d}?"],
+                 "count_direction", d, p=_plural(noun), d=_DIR_PHRASE[d])
+    dis = [str(c) for c in (n + 1, n - 1, n + 2, n + 3) if c >= 0 and c != n]
+    return _mcq(ctx, "motion_objects", "count_direction", q, str(n), dis,
+                _fact("count_direction", [o.tid for o in counted], n, direction=d))
+
+
+def _q_majority(ctx: _Ctx) -> dict | None:
+    """The direction most of the moving objects take, by a margin no doubtful track could overturn: every
+    object whose direction is not clear counts against the winner in each direction it might have."""
+    if len(ctx.objs) < 3:
+        return None
+    clear = Counter(o.direction for o in ctx.objs if o.usable and o.direction in SECTORS)
+    unsure = [o for o in ctx.objs if not o.usable or o.direction is None]
+    if not clear:
+        return None
+    d, n = clear.most_common(1)[0]
+    rivals = {e: clear.get(e, 0) + sum(e in o.maybe for o in unsure) + ctx.n_static for e in SECTORS if e != d}
+    if n < 2 or n <= max(rivals.values()):
+        return None
+    noun = _group_noun(ctx)
+    q = ctx.pick(["In which direction do most of the {p} move?", "Which way are most of the {p} moving?"],
+                 "majority", p=_plural(noun))
+    present = [e for e, _ in clear.most_common() if e != d]
+    dis = present + _direction_distractors(d, ctx.rng("dis", "majority"))
+    return _mcq(ctx, "motion_recognition", "majority_direction", q, _DIR_OPTION[d], [_DIR_OPTION[x] for x in dis],
+                _fact("majority_direction", [o.tid for o in ctx.objs], d))
+
+
+def _at_edge(q: dict, m: float) -> bool:
+    """A path point whose box touches the frame's edge (within m of the frame size)."""
+    return (q["ncx"] - q["nw"] / 2 <= m or q["ncx"] + q["nw"] / 2 >= 1 - m
+            or q["ncy"] - q["nh"] / 2 <= m or q["ncy"] + q["nh"] / 2 >= 1 - m)
+
+
+def _edge_event(ctx: _Ctx, o: _Obj, which: str) -> float | None:
+    """When a trusted object enters (first seen inside the clip, at the frame's edge) or leaves (last seen inside
+    the clip, at the edge); None otherwise."""
+    r, path = o.rec, o.rec["path"] or []
+    if o.untrusted or not path or r["t_start"] is None:
+        return None
+    if which == "enters":
+        t, q = r["t_start"], path[0]
+        inside = t > float(ctx.clip["start_s"]) + 0.5
+    else:
+        t, q = r["t_end"], path[-1]
+        inside = t < float(ctx.clip["end_s"]) - 0.5
+    return float(t) if inside and _at_edge(q, ctx.p.edge_margin) else None
+
+
+def _q_edge_order(ctx: _Ctx, which: str, a: _Obj, ta: float, b: _Obj, tb: float) -> dict | None:
+    if abs(ta - tb) < max(ctx.p.min_order_gap_s, 0.5):
+        return None
+    first, other = (a, b) if ta < tb else (b, a)
+    x, y = (a, b) if ctx.rng("order", which, a.tid, b.tid).random() < 0.5 else (b, a)
+    verb = "enter" if which == "enters" else "leave"
+    q = ctx.pick(["Which {v}s the frame first: {x} or {y}?", "Between {x} and {y}, which {v}s the scene first?"],
+                 "edge", which, a.tid, b.tid, v=verb, x=x.ref, y=y.ref)
+    return _mcq(ctx, "temporal_order", f"{which}_first", q, first.ref,
+                [other.ref, f"They {verb} at the same time", f"Neither of them {verb}s the frame"],
+                _fact(f"{which}_first", [a.tid, b.tid], first.tid))
+
+
+def _bottom_at(r: dict, t: float) -> float | None:
+    """The box's bottom edge (fraction of the frame height) at time t, None when the track is not seen then."""
+    path = r.get("path") or []
+    if not path or r.get("t_start") is None or not (r["t_start"] <= t <= r["t_end"]):
+        return None
+    ts = [q["t"] for q in path]
+    return float(np.interp(t, ts, [q["ncy"] + q["nh"] / 2 for q in path]))
+
+
+def _q_depth(ctx: _Ctx, which: str) -> dict | None:
+    """Of the people seen at the clip's middle, which is closest to (furthest from) the camera: the box that
+    reaches lowest (highest) in the frame, by depth_margin over every other track seen then (dropped ones too)."""
+    c0, c1 = float(ctx.clip["start_s"]), float(ctx.clip["end_s"])
+    t = round((c1 - c0) / 2, 1) + c0
+    seen = [(b, q) for q in ctx.everyone if (b := _bottom_at(q, t)) is not None]
+    if len(seen) < 3:
+        return None
+    seen.sort(key=lambda x: -x[0] if which == "nearest" else x[0])
+    (b0, best), (b1, _) = seen[0], seen[1]
+    o = ctx.by_id.get(best["track_id"])
+    if o is None or o.untrusted or _noun(o.rec.get("label")) != "person" or abs(b0 - b1) < ctx.p.depth_margin:
+        return None
+    people = [x for x in ctx.objs if x is not o and _noun(x.rec.get("label")) == "person" and "(no. " not in x.ref
+              and _bottom_at(x.rec, t) is not None]
+    if len(people) < 2:
+        return None
+    ctx.rng("dis", which).shuffle(people)
+    near = "closest to" if which == "nearest" else "furthest from"
+    q = ctx.pick(["At {t} s, which person is {n} the camera?", "Which person is {n} the camera {t} s into the clip?"],
+                 which, t=_s(t, ctx.clip), n=near)
+    return _mcq(ctx, "location_motion", which, q, o.ref, [x.ref for x in people] + ctx.fakes(o, 3),
+                _fact(which, [q_["track_id"] for _, q_ in seen], o.tid, t=round(t, 3)))
+
+
+# --------------------------------------------------------------------------------------------------
 # Grounded questions (GroundMoRe)
 
 
@@ -923,7 +1225,7 @@ def grounded_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict,
     motion [action_start_s, action_end_s] (absolute seconds, inside the clip and the track's span).  Same row
     layout as :func:`rule_questions` with ``options`` None."""
     ctx = _Ctx(traj, pairs, clip, params or QAParams())
-    if ctx.any_untrusted or not ctx.objs:
+    if not ctx.objs:
         return []
     rows: list[dict | None] = []
     rows += _g_descriptive(ctx)
@@ -947,7 +1249,7 @@ def _g_descriptive(ctx: _Ctx) -> list[dict | None]:
                      "g_fastest")
         rows.append(_grounded(ctx, "descriptive", "g_fastest", q, t, "motion",
                               others=[o.tid for o in ctx.objs if o is not t]))
-    if len(ctx.objs) >= 2 and all(o.reliable for o in ctx.objs):
+    if len(ctx.objs) >= 2 and all(o.reliable and not o.untrusted for o in ctx.objs):
         ranked = sorted(ctx.objs, key=lambda o: -o.rec["n_turns"])
         if ranked[0].rec["n_turns"] >= ranked[1].rec["n_turns"] + 2:
             q = ctx.pick(["Which object changes direction most often?", "Which object turns the most times?"],
@@ -955,15 +1257,15 @@ def _g_descriptive(ctx: _Ctx) -> list[dict | None]:
             rows.append(_grounded(ctx, "descriptive", "g_turns", q, ranked[0], "motion",
                                   others=[o.tid for o in ctx.objs if o is not ranked[0]]))
     for d in _DIR_PHRASE:
-        hits = [o for o in ctx.objs if d in o.dirs]
-        if d in ("toward", "away") and ctx.n_static:
+        hits = [o for o in ctx.objs if d in o.maybe]
+        if ctx.n_static:  # a track dropped as static may hide a motion in any direction
             continue
-        if len(hits) == 1 and hits[0].dirs == {d} and hits[0].reliable:
+        if len(hits) == 1 and not hits[0].untrusted and hits[0].dirs == {d} and hits[0].timed:
             q = ctx.pick(["Which object is moving {d} across the scene?", "Which object heads {d}?"], "g_direction", d,
                          d=_DIR_PHRASE[d])
             rows.append(_grounded(ctx, "descriptive", "g_direction", q, hits[0], "motion", direction=d,
                                   others=[o.tid for o in ctx.objs if o is not hits[0]]))
-    if all(o.stops_ok and o.reps_ok for o in ctx.objs) and not ctx.n_static:
+    if all(o.stops_ok and o.reps_ok and not o.untrusted for o in ctx.objs) and not ctx.n_static:
         for activity, key, window in (("stop_and_go", "n_stops", "stops"), ("back_and_forth", "repetitions", "motion")):
             hits = [o for o in ctx.objs if o.rec[key] >= 1]
             if len(hits) == 1 and _activity(hits[0]) == activity:
@@ -990,17 +1292,19 @@ def _heads_toward(ctx: _Ctx, t: _Obj, r: _Obj, row: dict) -> float:
 
 
 def _g_causal(ctx: _Ctx) -> list[dict | None]:
-    rows = []
+    rows: list[dict | None] = []
+    if ctx.n_static:  # "which object moves <d> to ..." needs every other object's direction
+        return rows
     for r in ctx.objs:
         for t in ctx.objs:
-            if t is r or t.direction not in SECTORS or not t.reliable or not r.reliable:
+            if t is r or t.direction not in SECTORS or t.untrusted or r.untrusted or not (t.timed and r.timed):
                 continue
             row = ctx.pairs.get((r.tid, t.tid))
             if row is None or row["distance_start"] is None:
                 continue
             change = row["distance_end"] - row["distance_start"]
             d = t.direction
-            rivals = [o for o in ctx.objs if o is not t and o is not r and d in o.dirs]
+            rivals = [o for o in ctx.objs if o is not t and o is not r and d in o.maybe]
             if rivals:
                 continue
             cos = _heads_toward(ctx, t, r, row)
@@ -1020,7 +1324,7 @@ def _g_causal(ctx: _Ctx) -> list[dict | None]:
 
 def _g_sequential(ctx: _Ctx) -> list[dict | None]:
     rows: list[dict | None] = []
-    if len(ctx.objs) < 2 or any(not o.reliable for o in ctx.objs) or ctx.n_static:
+    if len(ctx.objs) < 2 or any(not o.reliable or o.untrusted for o in ctx.objs) or ctx.n_static:
         return rows
     gap = ctx.p.min_order_gap_s
     for r in ctx.objs:
@@ -1059,16 +1363,16 @@ def _g_sequential(ctx: _Ctx) -> list[dict | None]:
 def _g_counterfactual(ctx: _Ctx) -> list[dict | None]:
     rows = []
     for d in _DIR_PHRASE:
-        hits = [o for o in ctx.objs if d in o.dirs]
-        if d in ("toward", "away") and ctx.n_static:
+        hits = [o for o in ctx.objs if d in o.maybe]
+        if ctx.n_static:  # a track dropped as static may hide a motion in any direction
             continue
-        if len(hits) == 2 and all(o.dirs == {d} and o.reliable for o in hits):
+        if len(hits) == 2 and all(o.dirs == {d} and o.timed and not o.untrusted for o in hits):
             for r, t in (hits, hits[::-1]):
                 q = ctx.pick(["If {r} had stayed still, which object would be the only one moving {d}?",
                               "Suppose {r} had not moved: which object would then be the only one going {d}?"],
                              "g_cf_direction", r.tid, d, r=r.ref, d=_DIR_PHRASE[d])
                 rows.append(_grounded(ctx, "counterfactual", "g_cf_direction", q, t, "motion", direction=d, ref=r.tid))
-    if len(ctx.objs) == 2 and all(o.reliable for o in ctx.objs) and not ctx.n_static:
+    if len(ctx.objs) == 2 and all(o.reliable and not o.untrusted for o in ctx.objs) and not ctx.n_static:
         for r, t in (ctx.objs, ctx.objs[::-1]):
             q = ctx.pick(["If {r} had not moved at all, which object would be the only one moving in the clip?",
                           "Suppose {r} had stayed still the whole time: which object would be the only one in motion?"],
@@ -1386,11 +1690,16 @@ def _jaccard(a: set[str], b: set[str]) -> float:
 
 
 def _dedupe(rows: list[dict], threshold: float) -> list[dict]:
+    """Drop near-duplicates (token Jaccard >= threshold with an earlier row).  Two rule rows are never near-
+    duplicates of each other unless they state the same fact: in a crowd, questions about different objects
+    differ only in the referring expression, and both are wanted."""
     kept: list[dict] = []
     toks: list[set[str]] = []
     for r in rows:
         t = _norm_tokens(r["question"])
-        if any(_jaccard(t, u) >= threshold for u in toks):
+        if any(_jaccard(t, u) >= threshold and not (r.get("source") == k.get("source") == "rule"
+                                                       and r.get("fact") != k.get("fact"))
+               for u, k in zip(toks, kept)):
             continue
         kept.append(r)
         toks.append(t)
@@ -1486,7 +1795,7 @@ def finalize(rows: list[dict], video_id: str, params: QAParams | None = None) ->
     """The qa_pairs rows of one video from candidate rows (:func:`rule_questions`, :func:`grounded_questions`,
     :func:`llm_rows`), per clip: near-duplicates removed (normalised token Jaccard >= dedupe_threshold, earlier
     rows win: rule before LLM when passed in that order), up to ``grounded_per_clip`` grounded questions and
-    ``n_questions`` in all chosen (seeded by video + clip id), answer letters balanced (each question's answer
+    ``n_questions`` multiple-choice ones chosen (seeded by video + clip id), answer letters balanced (each question's answer
     goes to the letter used least so far in the clip, ties broken by the seeded RNG), the distractors shuffled
     into the other letters (seeded by video id + question).  Rejected LLM questions (kept false) are passed
     through with their own option order.  Output dicts have exactly the QA_PAIRS columns."""
@@ -1501,9 +1810,8 @@ def finalize(rows: list[dict], video_id: str, params: QAParams | None = None) ->
         grounded = [r for r in cands if r.get("grounded")]
         mcq = [r for r in cands if not r.get("grounded") and r.get("options") and len(r["options"]) == 4
                and r.get("answer_text") in r["options"]]
-        g_sel = _pick_grounded(grounded, min(p.grounded_per_clip, p.n_questions),
-                               random.Random(seed_for(video_id, clip_id, "grounded")))
-        m_sel = _pick_mcq(mcq, p.n_questions - len(g_sel), p, random.Random(seed_for(video_id, clip_id, "select")))
+        g_sel = _pick_grounded(grounded, p.grounded_per_clip, random.Random(seed_for(video_id, clip_id, "grounded")))
+        m_sel = _pick_mcq(mcq, p.n_questions, p, random.Random(seed_for(video_id, clip_id, "select")))
         m_sel.sort(key=lambda r: CATEGORIES.index(r["category"]) if r.get("category") in CATEGORIES
                    else len(CATEGORIES))
         letter_rng = random.Random(seed_for(video_id, clip_id, "letters"))

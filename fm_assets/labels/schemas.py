@@ -10,6 +10,7 @@ VIDEOS = {
     "duration_s": pl.Float64, "fps": pl.Float64, "width": pl.Int32, "height": pl.Int32, "n_frames": pl.Int32,
     "codec": pl.String, "rotation": pl.Int16, "vfr": pl.Boolean, "n_shots": pl.Int32, "n_clips_kept": pl.Int32,
     "status": pl.String, "error": pl.String, "analysed_s": pl.Float64,
+    "source_sha256": pl.String,  # of the file as read when labelled (the videos_source_identity check)
 }
 
 RAW_CLIPS = {
@@ -24,6 +25,7 @@ DETECTIONS = {
     "video_id": pl.String, "clip_id": pl.String, "frame_idx": pl.Int32, "t_s": pl.Float64, "det_idx": pl.Int32,
     "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32, "y2": pl.Float32, "score": pl.Float32, "label": pl.String,
     "person_score": pl.Float32, "mask_rle": pl.String, "sample_step": pl.Int32, "color": pl.String,
+    "hist": pl.List(pl.UInt8),
 }
 
 TRACKS = {

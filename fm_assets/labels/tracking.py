@@ -73,9 +73,9 @@ def colour_name(pixels: np.ndarray) -> str | None:
     return str(values[np.argmax(counts)])
 
 
-def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | None:
-    """colour_name of a box's pixels in an RGB image: the mask's pixels where there is a mask, else the
-    central half of the box (less background)."""
+def _box_pixels(image: np.ndarray, box, mask_rle: dict | None = None) -> np.ndarray | None:
+    """RGB pixels (n x 3) of a box in an image: the mask's pixels where there is a mask, else the central half of
+    the box (less background); None for an empty box."""
     from pycocotools import mask as mask_utils
 
     hgt, wid = image.shape[:2]
@@ -86,9 +86,39 @@ def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | No
     if mask_rle is not None:
         m = mask_utils.decode({"size": mask_rle["size"], "counts": mask_rle["counts"].encode("ascii")})
         if m.shape == (hgt, wid) and m[y1:y2, x1:x2].any():
-            return colour_name(image[y1:y2, x1:x2][m[y1:y2, x1:x2] > 0])
+            return image[y1:y2, x1:x2][m[y1:y2, x1:x2] > 0]
     qx, qy = (x2 - x1) // 4, (y2 - y1) // 4
-    return colour_name(image[y1 + qy : y2 - qy, x1 + qx : x2 - qx].reshape(-1, 3))
+    return image[y1 + qy : y2 - qy, x1 + qx : x2 - qx].reshape(-1, 3)
+
+
+def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | None:
+    """colour_name of a box's pixels in an RGB image (see _box_pixels)."""
+    pixels = _box_pixels(image, box, mask_rle)
+    return colour_name(pixels) if pixels is not None else None
+
+
+HIST_BINS = (6, 2, 3)  # hue x saturation x value bins of box_hist
+
+
+def box_hist(image: np.ndarray, box, mask_rle: dict | None = None) -> list[int] | None:
+    """Appearance of a box: a joint HSV histogram (HIST_BINS, 36 bins) of its pixels (see _box_pixels), scaled
+    to sum to about 255 and stored as small integers; None for fewer than 16 pixels."""
+    pixels = _box_pixels(image, box, mask_rle)
+    if pixels is None or len(pixels) < 16:
+        return None
+    hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(HIST_BINS), [0, 180, 0, 256, 0, 256]).reshape(-1)
+    return [int(v) for v in np.round(hist / max(hist.sum(), 1.0) * 255).clip(0, 255)]
+
+
+def hist_similarity(a: Sequence[float] | np.ndarray | None, b: Sequence[float] | np.ndarray | None) -> float | None:
+    """Histogram intersection of two appearance histograms (1 = same colours, 0 = none shared)."""
+    if a is None or b is None:
+        return None
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if x.sum() <= 0 or y.sum() <= 0:
+        return None
+    return float(np.minimum(x / x.sum(), y / y.sum()).sum())
 
 
 def detection_rows(video_id: str, clip_id: str, frame_idx: int, t_s: float, det: Detections, scale: float,
@@ -101,6 +131,7 @@ def detection_rows(video_id: str, clip_id: str, frame_idx: int, t_s: float, det:
         mask = det.masks[k] if det.masks is not None else None
         rows.append({
             "color": box_colour(image, det.boxes[k], mask) if image is not None else None,
+            "hist": box_hist(image, det.boxes[k], mask) if image is not None else None,
             "video_id": video_id, "clip_id": clip_id, "frame_idx": frame_idx, "t_s": t_s, "det_idx": k,
             "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": float(det.scores[k]), "label": det.labels[k],
             "person_score": float(det.extra["person_score"][k]) if "person_score" in det.extra else None,
@@ -200,21 +231,202 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
     return rows, n_frames, busy
 
 
-def clip_track_rows(video_id: str, clip: dict, dets: pl.DataFrame,
-                    track_clip: Callable[[list[Detections]], list[list[TrackedBox]]]) -> tuple[list[dict], int]:
-    """Rows of the tracks table for one clip: every sampled frame of the clip (with or without boxes) goes to
-    `track_clip` (a fresh tracker over the clip's Detections, e.g. TrackerResource.track_clip) in time order.
-    Returns (rows, frames fed to the tracker); a clip without detections has no tracks."""
+@dataclass(frozen=True)
+class TrackParams:
+    """How tracks are cut where their appearance changes for good, and tracklets joined across short gaps
+    (occlusions, missed detections) within a shot."""
+
+    bridge_gap_s: float = param(2.0, "a tracklet that ends is linked to one that starts at most this much later "
+                                     "(seconds; 0 = no bridging)", ge=0)
+    bridge_dist: float = param(1.0, "... whose start lies within this many box diagonals (times 1 + the gap in "
+                                    "seconds) of where the first one's motion leads", gt=0)
+    bridge_similarity: float = param(0.6, "... whose colour histograms intersect at least this much", ge=0, le=1)
+    bridge_size_ratio: float = param(1.6, "... and whose box heights differ by at most this factor", ge=1)
+    split_similarity: float = param(0.0, "a track whose colour histogram before and after some frame intersects less "
+                                         "than this (e.g. 0.5) is cut there: it followed two objects (0 = never cut; "
+                                         "off by default: see BENCHMARKS.md, issue 13)", ge=0, le=1)
+    split_min_boxes: int = param(5, "... each side having at least this many boxes", ge=2)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+def shot_runs(clips: pl.DataFrame) -> list[list[dict]]:
+    """Kept clips grouped into runs of continuous footage that one tracker follows: same shot, each clip
+    starting on the frame where the previous one ended (a dropped clip in between starts a new run)."""
+    runs: list[list[dict]] = []
+    for c in clips.sort("start_frame").iter_rows(named=True):
+        last = runs[-1][-1] if runs else None
+        if last is not None and last.get("shot_idx") == c.get("shot_idx") and last["end_frame"] == c["start_frame"]:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return runs
+
+
+def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
+                    track_clip: Callable[[list[Detections]], list[list[TrackedBox]]],
+                    params: TrackParams | None = None, first_id: int = 1) -> tuple[list[dict], int, int]:
+    """Rows of the tracks table for one run of clips (see shot_runs): every sampled frame of the run (with or
+    without boxes) goes, in time order, to `track_clip` (a FRESH tracker, e.g. TrackerResource.track_clip), so a
+    track keeps its id from one clip of the shot to the next; tracklets are then joined across short gaps
+    (bridge_tracklets) and numbered from `first_id` in order of appearance, so ids are unique within the video.
+    Each row carries the clip its frame belongs to. Returns (rows, frames fed to the tracker, next free id)."""
+    params = params or TrackParams()
     if dets.is_empty():
-        return [], 0
+        return [], 0, first_id
     step = int(dets["sample_step"][0])
     by_frame = dets.partition_by("frame_idx", as_dict=True)
-    frames = []
-    for f in sampled_frames(clip["start_frame"], clip["end_frame"], step):
-        fr = by_frame.get((f,), dets.clear())
-        frames.append((f, float(fr["t_s"][0]) if len(fr) else None, fr))
+    frames, clip_of = [], {}
+    for clip in run:
+        for f in sampled_frames(clip["start_frame"], clip["end_frame"], step):
+            fr = by_frame.get((f,), dets.clear())
+            frames.append((f, float(fr["t_s"][0]) if len(fr) else None, fr))
+            clip_of[f] = clip["clip_id"]
     tracked = track_clip([frame_detections(fr) for _, _, fr in frames])
-    return track_rows(video_id, clip["clip_id"], frames, tracked), len(frames)
+    hists: dict[int, list] = {}
+    if "hist" in dets.columns:
+        for (_, _, fr), boxes in zip(frames, tracked):
+            frame_hists = fr.sort("det_idx")["hist"].to_list() if len(fr) else []
+            for b in boxes:
+                if 0 <= b.det_index < len(frame_hists) and frame_hists[b.det_index] is not None:
+                    hists.setdefault(b.track_id, []).append(frame_hists[b.det_index])
+    rows = track_rows(video_id, "", frames, tracked)
+    if params.split_similarity > 0 and "hist" in dets.columns:
+        rows, hists = split_on_appearance(rows, frames, tracked, params)
+    rows = bridge_tracklets(rows, {t: np.mean(h, axis=0) for t, h in hists.items()}, params)
+    for key in ("label", "color"):  # a joined track's label and colour: the majority over its boxes
+        votes: dict[int, list[str]] = {}
+        for r in rows:
+            if r[key] is not None:
+                votes.setdefault(r["track_id"], []).append(r[key])
+        for r in rows:
+            r[key] = track_label(votes[r["track_id"]]) if r["track_id"] in votes else r[key]
+    order: dict[int, int] = {}
+    for r in sorted(rows, key=lambda r: (r["frame_idx"], r["track_id"])):
+        order.setdefault(r["track_id"], first_id + len(order))
+    for r in rows:
+        r["track_id"] = order[r["track_id"]]
+        r["clip_id"] = clip_of[r["frame_idx"]]
+    return rows, len(frames), first_id + len(order)
+
+
+def split_on_appearance(rows: list[dict], frames: Sequence[tuple[int, float | None, pl.DataFrame]],
+                        tracked: list[list[TrackedBox]], p: TrackParams) -> tuple[list[dict], dict[int, list]]:
+    """Cut a track where its colour histogram changes for good (the tracker followed one object, then another):
+    the cut is at the frame that best separates the track's boxes into two runs of at least `split_min_boxes`,
+    when the two runs' mean histograms intersect less than `split_similarity`. The later run gets a new id.
+    Returns the rows and the histograms of the (new) tracks' boxes."""
+    per_track: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for (f, _, fr), boxes in zip(frames, tracked):
+        frame_hists = fr.sort("det_idx")["hist"].to_list() if len(fr) else []
+        for b in boxes:
+            if 0 <= b.det_index < len(frame_hists) and frame_hists[b.det_index] is not None:
+                per_track.setdefault(b.track_id, []).append((f, np.asarray(frame_hists[b.det_index], float)))
+    next_id = max((r["track_id"] for r in rows), default=0) + 1
+    cut_at: dict[int, tuple[int, int]] = {}
+    hists: dict[int, list] = {}
+    for tid, seq in per_track.items():
+        n, k = len(seq), p.split_min_boxes
+        best = None
+        if n >= 2 * k:
+            h = np.array([x for _, x in seq])
+            h = h / np.maximum(h.sum(axis=1, keepdims=True), 1e-9)
+            csum = np.cumsum(h, axis=0)
+            for i in range(k, n - k + 1):
+                sim = float(np.minimum(csum[i - 1] / i, (csum[-1] - csum[i - 1]) / (n - i)).sum())
+                if best is None or sim < best[0]:
+                    best = (sim, i)
+        if best is not None and best[0] < p.split_similarity:
+            cut_at[tid] = (seq[best[1]][0], next_id)
+            hists[tid] = [x for _, x in seq[:best[1]]]
+            hists[next_id] = [x for _, x in seq[best[1]:]]
+            next_id += 1
+        else:
+            hists[tid] = [x for _, x in seq]
+    for r in rows:
+        cut = cut_at.get(r["track_id"])
+        if cut is not None and r["frame_idx"] >= cut[0]:
+            r["track_id"] = cut[1]
+    return rows, hists
+
+
+def clip_track_rows(video_id: str, clip: dict, dets: pl.DataFrame,
+                    track_clip: Callable[[list[Detections]], list[list[TrackedBox]]],
+                    params: TrackParams | None = None) -> tuple[list[dict], int]:
+    """shot_track_rows of a single clip: (rows, frames fed to the tracker)."""
+    rows, n_frames, _ = shot_track_rows(video_id, [clip], dets, track_clip, params)
+    return rows, n_frames
+
+
+def _ends(rows: list[dict]) -> dict[int, dict]:
+    """Per track: first / last time, box and centre velocity (px/s, fitted over up to 1 s at each end)."""
+    by: dict[int, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["track_id"], []).append(r)
+    out = {}
+    for tid, rs in by.items():
+        rs.sort(key=lambda r: r["frame_idx"])
+        t = np.array([r["t_s"] if r["t_s"] is not None else np.nan for r in rs], float)
+        if np.isnan(t).any():
+            continue
+        b = np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs], float)
+        c = (b[:, :2] + b[:, 2:]) / 2
+
+        out[tid] = {"t0": t[0], "t1": t[-1], "b0": b[0], "b1": b[-1], "c0": c[0], "c1": c[-1],
+                    "v0": _velocity(t, c, t <= t[0] + 1.0), "v1": _velocity(t, c, t >= t[-1] - 1.0)}
+    return out
+
+
+def _velocity(t: np.ndarray, c: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """Least-squares velocity (px/s) of centres c over the selected times."""
+    if sel.sum() < 2 or np.ptp(t[sel]) <= 0:
+        return np.zeros(2)
+    return np.array([np.polyfit(t[sel], c[sel, k], 1)[0] for k in range(2)])
+
+
+def bridge_tracklets(rows: list[dict], hists: dict[int, np.ndarray], p: TrackParams) -> list[dict]:
+    """Join tracklets across short gaps: tracklet A (ends at t1) is continued by B (starts at t0, 0 < t0 - t1 <=
+    bridge_gap_s) when B's first box lies where A's motion leads (A's end moved on by its velocity; and A's end
+    where B's motion comes from), within bridge_dist box diagonals x (1 + gap), their box heights agree within
+    bridge_size_ratio, and their mean colour histograms intersect >= bridge_similarity (without histograms the
+    distance must be half as small). Candidate links are taken cheapest first, each tracklet continuing at most
+    one and continued by at most one; B's rows get A's id."""
+    if p.bridge_gap_s <= 0 or not rows:
+        return rows
+    ends = _ends(rows)
+    cands = []
+    for a, ea in ends.items():
+        for b, eb in ends.items():
+            gap = eb["t0"] - ea["t1"]
+            if a == b or not (0 < gap <= p.bridge_gap_s):
+                continue
+            ha, hb = ea["b1"][3] - ea["b1"][1], eb["b0"][3] - eb["b0"][1]
+            if min(ha, hb) <= 0 or max(ha, hb) / min(ha, hb) > p.bridge_size_ratio:
+                continue
+            diag = float(np.hypot(*(ea["b1"][2:] - ea["b1"][:2])))
+            fwd = np.hypot(*(ea["c1"] + ea["v1"] * gap - eb["c0"]))
+            back = np.hypot(*(eb["c0"] - eb["v0"] * gap - ea["c1"]))
+            err = min(fwd, back) / max(diag, 1.0) / (1.0 + gap)
+            sim = hist_similarity(hists.get(a), hists.get(b))
+            limit = p.bridge_dist if sim is not None else p.bridge_dist / 2
+            if err > limit or (sim is not None and sim < p.bridge_similarity):
+                continue
+            cands.append((err / limit + (1.0 - (sim if sim is not None else 0.5)), a, b))
+    nxt: dict[int, int] = {}
+    prv: dict[int, int] = {}
+    for _, a, b in sorted(cands):
+        if a not in nxt and b not in prv:
+            nxt[a], prv[b] = b, a
+    root = {}
+    for tid in ends:
+        head = tid
+        while head in prv:
+            head = prv[head]
+        root[tid] = head
+    for r in rows:
+        r["track_id"] = root.get(r["track_id"], r["track_id"])
+    return rows
 
 
 def _colour(track_id: int) -> tuple[int, int, int]:
@@ -255,16 +467,17 @@ def draw_tracks(image: np.ndarray, tracks: pl.DataFrame, at_frame: int | None = 
 
 def mot_text(tracks: pl.DataFrame, interpolate: bool = True) -> str:
     """MOTChallenge lines `frame,id,x,y,w,h,score,-1,-1,-1` for ONE video: frames 1-based over the source
-    video's decoded frames; ids renumbered 1.. over (clip, track); with `interpolate`, boxes are linearly
-    interpolated over the frames skipped by sampling between two observations of a track."""
+    video's decoded frames; ids renumbered 1.. in order of appearance over the video's track ids (unique within a
+    video: the clips of a shot share them); with `interpolate`, boxes are linearly interpolated over the frames
+    skipped by sampling (and short gaps a track was bridged over) between two observations of a track."""
     if tracks.is_empty():
         return ""
-    t = tracks.sort("clip_id", "track_id", "frame_idx")
-    keys = t.select("clip_id", "track_id").unique(maintain_order=True)
-    ids = {(c, k): i + 1 for i, (c, k) in enumerate(keys.iter_rows())}
+    t = tracks.sort("track_id", "frame_idx")
+    first = t.group_by("track_id").agg(pl.col("frame_idx").min()).sort("frame_idx", "track_id")
+    ids = {k: i + 1 for i, k in enumerate(first["track_id"].to_list())}
     lines: list[tuple[int, int, float, float, float, float, float]] = []
-    for (clip_id, track_id), g in t.group_by(["clip_id", "track_id"], maintain_order=True):
-        gid = ids[(clip_id, track_id)]
+    for (track_id,), g in t.group_by(["track_id"], maintain_order=True):
+        gid = ids[track_id]
         f = g["frame_idx"].to_numpy()
         b = g.select("x1", "y1", "x2", "y2").to_numpy()
         s = g["score"].to_numpy()

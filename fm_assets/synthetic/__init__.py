@@ -1,5 +1,6 @@
 """Synthetic scenes with known motion, rendered to H.264 with MOTChallenge ground truth and exact facts
-(generator.py). It speaks the core's vocabulary (fm_assets.labels.vocab); nothing in the core imports it."""
+(generator.py), and a second family of procedural "wild" scenes with random textures, lighting, camera jitter and
+occlusions (wild.py). It speaks the core's vocabulary (fm_assets.labels.vocab); nothing in the core imports it."""
 
 from fm_assets.labels.vocab import COLORS, MIN_STOP_S, STATIONARY_FRAC, classify_direction, region
 from fm_assets.synthetic.generator import (
@@ -19,26 +20,54 @@ from fm_assets.synthetic.generator import (
     scene_facts,
     standard_scenes,
 )
+from fm_assets.synthetic.wild import (
+    WILD_DEV_SEEDS,
+    WILD_HELDOUT_SEEDS,
+    WildObject,
+    WildScene,
+    WildTruth,
+    make_wild_videos,
+    render_wild,
+    render_wild_frames,
+    render_wild_scene,
+    wild_gt_rows,
+    wild_name,
+    wild_scene,
+    wild_truth,
+)
 
 __all__ = [
     "COLORS",
     "MIN_STOP_S",
     "STATIONARY_FRAC",
+    "WILD_DEV_SEEDS",
+    "WILD_HELDOUT_SEEDS",
     "Keyframe",
     "ObjectSpec",
     "SceneSpec",
     "SceneTruth",
+    "WildObject",
+    "WildScene",
+    "WildTruth",
     "all_scenes",
     "classify_direction",
     "extra_scenes",
     "gt_rows",
     "make_demo_videos",
+    "make_wild_videos",
     "object_facts",
     "object_state",
     "region",
     "render_frames",
     "render_scene",
+    "render_wild",
+    "render_wild_frames",
+    "render_wild_scene",
     "scene_by_name",
     "scene_facts",
     "standard_scenes",
+    "wild_gt_rows",
+    "wild_name",
+    "wild_scene",
+    "wild_truth",
 ]

@@ -78,6 +78,9 @@ class MotionDetector:
         border_penalty: score factor for blobs touching the frame's edge (the object is cut off, so its box
             is not the object's extent).
         head_split: split merged blobs at the heads of their upper contour (see step 5).
+        shadows: a pixel darker than the background by a factor in `shadow_ratio`, equally in R, G and B (within
+            `shadow_chroma`), where the background's texture shows through (local correlation of the frame's and
+            the background's grey levels >= `shadow_texture`) is a cast shadow, not foreground.
         person_aspect: a pedestrian's box width / height (0.41: the usual pedestrian-benchmark aspect).
         head_drop: a head stands out from the contour on both sides by at least this fraction of its height.
         head_gap: heads closer than head_gap x a person's width are one person (the higher kept).
@@ -118,6 +121,10 @@ class MotionDetector:
         head_hog: float = -1.5,
         exposure: bool = True,
         exposure_tol: float = 0.03,
+        shadows: bool = True,
+        shadow_ratio: tuple[float, float] = (0.55, 0.92),
+        shadow_chroma: float = 0.05,
+        shadow_texture: float = 0.6,
     ) -> None:
         self.work_width = int(work_width)
         self.bg_max_frames = int(bg_max_frames)
@@ -146,6 +153,10 @@ class MotionDetector:
         self.head_hog = float(head_hog)
         self.exposure = bool(exposure)
         self.exposure_tol = float(exposure_tol)
+        self.shadows = bool(shadows)
+        self.shadow_ratio = (float(shadow_ratio[0]), float(shadow_ratio[1]))
+        self.shadow_chroma = float(shadow_chroma)
+        self.shadow_texture = float(shadow_texture)
         self._hog = cv2.HOGDescriptor()  # default: 64x128 window, 16px blocks, 8px cells, 9 bins
         svm = np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32).reshape(-1)
         self._svm_w, self._svm_b = svm[:-1], float(svm[-1])
@@ -271,8 +282,13 @@ class MotionDetector:
         """Per frame max-over-channels |frame - background| (uint8) and the per-pixel threshold (float32)."""
         bg8 = bg.astype(np.uint8)
         diff = np.empty(small.shape[:3], np.uint8)
+        bg_f = bg.astype(np.float32) + 1.0
+        bg_grey = cv2.cvtColor(bg8, cv2.COLOR_RGB2GRAY).astype(np.float32)
         for i in range(len(small)):
             diff[i] = _max3(cv2.absdiff(small[i], bg8))
+            if self.shadows:
+                diff[i][_shadow(small[i], bg_f, bg_grey, self.shadow_ratio, self.shadow_chroma,
+                                self.shadow_texture)] = 0
         # a pixel's noise from the lower quartile of its frame-to-frame changes: low for static background and
         # for slowly moving objects, high only where the scene itself flickers (screens, foliage, water).
         # For |N(0, sigma * sqrt(2))|, the 25th percentile is 0.45 sigma.
@@ -583,6 +599,26 @@ def _equalize_exposure(small: np.ndarray, bg: np.ndarray, tol: float) -> bool:
     for i in np.flatnonzero(off):
         small[i] = np.clip(small[i] / gains[i], 0, 255).round().astype(np.uint8)
     return bool(off.any())
+
+
+def _shadow(frame: np.ndarray, bg_f: np.ndarray, bg_grey: np.ndarray, ratio: tuple[float, float], chroma: float,
+            texture: float) -> np.ndarray:
+    """Cast-shadow pixels of a frame against the background (see MotionDetector's `shadows`): darker by one
+    factor in every channel, with the background's texture still visible (a shadow dims the ground, an object
+    hides it). Returns a boolean mask."""
+    r = (frame.astype(np.float32) + 1.0) / bg_f
+    m = r.mean(axis=2)
+    cand = (m >= ratio[0]) & (m <= ratio[1]) & (np.abs(r - m[..., None]).max(axis=2) <= chroma * 3 * m)
+    if not cand.any():
+        return cand
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    k = (7, 7)
+    mf, mb = cv2.blur(grey, k), cv2.blur(bg_grey, k)
+    vf, vb = cv2.blur(grey * grey, k) - mf * mf, cv2.blur(bg_grey * bg_grey, k) - mb * mb
+    cov = cv2.blur(grey * bg_grey, k) - mf * mb
+    flat = vb < 4.0  # no texture to compare: a flat ground dimmed in every channel alike counts as shadow
+    ncc = cov / np.sqrt(np.maximum(vf, 1e-3) * np.maximum(vb, 1e-3))
+    return cand & (flat | (ncc >= texture))
 
 
 def _grad(img: np.ndarray) -> np.ndarray:

@@ -79,7 +79,9 @@ def test_values_a_user_set_are_kept(dhome):
     dhome.mkdir(parents=True)
     cfg = dhome / "dagster.yaml"
     cfg.write_text(OLD_DAGSTER_YAML.replace("concurrency:\n", "concurrency:\n  runs:\n    max_concurrent_runs: 7\n")
-                   + "run_queue:\n  dequeue_interval_seconds: 3\n")
+                   + "run_queue:\n  dequeue_interval_seconds: 3\n"
+                   + "run_monitoring:\n  enabled: false\n"  # a user's choices, kept as they are
+                   + "run_launcher:\n  module: dagster\n  class: DefaultRunLauncher\n")
     text = cfg.read_text()
     assert run_queue(dagster_home()) == (7, 3)
     assert cfg.read_text() == text

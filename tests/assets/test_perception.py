@@ -120,3 +120,27 @@ def test_broken_detector_config_fails_before_any_video_is_read(scenes, tmp_path)
     assert not lake.exists(f"detections/{vid}.parquet") and not lake.exists(f"raw_clips/{vid}.parquet")
     failure = [e for e in res.all_events if e.is_failure][0]
     assert "missing.py" in str(failure.event_specific_data.error.message) or "missing.py" in str(failure.event_specific_data)
+
+
+def test_a_shot_longer_than_a_clip_keeps_its_track_ids(tmp_path):
+    """A 14 s shot is cut into two clips; one tracker follows the whole shot, so each object keeps one track id in
+    both clips, and the whole-video MOT export has one id per object."""
+    from fm_assets.synthetic import Keyframe, ObjectSpec
+
+    walk = SceneSpec(name="long_walk", fps=10.0, duration_s=14.0, objects=(
+        ObjectSpec(1, "object", "red", "box", 70, 60, (Keyframe(0.0, 60, 150), Keyframe(14.0, 580, 170))),
+        ObjectSpec(2, "object", "blue", "disc", 60, 60, (Keyframe(0.0, 560, 360), Keyframe(14.0, 80, 330))),
+    ))
+    truth = render_scene(walk, tmp_path)
+    lake, out = run_graph([truth.mp4], tmp_path / "lake")
+    vid, result = out["long_walk"]
+    assert result.success
+    clips = lake.read_parquet(f"raw_clips/{vid}.parquet").filter(pl.col("kept"))
+    assert len(clips) == 2
+    t = table(lake, "tracks", vid)
+    per_track = t.group_by("track_id").agg(pl.col("clip_id").n_unique().alias("clips"), pl.len())
+    assert len(per_track) == 2, per_track
+    assert per_track["clips"].to_list() == [2, 2]
+    gt = read_mot(truth.gt, is_gt=True)
+    m = evaluate(gt, parse_mot(mot_text(t, interpolate=True)), n_frames=int(gt[:, 0].max()))
+    assert m["IDSW"] == 0 and m["IDF1"] >= 0.9, m

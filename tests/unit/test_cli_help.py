@@ -5,7 +5,7 @@ import pytest
 from fm_assets.cli import main
 
 COMMANDS = [[], ["demo"], ["run"], ["sql"], ["db"], ["compact"], ["export"], ["ui"], ["eval"], ["eval", "mcq"],
-            ["eval", "grounded"], ["eval", "mot"]]
+            ["eval", "grounded"], ["eval", "mot"], ["eval", "labels"]]
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c) or "fm" for c in COMMANDS])

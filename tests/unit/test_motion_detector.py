@@ -199,3 +199,54 @@ def test_head_split_of_merged_pedestrians():
     cv2.circle(discs, (119, 40), 39, 1, -1)
     for mask in (one, discs, np.ones((60, 80), np.uint8)):
         assert det._head_parts(mask, 0, 0, 1.0, 20) is None
+
+
+def test_cast_shadow_and_lighting_drift_make_no_boxes():
+    """A soft shadow travelling under the moving box and a slow lighting drift (global +-10 % and a moving light
+    gradient) must not make boxes of their own; without the shadow test they do."""
+    frames, gts = _render(_scene(BOX, duration_s=4.0))
+    hgt, wid = frames[0].shape[:2]
+    yy, xx = np.mgrid[0:hgt, 0:wid]
+    lit = []
+    for i, f in enumerate(frames):
+        t = i / 10
+        cx, cy = 120 + 95 * t + 30, 200 + 5 * t + 80  # below the box (whose centre moves 120,200 -> 500,220)
+        shade = 1 - 0.35 * np.exp(-(((xx - cx) / 70) ** 2 + ((yy - cy) / 22) ** 2))
+        drift = 1 + 0.10 * np.sin(2 * np.pi * t / 8) + 0.08 * (xx / wid - 0.5) * np.sin(t)
+        lit.append(np.clip(f * (shade * drift)[..., None], 0, 255).astype(np.uint8))
+    for shadows in (True, False):
+        dets = MotionDetector(shadows=shadows).detect_clip(lit)
+        found = sum(len(d) > 0 and _iou(g, d.boxes).max() >= 0.6 for d, g in zip(dets, gts))
+        extra = sum(max(0, len(d) - 1) for d in dets)
+        assert found >= 0.9 * len(lit)
+        if shadows:
+            assert extra <= 0.35 * len(lit), f"{extra} extra boxes on {len(lit)} frames"  # a few shadow fringes
+        else:
+            assert extra >= 0.75 * len(lit)  # the shadow is a blob of its own without the test
+
+
+def test_an_object_that_stands_still_and_then_moves_is_found_where_it_is():
+    """Issue 13's case: a blue square standing still for most of the clip (so the clip's median background holds
+    it), then moving down, while a disc crosses the top. The square is found on its frames with its own box and
+    its real colour, and no ghost box stays where it stood."""
+    from fm_assets.labels.tracking import box_colour
+
+    disc = S.ObjectSpec(1, "object", "red", "disc", 60, 60, _kf((0.0, 60, 50), (8.0, 580, 50)))
+    square = S.ObjectSpec(2, "object", "blue", "box", 70, 70, _kf((0.0, 320, 200), (5.5, 320, 200), (8.0, 320, 380)))
+    frames, gts = _render(_scene(disc, square, duration_s=8.0))
+    dets = MotionDetector().detect_clip(frames)
+    start = np.array([[285, 165, 355, 235]], np.float32)
+    found = ghosts = 0
+    colours = []
+    for img, d, g in zip(frames, dets, gts):
+        sq = g[1:2]
+        if len(d):
+            iou = _iou(sq, d.boxes)[0]
+            if iou.max() >= 0.6:
+                found += 1
+                colours.append(box_colour(img, d.boxes[int(iou.argmax())]))
+            if _iou(sq, start)[0, 0] < 0.3:  # the square has left its place: nothing may be found there
+                ghosts += int((_iou(start, d.boxes)[0] >= 0.5).any())
+    assert found >= 0.95 * len(frames), f"square found on {found}/{len(frames)} frames"
+    assert ghosts == 0
+    assert colours.count("blue") >= 0.9 * len(colours)

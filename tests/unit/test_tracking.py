@@ -71,16 +71,18 @@ def test_track_label_majority_and_rows():
 
 
 def test_mot_text_interpolates_and_renumbers():
+    # track 5 runs through clips c0 and c1 of one shot (ids are unique within a video), track 2 appears later
     t = pl.DataFrame({
-        "video_id": ["v"] * 4, "clip_id": ["c0", "c0", "c1", "c1"], "track_id": [1, 1, 1, 1],
-        "frame_idx": [0, 2, 10, 11], "x1": [0.0, 10.0, 5.0, 5.0], "y1": [0.0, 0.0, 5.0, 5.0],
-        "x2": [10.0, 20.0, 15.0, 15.0], "y2": [20.0, 20.0, 25.0, 25.0], "score": [0.9, 0.8, 0.7, 0.7],
+        "video_id": ["v"] * 5, "clip_id": ["c0", "c0", "c1", "c1", "c1"], "track_id": [5, 5, 5, 5, 2],
+        "frame_idx": [0, 2, 10, 11, 11], "x1": [0.0, 10.0, 5.0, 5.0, 50.0], "y1": [0.0, 0.0, 5.0, 5.0, 0.0],
+        "x2": [10.0, 20.0, 15.0, 15.0, 60.0], "y2": [20.0, 20.0, 25.0, 25.0, 20.0], "score": [0.9, 0.8, 0.7, 0.7, 0.6],
     })
     lines = mot_text(t).splitlines()
-    assert lines[0] == "1,1,0.00,0.00,10.00,20.00,0.9000,-1,-1,-1"
+    assert lines[0] == "1,1,0.00,0.00,10.00,20.00,0.9000,-1,-1,-1"  # ids renumbered by first appearance
     assert lines[1] == "2,1,5.00,0.00,10.00,20.00,0.8000,-1,-1,-1"  # interpolated frame
-    assert lines[3].startswith("11,2,") and lines[4].startswith("12,2,")  # clip c1's track is a new id
-    assert len(mot_text(t, interpolate=False).splitlines()) == 4
+    assert [ln.split(",")[:2] for ln in lines[-3:]] == [["11", "1"], ["12", "1"], ["12", "2"]]
+    assert len(lines) == 13  # frames 1-12 of the one track (interpolated across the clip boundary) + 1
+    assert len(mot_text(t, interpolate=False).splitlines()) == 5
 
 
 @pytest.mark.parametrize("rgb, name", [((220, 35, 35), "red"), ((35, 75, 220), "blue"), ((40, 175, 60), "green"),

@@ -1,0 +1,177 @@
+"""Questions on crowds: abstention per question (a doubtful track removes only what it could change), questions
+that hold under an id switch where two tracks meet, and the crowd kinds (counts, majority direction, entry /
+exit order, nearest / furthest), on trajectories computed by motion_facts from hand-made tracks."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import polars as pl
+
+from fm_assets.labels import qa
+from fm_assets.labels.motion_facts import pair_relations, trajectories
+from tests.unit.test_qa import CLIP, H, W, facts_of, make_tracks
+
+
+def facts(rows: list[dict]) -> list[dict]:
+    return [json.loads(r["fact"]) for r in rows]
+
+
+def by_kind(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r, f in zip(rows, facts(rows)):
+        out.setdefault(f["kind"], []).append({**f, "row": r})
+    return out
+
+
+# five people well apart: three walk right, two walk left, all through the whole clip
+CROWD = [
+    (1, "person", "red", 40, 100, [(0.0, 60, 120), (8.0, 420, 120)]),
+    (2, "person", "blue", 40, 100, [(0.0, 80, 260), (8.0, 460, 260)]),
+    (3, "person", "green", 40, 100, [(0.0, 100, 400), (8.0, 520, 400)]),
+    (4, "person", "yellow", 40, 100, [(0.0, 600, 190), (8.0, 260, 190)]),
+    (5, "person", "white", 40, 100, [(0.0, 580, 330), (8.0, 200, 330)]),
+]
+
+
+def with_noisy_track(objs: list[tuple], keyframes: list[tuple], tid: int = 9) -> pl.DataFrame:
+    """The objs' tracks plus one track with very noisy boxes (box_noise far above max_box_noise)."""
+    clean = make_tracks(objs)
+    noisy = make_tracks([(tid, "person", "black", 40, 100, keyframes)], jitter=12.0, seed=3)
+    return pl.concat([clean, noisy], how="diagonal_relaxed")
+
+
+def rows_of(tracks: pl.DataFrame) -> list[dict]:
+    traj = trajectories(tracks, W, H)
+    pairs = pair_relations(traj)
+    return qa.rule_questions(traj, pairs, CLIP) + qa.grounded_questions(traj, pairs, CLIP)
+
+
+def test_crowd_counts_and_majority():
+    traj, pairs = facts_of(CROWD)
+    kinds = by_kind(qa.rule_questions(traj, pairs, CLIP))
+    counts = {f["direction"]: f["value"] for f in kinds["count_direction"]}
+    assert counts == {"right": 3, "left": 2}
+    assert {f["value"] for f in kinds["majority_direction"]} == {"right"}
+    row = kinds["count_direction"][0]["row"]
+    assert "people" in row["question"] and row["answer_text"] in row["options"] and len(set(row["options"])) == 4
+    # every question about a single person is still asked in a crowd
+    assert {f["tracks"][0] for f in kinds["direction"]} == {1, 2, 3, 4, 5}
+
+
+def test_a_doubtful_track_removes_only_what_it_could_change():
+    # a noisy track moving left: counts / majority / "which moves left" that it could change abstain ...
+    tracks = with_noisy_track(CROWD, [(0.0, 620, 60), (8.0, 300, 60)])
+    kinds = by_kind(rows_of(tracks))
+    assert all(f["direction"] != "left" for f in kinds.get("count_direction", []))
+    assert not kinds.get("majority_direction")  # right 3 vs left 2 + the doubtful one: no clear majority
+    # ... while what it cannot change is still asked: the count of people walking right, each person's questions
+    assert {f["direction"]: f["value"] for f in kinds["count_direction"]} == {"right": 3}
+    assert {f["tracks"][0] for f in kinds["direction"]} == {1, 2, 3, 4, 5}
+    assert all(9 not in f["tracks"] for k, fs in kinds.items() if k != "nearest" and k != "furthest" for f in fs)
+    # before per-question abstention, one doubtful track silenced every question about all objects
+    assert sum(len(v) for v in kinds.values()) >= 20
+
+
+def test_side_by_side_walkers_keep_their_questions_crossing_ones_lose_them():
+    # 1 and 2 walk right side by side (they come close: the tracker may switch them), 3 walks left far away
+    parallel = [
+        (1, "person", "red", 40, 100, [(0.0, 60, 200), (8.0, 400, 200)]),
+        (2, "person", "blue", 40, 100, [(0.0, 80, 240), (8.0, 420, 240)]),
+        (3, "person", "green", 40, 100, [(0.0, 600, 420), (8.0, 250, 420)]),
+    ]
+    kinds = by_kind(rows_of(make_tracks(parallel)))
+    assert {f["tracks"][0] for f in kinds["direction"]} == {1, 2, 3}
+    # 1 walks right and 2 walks left; they cross in the middle: an id switch there would reverse each direction
+    crossing = [
+        (1, "person", "red", 40, 100, [(0.0, 60, 200), (8.0, 580, 200)]),
+        (2, "person", "blue", 40, 100, [(0.0, 580, 220), (8.0, 60, 220)]),
+        (3, "person", "green", 40, 100, [(0.0, 100, 420), (8.0, 500, 420)]),
+    ]
+    kinds = by_kind(rows_of(make_tracks(crossing)))
+    asked = {f["tracks"][0] for k in ("direction", "end_region", "heading") for f in kinds.get(k, [])}
+    assert 1 not in asked and 2 not in asked and 3 in asked
+
+
+def test_entry_and_exit_order():
+    objs = [
+        (1, "person", "red", 40, 100, [(0.0, 300, 240), (8.0, 320, 240)]),
+        (2, "person", "blue", 40, 100, [(1.0, 20, 120), (8.0, 400, 120)], (1.0, 8.0)),  # enters at the left at 1 s
+        (3, "person", "green", 40, 100, [(3.0, 620, 380), (8.0, 300, 380)], (3.0, 8.0)),  # enters at 3 s
+        (4, "person", "white", 40, 100, [(0.0, 200, 300), (5.0, 200, 470), (8.0, 200, 600)], (0.0, 5.0)),  # leaves
+        (5, "person", "yellow", 40, 100, [(0.0, 450, 180), (3.0, 700, 180)], (0.0, 3.0)),  # leaves first
+    ]
+    kinds = by_kind(qa.rule_questions(*facts_of(objs), CLIP))
+    enters = [f for f in kinds.get("enters_first", []) if set(f["tracks"]) == {2, 3}]
+    assert enters and enters[0]["value"] == 2
+    assert "enter" in enters[0]["row"]["question"]
+    exits = [f for f in kinds.get("exits_first", []) if set(f["tracks"]) == {4, 5}]
+    assert exits and exits[0]["value"] == 5 and "leave" in exits[0]["row"]["question"]
+
+
+def test_nearest_and_furthest_by_the_bottom_edge():
+    objs = [
+        (1, "person", "red", 40, 100, [(0.0, 100, 150), (8.0, 400, 150)]),
+        (2, "person", "blue", 60, 150, [(0.0, 50, 320), (8.0, 350, 320)]),
+        (3, "person", "green", 50, 120, [(0.0, 600, 230), (8.0, 300, 230)]),
+    ]
+    kinds = by_kind(qa.rule_questions(*facts_of(objs), CLIP))
+    assert [f["value"] for f in kinds["nearest"]] == [2]
+    assert [f["value"] for f in kinds["furthest"]] == [1]
+    assert abs(kinds["nearest"][0]["t"] - 4.0) < 1e-6
+    # objects that are not people (flat shapes) are never ranked by distance from the camera
+    shapes = [(t, "object", c, w, h, k) for t, _, c, w, h, k in objs]
+    assert not by_kind(qa.rule_questions(*facts_of(shapes), CLIP)).get("nearest")
+
+
+def test_referring_expressions_add_the_direction_before_the_order():
+    objs = [
+        (1, "person", "gray", 40, 100, [(0.0, 60, 120), (8.0, 400, 120)]),
+        (2, "person", "gray", 40, 100, [(0.0, 80, 60), (8.0, 80, 400)]),
+    ]
+    traj, _ = facts_of(objs)
+    refs = qa.refer(traj)
+    assert refs[1].endswith("moves to the right") and refs[2].endswith("moves down")
+
+
+def test_grounded_questions_in_a_crowd_with_a_doubtful_track():
+    objs = CROWD[:3] + [(6, "person", "black", 40, 100, [(0.0, 610, 40), (8.0, 610, 440)])]  # the only one going down
+    tracks = with_noisy_track(objs, [(0.0, 450, 30), (8.0, 150, 30)])
+    rows = qa.grounded_questions(trajectories(tracks, W, H), pair_relations(trajectories(tracks, W, H)), CLIP)
+    targets = Counter(json.loads(r["fact"])["kind"] for r in rows)
+    assert rows and all(r["target_track_id"] != 9 for r in rows)
+    assert any(r["target_track_id"] == 6 and json.loads(r["fact"]).get("direction") == "down" for r in rows), targets
+    for r in rows:
+        assert 0.0 <= r["action_start_s"] < r["action_end_s"] <= 8.0
+
+
+def test_abstention_is_deterministic():
+    tracks = with_noisy_track(CROWD, [(0.0, 620, 60), (8.0, 300, 60)])
+    a, b = rows_of(tracks), rows_of(tracks)
+    assert [r["question"] for r in a] == [r["question"] for r in b]
+    assert np.isfinite([len(a)]).all()
+
+
+def test_a_clip_where_every_object_is_doubtful_gives_no_question_and_a_reason_per_track():
+    # two people crossing (an id switch there would reverse both directions) and a third with very noisy boxes
+    crossing = [
+        (1, "person", "red", 40, 100, [(0.0, 60, 200), (8.0, 580, 200)]),
+        (2, "person", "blue", 40, 100, [(0.0, 580, 220), (8.0, 60, 220)]),
+    ]
+    tracks = with_noisy_track(crossing, [(0.0, 100, 420), (8.0, 500, 420)], tid=3)
+    traj = trajectories(tracks, W, H)
+    pairs = pair_relations(traj)
+    assert traj["kept"].all()
+    rows = qa.rule_questions(traj, pairs, CLIP) + qa.grounded_questions(traj, pairs, CLIP)
+    assert [json.loads(r["fact"])["kind"] for r in rows] == []
+    marked = qa.annotate_doubts(traj, [CLIP])
+    reasons = dict(zip(marked["track_id"].to_list(), marked["drop_reason"].to_list()))
+    assert reasons[1].startswith("doubtful:") and "possible_id_switch_with_2" in reasons[1]
+    assert "possible_id_switch_with_1" in reasons[2]
+    assert "doubtful_boxes" in reasons[3]
+    assert marked["kept"].all() and marked.columns == traj.columns
+    # a clip without doubtful tracks is left as it is
+    clean = trajectories(make_tracks(CROWD), W, H)
+    assert qa.annotate_doubts(clean, [CLIP]).equals(clean)
