@@ -130,18 +130,10 @@ def prepare_home(home: Path, videos: list[Path], batch: int, max_runs: int | Non
 
     env = home_env(home, batch)
     (home / "inbox").mkdir(parents=True, exist_ok=True)
-    saved = {k: os.environ.get(k) for k in ("FM_HOME", "DAGSTER_HOME")}
-    os.environ.update(FM_HOME=env["FM_HOME"], DAGSTER_HOME=env["DAGSTER_HOME"])
-    try:
-        from fm_resources.settings import dagster_home
+    from fm_resources.settings import dagster_home, environ
 
+    with environ({"FM_HOME": env["FM_HOME"], "DAGSTER_HOME": env["DAGSTER_HOME"]}):
         dhome = dagster_home()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     if max_runs is not None or dequeue_s is not None:
         override_instance(dhome, max_runs, dequeue_s)
     lake = Lake(root=str(home / "lake"))

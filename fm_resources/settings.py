@@ -331,17 +331,24 @@ def use_dagster_home() -> Path:
 
 
 @contextlib.contextmanager
-def environment(name: str, value: str | None) -> Iterator[None]:
-    """Set (or with None, unset) one environment variable for the duration of a block, then restore it."""
-    previous = os.environ.get(name)
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
+def environ(values: dict[str, str | None]) -> Iterator[None]:
+    """Set (or with None, unset) environment variables for the duration of a block, then restore them."""
+    previous = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def environment(name: str, value: str | None) -> contextlib.AbstractContextManager[None]:
+    """Set (or with None, unset) one environment variable for the duration of a block, then restore it."""
+    return environ({name: value})

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fm_resources.settings import environ
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PG_BIN = Path(os.environ.get("FM_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -191,7 +193,7 @@ class Cluster:
         own scratch folder (FM_SCRATCH)."""
         import yaml
 
-        with _environ(self.env):
+        with environ(self.env):
             from fm_resources.settings import HEADER, instance_settings
 
             cfg = instance_settings()
@@ -369,20 +371,6 @@ def missing(instance, video_ids: list[str], since: float) -> dict[str, set[str]]
         if set(video_ids) - done:
             out[asset] = set(video_ids) - done
     return out
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager

@@ -19,15 +19,15 @@ from it, instantiated as a real DagsterInstance, and the step Jobs the k8s_job_e
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
+
+from fm_resources.settings import environ
 
 HERE = Path(__file__).resolve().parent
 RELEASE_NAMESPACE = "default"
@@ -180,20 +180,6 @@ def code_locations(values: dict) -> list[dict]:
     return out
 
 
-@contextlib.contextmanager
-def environment(values: dict[str, str]):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 DUMMY_KUBECONFIG = {
     "apiVersion": "v1", "kind": "Config", "current-context": "offline",
     "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:6443"}}],
@@ -244,7 +230,7 @@ def step_jobs(instance, env: dict[str, str], steps: tuple[str, ...] = ("detectio
     from dagster_k8s.container_context import K8sContainerContext
     from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config
 
-    with environment(env):
+    with environ(env):
         from fm_assets.definitions import build_defs
 
         defs = build_defs()

@@ -577,14 +577,19 @@ ENCODER_THREADS = 2  # fixed: x264 output depends on the thread count, not on ti
 
 def _encode(spec: SceneSpec, seed: int, path: Path) -> None:
     """Write the scene as H.264 mp4; frame i has pts i in time base 1/fps."""
-    rate = spec.rate
+    write_h264(path, render_frames(spec, seed), spec.width, spec.height, spec.rate)
+
+
+def write_h264(path: Path, frames: Iterator[tuple[int, np.ndarray]], width: int, height: int, rate: Fraction) -> None:
+    """H.264 mp4 of RGB frames (index, image) with the fixed encoder settings above (bit-exact muxing, fixed thread
+    count: the same frames give the same bytes); frame i has pts i in time base 1 / rate."""
     with av.open(str(path), "w", format="mp4", container_options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libx264", rate=rate, options=dict(ENCODER_OPTIONS))
-        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = 1 / rate
         stream.codec_context.thread_type = "FRAME"
         stream.codec_context.thread_count = ENCODER_THREADS
-        for i, img in render_frames(spec, seed):
+        for i, img in frames:
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             frame.time_base = 1 / rate

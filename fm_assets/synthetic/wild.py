@@ -82,7 +82,14 @@ import cv2
 import numpy as np
 
 from fm_assets.labels.vocab import COLORS
-from fm_assets.synthetic.generator import ENCODER_OPTIONS, ENCODER_THREADS, Keyframe, _sha256, _write_text_if_changed
+from fm_assets.synthetic.generator import (
+    ENCODER_OPTIONS,
+    ENCODER_THREADS,
+    Keyframe,
+    _sha256,
+    _write_text_if_changed,
+    write_h264,
+)
 
 FAMILY = "wild"
 WILD_VERSION = 1
@@ -864,19 +871,7 @@ def render_wild_frames(scene: WildScene) -> Iterator[tuple[int, np.ndarray]]:
 
 def _encode(scene: WildScene, path: Path) -> None:
     """H.264 mp4 with generator.py's encoder settings; frame i has pts i in time base 1/fps."""
-    rate = scene.rate
-    with av.open(str(path), "w", format="mp4", container_options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream("libx264", rate=rate, options=dict(ENCODER_OPTIONS))
-        stream.width, stream.height, stream.pix_fmt = scene.width, scene.height, "yuv420p"
-        stream.codec_context.time_base = 1 / rate
-        stream.codec_context.thread_type = "FRAME"
-        stream.codec_context.thread_count = ENCODER_THREADS
-        for i, img in render_wild_frames(scene):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            frame.time_base = 1 / rate
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    write_h264(path, render_wild_frames(scene), scene.width, scene.height, scene.rate)
 
 
 def _render_key(scene: WildScene) -> str:
