@@ -79,7 +79,7 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
             "tracks": df["track_id"].n_unique() if len(df) else 0,
             "boxes": len(df),
             "frames_per_s": MetadataValue.float(n_frames / elapsed if elapsed > 0 else 0.0),
-            "labels": str(dict(df.unique(["clip_id", "track_id"]).group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
+            "labels": str(dict(df.unique("track_id").group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
         }
         if len(df):
             png = overlay(video_id, of_video(videos, video_id).row(0, named=True), df, video_store, lake)

@@ -216,6 +216,14 @@ def _noun(label: str | None) -> str:
     return "object" if not label or label == "object" else label.replace("_", " ")
 
 
+_NUMBERED = " (no. "  # refer's last resort: "the object that stays still (no. 3)"
+
+
+def _numbered(ref: str) -> bool:
+    """A referring expression refer() could only make unique by a number: the object is never asked about."""
+    return _NUMBERED in ref
+
+
 def _kept(traj: pl.DataFrame) -> pl.DataFrame:
     if traj is None or traj.is_empty():
         return traj
@@ -279,7 +287,7 @@ def refer(traj: pl.DataFrame) -> dict[int, str]:
     seen = Counter(refs.values())
     for tid in sorted(refs):
         if seen[refs[tid]] > 1:
-            refs[tid] = f"{refs[tid]} (no. {tid})"
+            refs[tid] = f"{refs[tid]}{_NUMBERED}{tid})"
     return refs
 
 
@@ -513,6 +521,17 @@ def _swap_alternatives(o: _Obj, other: _Obj, p: QAParams) -> None:
     o.end_regions |= _regions_near(pq[-1]["ncx"], pq[-1]["ncy"], p.region_margin)
 
 
+def _clip_bounds(tracks: list[dict], clip: dict) -> tuple[float, float] | None:
+    """The clip's start and end narrowed to the time its tracks cover (the tracks' span where the clip's end is
+    not known); None without a timed track."""
+    spans = [(q["t_start"], q["t_end"]) for q in tracks if q.get("t_start") is not None]
+    if not spans:
+        return None
+    c0 = max(float(clip.get("start_s") or 0.0), min(a for a, _ in spans))
+    c1 = min(float(clip["end_s"]) if clip.get("end_s") is not None else math.inf, max(b for _, b in spans))
+    return c0, c1
+
+
 def _partial(r: dict, c0: float, c1: float, p: QAParams) -> bool:
     """The track starts (ends) more than 0.5 s after (before) the clip's start c0 (end c1) with its box away from
     the frame's edge: its object was there before (after) without being tracked."""
@@ -530,11 +549,10 @@ def _fragments(objs: list[_Obj], others: list[dict], clip: dict, p: QAParams) ->
     within ``fragment_gap_s`` (a blob split off or swallowed by another); not where its box touches the frame's
     edge (it enters or leaves the picture there)."""
     out: set[int] = set()
-    spans = [(q["t_start"], q["t_end"]) for q in others if q.get("t_start") is not None]
-    if not spans:
+    bounds = _clip_bounds(others, clip)
+    if bounds is None:
         return out
-    c0 = max(float(clip.get("start_s") or 0.0), min(a for a, _ in spans))
-    c1 = min(float(clip["end_s"] if clip.get("end_s") is not None else math.inf), max(b for _, b in spans))
+    c0, c1 = bounds
     kept = {x.tid for x in objs}
     for r in others:  # every track's ends inside the clip, kept or dropped
         if not r.get("path") or r.get("t_start") is None:
@@ -568,11 +586,10 @@ def _hidden_motion(q: dict, everyone: list[dict], clip: dict) -> bool:
     """A track dropped as static that may be a moving object after all: it starts or ends inside the clip (it
     appeared, vanished or merged) or its box changes size (a motion toward / away from the camera whose box the
     detector got wrong).  Questions about "the only mover" or "which object starts first" are then doubtful."""
-    if not q.get("path") or q.get("t_start") is None:
+    bounds = _clip_bounds(everyone, clip)
+    if not q.get("path") or q.get("t_start") is None or bounds is None:
         return True
-    spans = [(x["t_start"], x["t_end"]) for x in everyone if x.get("t_start") is not None]
-    c0 = max(float(clip.get("start_s") or 0.0), min(a for a, _ in spans))
-    c1 = min(float(clip["end_s"] if clip.get("end_s") is not None else math.inf), max(b for _, b in spans))
+    c0, c1 = bounds
     if q["t_start"] > c0 + 0.5 or q["t_end"] < c1 - 0.5:
         return True
     return max(_range(q["path"], "nw"), _range(q["path"], "nh")) > 1.15
@@ -607,12 +624,10 @@ class _Ctx:
                 o.why.append("doubtful_boxes")
         # a track that starts or ends inside the clip away from the frame's edge saw only part of its object's
         # motion (it was hidden, or still where a motion detector cannot see it): its whole-track facts are doubtful
-        spans = [(q["t_start"], q["t_end"]) for q in everyone if q.get("t_start") is not None]
-        if spans:  # the clip's bounds, or the tracks' when the clip's are not known
-            c0 = max(float(clip.get("start_s") or 0.0), min(a for a, _ in spans))
-            c1 = min(float(clip["end_s"]) if clip.get("end_s") is not None else math.inf, max(b for _, b in spans))
+        bounds = _clip_bounds(everyone, clip)
+        if bounds is not None:
             for o in self.objs:
-                if _partial(o.rec, c0, c1, params):
+                if _partial(o.rec, *bounds, params):
                     o.untrusted = True
                     o.why.append("partial_track")
         noisy = {o.tid for o in self.objs if o.untrusted}
@@ -630,7 +645,7 @@ class _Ctx:
             self.by_id[tid].swap_safe = False
             self.by_id[tid].why.append("possible_fragment")
         for o in self.objs:  # a referent that stays ambiguous ("... (no. 3)") is never asked about
-            if "(no. " in o.ref:
+            if _numbered(o.ref):
                 o.untrusted, o.swap_safe = True, False
                 o.why.append("ambiguous_referent")
         self.any_untrusted = any(o.untrusted for o in self.objs)
@@ -973,7 +988,7 @@ def _q_pair_first(ctx: _Ctx, a: _Obj, b: _Obj) -> dict | None:
 
 def _object_fillers(ctx: _Ctx, answer: _Obj, plural: str) -> list[str]:
     """Distractors for an object answer: the other objects, then false group answers, then absent objects."""
-    others = [o.ref for o in ctx.objs if o is not answer and "(no. " not in o.ref]
+    others = [o.ref for o in ctx.objs if o is not answer and not _numbered(o.ref)]
     ctx.rng("others", answer.tid, plural).shuffle(others)
     group = ["None of the objects"] + ([plural] if len(ctx.objs) >= 2 else [])
     return others + group + ctx.fakes(answer, 3)
@@ -1155,7 +1170,7 @@ def _q_depth(ctx: _Ctx, which: str) -> dict | None:
     o = ctx.by_id.get(best["track_id"])
     if o is None or o.untrusted or _noun(o.rec.get("label")) != "person" or abs(b0 - b1) < ctx.p.depth_margin:
         return None
-    people = [x for x in ctx.objs if x is not o and _noun(x.rec.get("label")) == "person" and "(no. " not in x.ref
+    people = [x for x in ctx.objs if x is not o and _noun(x.rec.get("label")) == "person" and not _numbered(x.ref)
               and _bottom_at(x.rec, t) is not None]
     if len(people) < 2:
         return None

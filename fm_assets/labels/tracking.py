@@ -284,17 +284,17 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
             frames.append((f, float(fr["t_s"][0]) if len(fr) else None, fr))
             clip_of[f] = clip["clip_id"]
     tracked = track_clip([frame_detections(fr) for _, _, fr in frames])
-    hists: dict[int, list] = {}
+    seqs: dict[int, list[tuple[int, np.ndarray]]] = {}  # per track: (frame, appearance histogram) of its boxes
     if "hist" in dets.columns:
-        for (_, _, fr), boxes in zip(frames, tracked):
+        for (f, _, fr), boxes in zip(frames, tracked):
             frame_hists = fr.sort("det_idx")["hist"].to_list() if len(fr) else []
             for b in boxes:
                 if 0 <= b.det_index < len(frame_hists) and frame_hists[b.det_index] is not None:
-                    hists.setdefault(b.track_id, []).append(frame_hists[b.det_index])
+                    seqs.setdefault(b.track_id, []).append((f, np.asarray(frame_hists[b.det_index], float)))
     rows = track_rows(video_id, "", frames, tracked)
-    if params.split_similarity > 0 and "hist" in dets.columns:
-        rows, hists = split_on_appearance(rows, frames, tracked, params)
-    rows = bridge_tracklets(rows, {t: np.mean(h, axis=0) for t, h in hists.items()}, params)
+    if params.split_similarity > 0:
+        rows, seqs = split_on_appearance(rows, seqs, params)
+    rows = bridge_tracklets(rows, {t: np.mean([h for _, h in seq], axis=0) for t, seq in seqs.items()}, params)
     for key in ("label", "color"):  # a joined track's label and colour: the majority over its boxes
         votes: dict[int, list[str]] = {}
         for r in rows:
@@ -311,22 +311,17 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     return rows, len(frames), first_id + len(order)
 
 
-def split_on_appearance(rows: list[dict], frames: Sequence[tuple[int, float | None, pl.DataFrame]],
-                        tracked: list[list[TrackedBox]], p: TrackParams) -> tuple[list[dict], dict[int, list]]:
+def split_on_appearance(rows: list[dict], seqs: dict[int, list[tuple[int, np.ndarray]]],
+                        p: TrackParams) -> tuple[list[dict], dict[int, list[tuple[int, np.ndarray]]]]:
     """Cut a track where its colour histogram changes for good (the tracker followed one object, then another):
-    the cut is at the frame that best separates the track's boxes into two runs of at least `split_min_boxes`,
-    when the two runs' mean histograms intersect less than `split_similarity`. The later run gets a new id.
-    Returns the rows and the histograms of the (new) tracks' boxes."""
-    per_track: dict[int, list[tuple[int, np.ndarray]]] = {}
-    for (f, _, fr), boxes in zip(frames, tracked):
-        frame_hists = fr.sort("det_idx")["hist"].to_list() if len(fr) else []
-        for b in boxes:
-            if 0 <= b.det_index < len(frame_hists) and frame_hists[b.det_index] is not None:
-                per_track.setdefault(b.track_id, []).append((f, np.asarray(frame_hists[b.det_index], float)))
+    the cut is at the frame that best separates the track's boxes (`seqs`: per track, its boxes' (frame,
+    histogram) in time order) into two runs of at least `split_min_boxes`, when the two runs' mean histograms
+    intersect less than `split_similarity`. The later run gets a new id. Returns the rows and the (frame,
+    histogram) runs of the tracks after the cuts."""
     next_id = max((r["track_id"] for r in rows), default=0) + 1
     cut_at: dict[int, tuple[int, int]] = {}
-    hists: dict[int, list] = {}
-    for tid, seq in per_track.items():
+    out: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for tid, seq in seqs.items():
         n, k = len(seq), p.split_min_boxes
         best = None
         if n >= 2 * k:
@@ -339,16 +334,15 @@ def split_on_appearance(rows: list[dict], frames: Sequence[tuple[int, float | No
                     best = (sim, i)
         if best is not None and best[0] < p.split_similarity:
             cut_at[tid] = (seq[best[1]][0], next_id)
-            hists[tid] = [x for _, x in seq[:best[1]]]
-            hists[next_id] = [x for _, x in seq[best[1]:]]
+            out[tid], out[next_id] = seq[:best[1]], seq[best[1]:]
             next_id += 1
         else:
-            hists[tid] = [x for _, x in seq]
+            out[tid] = seq
     for r in rows:
         cut = cut_at.get(r["track_id"])
         if cut is not None and r["frame_idx"] >= cut[0]:
             r["track_id"] = cut[1]
-    return rows, hists
+    return rows, out
 
 
 def clip_track_rows(video_id: str, clip: dict, dets: pl.DataFrame,

@@ -89,14 +89,20 @@ def test_unreadable_file_and_unlistable_folder_stop_only_themselves(baseline, fa
            "denied); the folder named; exit 1", seconds)
 
 
-def test_replaced_source_retires_old_labels_and_a_stale_partition_labels_nothing(baseline, fault_videos, tmp_path):
+def labelled_copies(fault_videos: Path, tmp_path: Path, *run_args: str) -> tuple[Path, Path]:
+    """Copies of alpha and bravo in tmp_path/in, labelled by `fm run` (with run_args) into tmp_path/home."""
     inbox = tmp_path / "in"
     inbox.mkdir()
     for name in ("alpha", "bravo"):
         shutil.copyfile(fault_videos / f"{name}.mp4", inbox / f"{name}.mp4")
     home = tmp_path / "home"
-    first, _ = fm("run", str(inbox), *UNTIL, "-q", home=home)
+    first, _ = fm("run", str(inbox), *run_args, "-q", home=home)
     assert first.returncode == 0, first.stderr[-3000:]
+    return inbox, home
+
+
+def test_replaced_source_retires_old_labels_and_a_stale_partition_labels_nothing(baseline, fault_videos, tmp_path):
+    inbox, home = labelled_copies(fault_videos, tmp_path, *UNTIL)
     old = baseline["by_name"]["alpha"]
     shutil.copyfile(fault_videos / "charlie.mp4", inbox / "alpha.mp4")  # new content at the same path
     again, seconds = fm("run", str(inbox), *UNTIL, "-q", home=home)
@@ -124,13 +130,7 @@ def test_replaced_source_retires_old_labels_and_a_stale_partition_labels_nothing
 
 
 def test_deleted_source_is_marked_and_final(baseline, fault_videos, tmp_path):
-    inbox = tmp_path / "in"
-    inbox.mkdir()
-    for name in ("alpha", "bravo"):
-        shutil.copyfile(fault_videos / f"{name}.mp4", inbox / f"{name}.mp4")
-    home = tmp_path / "home"
-    first, _ = fm("run", str(inbox), "-q", home=home)  # the whole graph and the splits
-    assert first.returncode == 0, first.stderr[-3000:]
+    inbox, home = labelled_copies(fault_videos, tmp_path)  # the whole graph and the splits
     gone = baseline["by_name"]["bravo"]
     assert gone in pl.read_parquet(home / "lake" / "splits" / "all.parquet")["video_id"].to_list()
     (inbox / "bravo.mp4").unlink()
