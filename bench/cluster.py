@@ -62,7 +62,69 @@ def _timeline(instance, backfill_id: str, started: float, ids: list[str], timeou
     ends = [r.end_time for r in records if r.end_time]
     return {"wall_s": wall, "run_phase_s": max(ends) - min(starts), "runs": len(runs),
             "run_status": sorted(r.status.value for r in runs),
-            "first_run_start_after_s": min(starts) - started}
+            "first_run_start_after_s": min(starts) - started, "steps": step_times(instance, runs)}
+
+
+def step_times(instance, runs) -> dict:
+    """Where a run's time goes, summed over the backfill's runs, from the event log: `compute` = each step's
+    STEP_START -> its end, `before_step` = its first event (submitted to a worker, or the executor picking it) ->
+    STEP_START (queueing, the worker's set-up, input loading), `between_steps` = the run's time with no step busy."""
+    compute = before = idle = 0.0
+    steps = 0
+    per_step: dict[str, dict[str, float]] = {}
+    for run in runs:
+        first: dict[str, float] = {}
+        start: dict[str, float] = {}
+        end: dict[str, float] = {}
+        loaded: dict[str, float] = {}
+        output: dict[str, float] = {}
+        handled: dict[str, float] = {}
+        run_start = run_end = None
+        for e in instance.all_logs(run.run_id):
+            ev = e.dagster_event
+            if ev is None:
+                continue
+            t = e.timestamp
+            if ev.event_type_value == "RUN_START":
+                run_start = t
+            elif ev.event_type_value in ("RUN_SUCCESS", "RUN_FAILURE"):
+                run_end = t
+            if not e.step_key or ev.event_type_value.endswith("_PLANNED"):  # planned: written at the run's creation
+                continue
+            first.setdefault(e.step_key, t)
+            if ev.event_type_value == "STEP_START":
+                start[e.step_key] = t
+            elif ev.event_type_value == "LOADED_INPUT":
+                loaded[e.step_key] = t
+            elif ev.event_type_value == "STEP_OUTPUT":
+                output.setdefault(e.step_key, t)
+            elif ev.event_type_value == "HANDLED_OUTPUT":
+                handled[e.step_key] = t
+            if ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+                end[e.step_key] = t
+        busy = sorted((first[k], end[k]) for k in end if k in first)
+        merged = 0.0
+        cur_s = cur_e = None
+        for s, e_ in busy:
+            if cur_e is None or s > cur_e:
+                merged += (cur_e - cur_s) if cur_e is not None else 0.0
+                cur_s, cur_e = s, e_
+            else:
+                cur_e = max(cur_e, e_)
+        merged += (cur_e - cur_s) if cur_e is not None else 0.0
+        for k in start:
+            steps += 1
+            compute += end.get(k, start[k]) - start[k]
+            before += start[k] - first[k]
+            kind = per_step.setdefault(k, {"compute_s": 0.0, "inputs_s": 0.0, "outputs_s": 0.0})
+            kind["compute_s"] += end.get(k, start[k]) - start[k]
+            kind["inputs_s"] += loaded.get(k, start[k]) - start[k]
+            kind["outputs_s"] += handled.get(k, output.get(k, 0.0)) - output.get(k, 0.0)
+        if run_start is not None and run_end is not None:
+            idle += (run_end - run_start) - merged
+    return {"steps": steps, "compute_s": round(compute, 2), "before_step_s": round(before, 2),
+            "between_steps_s": round(idle, 2),
+            "per_step": {k: {m: round(v, 2) for m, v in d.items()} for k, d in sorted(per_step.items())}}
 
 
 def single_machine(base: Path, videos: list[Path], batch: int, timeout_s: float) -> dict:
@@ -74,7 +136,7 @@ def single_machine(base: Path, videos: list[Path], batch: int, timeout_s: float)
     env.update(FM_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), FM_INPUTS=str(home / "inbox"),
                FM_BACKFILL_BATCH=str(batch), PYTHONUNBUFFERED="1", LITELLM_LOCAL_MODEL_COST_MAP="True")
     (home / "inbox").mkdir(parents=True)
-    with lb._environ(env):
+    with lb.environ(env):
         from fm_resources.instance import dagster_instance
         from fm_resources.lake import Lake
         from fm_resources.registry import register_video
@@ -103,7 +165,7 @@ def loopback_cluster(base: Path, videos: list[Path], batch: int, timeout_s: floa
 
     with lb.cluster(base / "cluster") as c:
         observer = c.base_env(base / "cluster" / "observer")
-        with lb._environ(observer):
+        with lb.environ(observer):
             from fm_resources.instance import dagster_instance
             from fm_resources.lake import Lake
             from fm_resources.registry import register_video

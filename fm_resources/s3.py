@@ -7,11 +7,13 @@ costs bounded time. 4xx answers other than throttling (NoSuchKey, AccessDenied, 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from fm_resources.settings import s3_retry_seconds
+from fm_resources.settings import aws_identity, s3_retry_seconds
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +109,27 @@ class RetryingClient:
                 return
 
 
-def s3_client(endpoint_url: str | None, region_name: str | None = None) -> RetryingClient:
-    """A RetryingClient over boto3 (credentials and endpoint as boto3 reads them; AWS_ENDPOINT_URL etc.)."""
-    import boto3
-    from botocore.config import Config
+_CLIENTS: dict[tuple, RetryingClient] = {}
+_CLIENTS_LOCK = threading.Lock()
 
-    # one attempt per try (the retries are ours) and bounded waits for a dead endpoint
-    config = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
-    return RetryingClient(boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region_name,
-                                                         config=config))
+
+def s3_client(endpoint_url: str | None, region_name: str | None = None) -> RetryingClient:
+    """A RetryingClient over boto3 (credentials and endpoint as boto3 reads them; AWS_ENDPOINT_URL etc.).
+
+    One client per process, endpoint, region and credentials environment, made on first use: building a boto3
+    session and client parses botocore's JSON service models (0.2-0.5 s of CPU), which a Celery worker running
+    hundreds of steps, or a step with many resources, would otherwise pay on every step (bench/cluster.py).
+    boto3 clients are thread-safe; the process id in the key keeps a forked worker from sharing its parent's
+    connections."""
+    key = (os.getpid(), endpoint_url, region_name, aws_identity())
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            # one attempt per try (the retries are ours) and bounded waits for a dead endpoint
+            config = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+            client = _CLIENTS[key] = RetryingClient(boto3.session.Session().client(
+                "s3", endpoint_url=endpoint_url, region_name=region_name, config=config))
+        return client

@@ -242,6 +242,18 @@ def s3_region() -> str:
     return os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
 
 
+AWS_IDENTITY = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CA_BUNDLE")
+
+
+def aws_identity() -> str:
+    """A digest of the environment boto3 builds an S3 client's credentials from: a client made under one identity
+    is never reused under another (fm_resources.s3.s3_client keeps one client per process and identity)."""
+    import hashlib
+
+    return hashlib.sha256("\0".join(os.environ.get(v, "") for v in AWS_IDENTITY).encode()).hexdigest()
+
+
 def dagster_pg_url() -> str | None:
     """The Postgres URL of the Dagster instance (FM_DAGSTER_PG_URL; unset: SQLite in DAGSTER_HOME), normalised to
     the psycopg2 scheme (fm_resources.postgres.normalise_pg_url; another driver is refused with the reason)."""

@@ -18,7 +18,8 @@ from pydantic import Field
 from fm_assets.labels.types import Detections, TrackedBox
 
 
-def _register() -> None:
+def register_mmdet() -> None:
+    """Import mmdet and register its modules (trackers, motion models): seconds the first time in a process."""
     from mmdet.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
@@ -69,7 +70,7 @@ class TrackerResource(ConfigurableResource):
     min_track_len: int = Field(5, description="tracks with fewer boxes are dropped")
 
     def new_clip(self) -> ClipTracker:
-        _register()
+        register_mmdet()
         from mmdet.models.trackers import ByteTracker, OCSORTTracker
 
         motion = {"type": "KalmanFilter"}

@@ -131,9 +131,11 @@ class Warehouse(ConfigurableResource):
         is always exactly the lake's current files). Logs (views whose files are JSON, like llm_calls) exist
         even when empty, so reports over them always run. With `only`, just those views (what one query
         names: see `named_tables`)."""
-        names = self.tables(only)
-        if partitions is not None:  # only the per-video tables (their files for these videos) and splits
-            names = [n for n in names if n == "splits" or per_video_table(n)]
+        if partitions is None:
+            names = self.tables(only)
+        else:  # only the per-video tables (their files for these videos, fetched below without listing) and splits
+            views = [p.stem for p in sorted((sql_dir() / "views").glob("*.sql")) if only is None or p.stem in only]
+            names = [n for n in views if per_video_table(n)] + self.tables({"splits"} & set(views))
         manifests = {n: m for n in names if partitions is None and per_video_table(n) and (m := self.compaction(n))}
         if partitions is None:
             root = self.lake.mirror([files_prefix(view_files(n)) for n in names] + [f"{COMPACT_DIR}/{n}" for n in manifests])

@@ -117,3 +117,21 @@ def test_fm_instance_migrate_moves_a_sqlite_history_to_postgres(fm_home, postgre
     again = run_fm("instance", "migrate", home=fm_home, env={"FM_DAGSTER_PG_URL": url})
     assert again.returncode == 0 and "already on Postgres" in again.stdout
     assert (fm_home / "dagster" / "history" / "runs.db").exists()  # the SQLite files are kept as a backup
+
+
+def test_a_celery_worker_keeps_one_instance_with_pooled_connections(fm_home, postgres_server, monkeypatch, tmp_path):
+    """A worker process runs hundreds of steps: it builds the instance once and its storages keep a connection,
+    instead of Dagster's NullPool (a new connection for every query); a step labels through it as usual."""
+    from sqlalchemy.pool import NullPool
+
+    from fm_assets.celery_app import worker_instance
+    from fm_resources.instance import dagster_instance
+
+    monkeypatch.setenv("FM_DAGSTER_PG_URL", fresh_database(postgres_server))
+    ref = dagster_instance().get_ref()
+    instance = worker_instance(ref)
+    assert worker_instance(ref) is instance
+    storages = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+    assert all(not isinstance(s._engine.pool, NullPool) for s in storages)
+    vid = label_one_video(instance, tmp_path)
+    assert vid in instance.get_materialized_partitions(AssetKey("raw_clips"))

@@ -97,6 +97,25 @@ def test_s3_calls_retry_within_the_budget_then_fail(monkeypatch):
     assert s3.transient(ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "Put"))
 
 
+def test_one_s3_client_per_process_endpoint_and_credentials(monkeypatch):
+    """Building a boto3 client parses botocore's service models: a worker reuses its client across steps, but
+    never under other credentials, another endpoint, or in a forked child."""
+    import fm_resources.s3 as s3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-a")
+    first = s3.s3_client("http://127.0.0.1:9", "us-east-1")
+    assert s3.s3_client("http://127.0.0.1:9", "us-east-1") is first
+    assert s3.s3_client("http://127.0.0.1:10", "us-east-1") is not first
+    assert s3.s3_client("http://127.0.0.1:9", "eu-west-1") is not first
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-b")
+    other = s3.s3_client("http://127.0.0.1:9", "us-east-1")
+    assert other is not first
+    assert other._client._request_signer._credentials.secret_key == "secret-b"
+    monkeypatch.setattr(s3.os, "getpid", lambda: -1)  # as a forked worker process sees it
+    assert s3.s3_client("http://127.0.0.1:9", "us-east-1") is not other
+
+
 def test_dead_and_reused_pids_are_told_from_live_ones():
     from fm_resources.runs import Worker
 
