@@ -6,6 +6,8 @@
 
 Checks: one per file in sql/checks, attached to its asset (per video partition, or over the whole dataset);
 ERROR checks block the assets downstream of a bad partition.
+Code versions (defs/versions.py): a digest of the files that decide each asset's rows; `fm run` skips a video
+whose assets are fresh under the current code and config.
 Automation: `new_videos_sensor` labels new files as they arrive; `nightly_backfill` launches one backfill of
 every missing or failed partition at FM_BACKFILL_CRON (batches of FM_BACKFILL_BATCH videos per run) and
 refreshes `splits` after new labels; `nightly_compaction` (job `compact_lake`) rewrites the per-video tables
@@ -35,6 +37,7 @@ from fm_assets.defs.maintenance import compact_lake, compact_schedule
 from fm_assets.defs.motion import trajectories
 from fm_assets.defs.partitions import backfill_policy
 from fm_assets.defs.perception import detections, tracks
+from fm_assets.defs.versions import code_version
 from fm_resources import cluster, settings
 from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake, LakeIOManager
@@ -50,10 +53,12 @@ def build_defs() -> Definitions:
     nightly = backfill_condition(settings.backfill_cron())
     per_video = [
         a.with_attributes(backfill_policy=backfill_policy(settings.backfill_batch()))
-        for a in map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=nightly),
-                                 [ingest, detections, tracks, trajectories, captions, qa_pairs])
+        for a in map_asset_specs(lambda spec: spec.replace_attributes(
+            automation_condition=nightly, code_version=code_version(spec.key.path[-1])),
+            [ingest, detections, tracks, trajectories, captions, qa_pairs])
     ]
-    dataset = map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=dataset_condition), [splits])
+    dataset = map_asset_specs(lambda spec: spec.replace_attributes(
+        automation_condition=dataset_condition, code_version=code_version(spec.key.path[-1])), [splits])
 
     # Runs execute their steps in the run's own process: a step process per asset and check costs a Python start
     # and an import of this code location each (seconds), far more than most steps compute

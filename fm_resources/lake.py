@@ -9,6 +9,7 @@ never see half-written files.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import os
@@ -263,6 +264,12 @@ STAGE_RUNS = {"asset": pl.String, "video_id": pl.String, "run_id": pl.String,
               "finished_at": pl.Datetime("us", "UTC"), "seconds": pl.Float64, "rows": pl.Int64}
 
 
+def config_version(config: Any) -> str:
+    """16 hex digits of the sha256 of a step's config (JSON, keys sorted): what `fm run` compares to tell a changed
+    stage config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def table_key(asset: str, partition: str | None) -> str:
     return f"{asset}/{partition}.parquet" if partition else f"{asset}/all.parquet"
 
@@ -278,15 +285,19 @@ class LakeIOManager(ConfigurableIOManager):
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
         asset = context.asset_key.path[-1]
+        try:  # the step's resolved config (defaults filled in): `fm run` reruns the stage when it changes
+            version = {"config_version": config_version(context.step_context.op_config)}
+        except Exception:  # no step context (a direct IO manager call in a test)
+            version = {}
         if not context.has_asset_partitions:
             uri = self.lake.write_parquet(table_key(asset, None), obj)
-            context.add_output_metadata({"rows": len(obj), "path": uri})
+            context.add_output_metadata({"rows": len(obj), "path": uri, **version})
             return
         keys = context.asset_partition_keys
         self._record_stage(context, asset, keys, obj)
         if len(keys) == 1:
             uri = self.lake.write_parquet(table_key(asset, keys[0]), obj)
-            context.add_output_metadata({"rows": len(obj), "path": uri})
+            context.add_output_metadata({"rows": len(obj), "path": uri, **version})
             return
         # A batch of videos in one run (a multi-run backfill): one file per video, empty ones too, so every
         # partition of the batch is materialized with exactly its own rows.
@@ -298,7 +309,7 @@ class LakeIOManager(ConfigurableIOManager):
             raise ValueError(f"{asset}: rows for videos outside this run's partitions: {sorted(stray)[:5]}")
         for key in keys:
             self.lake.write_parquet(table_key(asset, key), by_video.get((key,), obj.clear()))
-        context.add_output_metadata({"rows": len(obj), "partitions": len(keys)})
+        context.add_output_metadata({"rows": len(obj), "partitions": len(keys), **version})
 
     def _record_stage(self, context: OutputContext, asset: str, keys: list[str], obj: pl.DataFrame) -> None:
         """stage_runs/<video>__<asset>.parquet: when the step ran and its wall seconds (shared equally by the

@@ -61,6 +61,117 @@ def selection_until(until: str | None):
     return sorted(AssetSelection.assets(key).upstream().required_multi_asset_neighbors().resolve(graph) & per_video)
 
 
+def plan_videos(instance, ids: list[str], selection, run_config: dict | None, force: bool = False) -> dict[str, list]:
+    """{video: the assets of `selection` to materialize}; an empty list = up to date, skipped.
+
+    A video is up to date when every selected asset is materialized and fresh in Dagster's sense: its last
+    materialization's data provenance (the `dagster/code_version` and `dagster/input_data_version/*` tags Dagster
+    writes) names the asset's current code version and its inputs' current data versions; each was made with the
+    config this run would use (`config_version` in its materialization metadata), no caption failed (an LLM
+    outage is retried), and its last run succeeded (a failed blocking check, a crash: all again). Otherwise the
+    assets that are not fresh and everything downstream of them in the selection run; what precedes them is read
+    from the lake. The source's content is the partition itself (its video id is a digest of the content: a
+    changed file is a new video, fm_resources/registry.py). Batched: a few queries per asset and 500 videos,
+    whatever the number of videos."""
+    from dagster import AssetSelection
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    from fm_assets.definitions import defs
+    from fm_resources.lake import config_version
+
+    selection = sorted(selection)
+    if force or not ids:
+        return {vid: list(selection) for vid in ids}
+    graph = defs.resolve_asset_graph()
+    resolved = ResolvedRunConfig.build(defs.resolve_job_def("label_videos"),
+                                       {k: v for k, v in (run_config or {}).items() if k == "ops"})
+    wanted = {key: config_version(resolved.ops[graph.get(key).assets_def.op.name].config) for key in selection}
+    keys = set(selection) | {p for k in selection for p in graph.get(k).parent_keys if p in set(selection)}
+    latest = {key: latest_materializations(instance, key, ids) for key in keys}
+    failed = failed_last_runs(instance, ids)
+    plan: dict[str, list] = {}
+    for vid in ids:
+        if vid in failed:
+            plan[vid] = list(selection)
+            continue
+        dirty = {key for key in selection if not _fresh(graph, key, vid, latest, wanted[key])}
+        if dirty:  # and everything after them (and the other outputs of a multi-asset step)
+            dirty = set(AssetSelection.assets(*dirty).downstream().required_multi_asset_neighbors()
+                        .resolve(graph)) & set(selection)
+        plan[vid] = sorted(dirty)
+    return plan
+
+
+def _chunks(items: list, n: int = 500):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def latest_materializations(instance, key, partitions: list[str]) -> dict[str, tuple[int, object]]:
+    """{partition: (storage id, AssetMaterialization) of its latest materialization} of an asset, for these
+    partitions."""
+    from dagster import AssetRecordsFilter, DagsterEventType
+
+    wanted = set(partitions)
+    ids = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION)
+    storage_ids = [sid for part, sid in ids.items() if part in wanted]
+    out: dict[str, tuple[int, object]] = {}
+    for chunk in _chunks(storage_ids):
+        for record in instance.fetch_materializations(AssetRecordsFilter(asset_key=key, storage_ids=chunk),
+                                                      limit=len(chunk)).records:
+            if record.asset_materialization is not None and record.partition_key is not None:
+                out[record.partition_key] = (record.storage_id, record.asset_materialization)
+    return out
+
+
+def failed_last_runs(instance, partitions: list[str]) -> set[str]:
+    """The partitions whose latest single-partition run did not succeed (backfill batches carry a range tag)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    seen: set[str] = set()
+    failed: set[str] = set()
+    for chunk in _chunks(partitions):
+        for run in instance.get_runs(filters=RunsFilter(tags={"dagster/partition": chunk})):  # newest first
+            part = run.tags.get("dagster/partition")
+            if part in seen:
+                continue
+            seen.add(part)
+            if run.status != DagsterRunStatus.SUCCESS:
+                failed.add(part)
+    return failed
+
+
+def _fresh(graph, key, vid: str, latest: dict, wanted_config: str) -> bool:
+    """The asset's latest materialization for the video has the current code version, no input partition was
+    materialized again since (after the event-log cursor its data provenance recorded for that input: the rule of
+    Dagster's CachingStaleStatusResolver for partitioned inputs, without its second look at whether the new data
+    version differs), it has the wanted config, and no caption failed (metadata `failed`)."""
+    from dagster._core.definitions.data_version import DataProvenance
+
+    got = latest[key].get(vid)
+    if got is None:
+        return False
+    mat = got[1]
+    provenance = DataProvenance.from_tags(mat.tags or {})
+    if provenance is None or provenance.code_version != graph.get(key).code_version:
+        return False
+    for parent in graph.get(key).parent_keys:
+        if parent not in latest:
+            continue
+        current, cursor = latest[parent].get(vid), provenance.input_storage_ids.get(parent)
+        if current is None or cursor is None or current[0] > cursor:
+            return False
+    version, fails = mat.metadata.get("config_version"), mat.metadata.get("failed")
+    return (version is not None and version.value == wanted_config
+            and not (fails is not None and isinstance(fails.value, int | float) and fails.value > 0))
+
+
+def _dataset_missing(instance) -> bool:
+    from dagster import AssetKey
+
+    return instance.get_latest_materialization_event(AssetKey("splits")) is None
+
+
 def preflight(selection, run_config: dict | None) -> None:
     """Build the detector the run will use before any video is read: a bad config or checkpoint stops here."""
     from dagster import AssetKey
@@ -82,10 +193,11 @@ def preflight(selection, run_config: dict | None) -> None:
 
 
 def run_videos(paths: list[str], until: str | None = None, run_config: dict | None = None, quiet: bool = False,
-               log_level: str | None = None, notes: list[str] | None = None) -> list[dict]:
-    """Register the videos as partitions and materialize the per-video assets for each, in this process. Dead
-    runs of killed processes are cleaned up first; what goes wrong outside a video's run (an input that cannot
-    be listed, the fm.duckdb refresh) is added to `notes` and the rest goes on."""
+               log_level: str | None = None, notes: list[str] | None = None, force: bool = False) -> list[dict]:
+    """Register the videos as partitions and materialize the per-video assets each needs (`plan_videos`: a video
+    whose labels are up to date is skipped; `force` relabels every one), in this process; then the dataset
+    (splits) when labels changed. Dead runs of killed processes are cleaned up first; what goes wrong outside a
+    video's run (an input that cannot be listed, the fm.duckdb refresh) is added to `notes` and the rest goes on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fm_assets.definitions import defs
@@ -114,6 +226,7 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
                          "are marked stale and left out of the views, splits and exports")
     ids = list(dict.fromkeys(r.video_id for r in registered))
     add_video_partitions(instance, ids)
+    plan = plan_videos(instance, ids, selection, run_config, force=force)
     job = defs.resolve_job_def("label_videos")
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     results = [{"video_id": Path(uri).name, "success": False, "run_id": None, "seconds": None,
@@ -123,16 +236,22 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
                   disable=quiet, transient=False) as progress:
         task = progress.add_task("materializing", total=len(ids))
         for vid in ids:
+            if not plan[vid]:
+                results.append({"video_id": vid, "success": True, "run_id": None, "seconds": 0.0, "error": None,
+                                "failed_checks": [], "up_to_date": True})
+                progress.advance(task)
+                continue
             progress.update(task, description=f"materializing {vid}")
             started = time.perf_counter()
-            res = execute_watched(job, instance, {"partition_key": vid, "asset_selection": selection,
+            res = execute_watched(job, instance, {"partition_key": vid, "asset_selection": plan[vid],
                                                       "raise_on_error": False, "run_config": config},
                                   say)
             results.append({"video_id": vid, "success": res.success, "run_id": res.run_id,
                             "seconds": time.perf_counter() - started, "error": run_error(res),
                             "failed_checks": failed_checks(res)})
             progress.advance(task)
-        if until is None and any(r["success"] for r in results):
+        relabelled = any(r["success"] and not r.get("up_to_date") for r in results)
+        if until is None and (relabelled or force or _dataset_missing(instance)):
             progress.update(task, description="building the dataset (splits)")
             dataset_config = {"loggers": config["loggers"]}
             if "splits" in (config.get("ops") or {}):
@@ -292,7 +411,8 @@ def cmd_run(args) -> int:
 
         run_config = yaml.safe_load(Path(args.config).read_text())
     notes: list[str] = []
-    results = run_videos(args.paths, until=args.until, run_config=run_config, quiet=args.quiet, notes=notes)
+    results = run_videos(args.paths, until=args.until, run_config=run_config, quiet=args.quiet, notes=notes,
+                         force=args.force)
     videos = [r for r in results if r["video_id"]]
     df = None
     try:
@@ -312,7 +432,10 @@ def cmd_run(args) -> int:
 def closing_line(videos: list[dict], df) -> str:
     """`N of M video(s) materialized, K failed` and the videos' statuses (ok, error, skipped, stale, ...)."""
     done = sum(r["success"] for r in videos)
+    fresh = sum(bool(r.get("up_to_date")) for r in videos)
     line = f"{done} of {len(videos)} video(s) materialized, {len(videos) - done} failed"
+    if fresh:
+        line += f" ({fresh} up to date, skipped; --force relabels)"
     if df is not None and "status" in df.columns and len(df):
         counts = df.group_by("status").len().sort("status").iter_rows()
         line += "; status: " + ", ".join(f"{s} {n}" for s, n in counts)

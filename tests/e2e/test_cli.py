@@ -35,21 +35,53 @@ def test_run_clips_synthetic_scenes_as_their_truth_says(scenes, fm_home):
     ]
 
 
-def test_rerun_gives_identical_tables_and_same_partitions(scenes, fm_home):
+def _runs(home):
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert len(instance.get_dynamic_partitions("videos")) == 3
+        runs = instance.get_runs()
+        assert all(r.is_success for r in runs)
+        return sorted(r.job_name for r in runs)
+
+
+def _materializations(home) -> dict[str, int]:
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        return {a: len(instance.fetch_materializations(AssetKey(a), limit=1000).records)
+                for a in ("videos", "raw_clips", "detections", "tracks", "trajectories", "captions", "qa_pairs",
+                          "splits")}
+
+
+def test_rerun_skips_what_is_up_to_date_and_force_gives_identical_tables(scenes, fm_home):
     query = "select * exclude (analysed_s) from videos order by video_id"
     clips_query = "select * exclude (thumbnail) from raw_clips order by clip_id"
     assert run_fm("run", str(scenes), "-q", home=fm_home).returncode == 0
     first = sql_csv(fm_home, query), sql_csv(fm_home, clips_query)
-    assert run_fm("run", str(scenes), "-q", home=fm_home).returncode == 0
+    assert _runs(fm_home) == ["build_dataset"] + ["label_videos"] * 3  # a run per video, then the dataset
+    again = run_fm("run", str(scenes), "-q", home=fm_home)
+    assert again.returncode == 0 and "(3 up to date, skipped; --force relabels)" in again.stderr, again.stderr
+    assert _runs(fm_home) == ["build_dataset"] + ["label_videos"] * 3  # nothing ran
+    assert run_fm("run", str(scenes), "-q", "--force", home=fm_home).returncode == 0
     assert (sql_csv(fm_home, query), sql_csv(fm_home, clips_query)) == first
-    from dagster import DagsterInstance
+    assert _runs(fm_home) == ["build_dataset"] * 2 + ["label_videos"] * 6
 
-    with DagsterInstance.from_config(str(fm_home / "dagster")) as instance:
-        assert len(instance.get_dynamic_partitions("videos")) == 3
-        runs = instance.get_runs()
-        assert all(r.is_success for r in runs)
-        jobs = sorted(r.job_name for r in runs)
-        assert jobs == ["build_dataset"] * 2 + ["label_videos"] * 6  # a run per video, then the dataset, each time
+
+def test_a_changed_stage_config_reruns_that_stage_and_what_follows(scenes, fm_home, tmp_path):
+    assert run_fm("run", str(scenes), "-q", home=fm_home).returncode == 0
+    before = _materializations(fm_home)
+    assert before == {**dict.fromkeys(before, 3), "splits": 1}
+    config = tmp_path / "traj.yaml"
+    config.write_text("ops:\n  trajectories:\n    config:\n      smooth_s: 0.6\n")
+    proc = run_fm("run", str(scenes), "-q", "--config", str(config), home=fm_home)
+    assert proc.returncode == 0 and "up to date" not in proc.stderr, proc.stderr
+    after = _materializations(fm_home)
+    rerun = {a for a in after if after[a] > before[a]}
+    assert rerun == {"trajectories", "captions", "qa_pairs", "splits"}, after
+    assert all(after[a] == before[a] + 3 for a in ("trajectories", "captions", "qa_pairs"))
+    same = run_fm("run", str(scenes), "-q", "--config", str(config), home=fm_home)
+    assert "(3 up to date, skipped" in same.stderr and _materializations(fm_home) == after
 
 
 def test_sql_errors_and_formats(scenes, fm_home):

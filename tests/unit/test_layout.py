@@ -183,3 +183,20 @@ def test_a_config_value_reaches_the_core_and_bounds_are_enforced_both_ways():
         ClipConfig(min_clip_s=0)
     with pytest.raises(ValueError, match="min_clip_s must be > 0"):
         ClipParams(min_clip_s=0)  # the same bound when the core is called directly
+
+
+def test_each_stage_has_its_own_code_version_from_its_files():
+    """Dagster's staleness follows these: a stage's version changes with its own files (and the shared core), never
+    with another stage's files, the CLI or the checks."""
+    from fm_assets.defs import versions
+
+    stages = {a: versions.code_version(a) for a in ("videos", "raw_clips", "detections", "tracks", "trajectories",
+                                                    "captions", "qa_pairs", "splits")}
+    assert stages["videos"] == stages["raw_clips"]  # one multi-asset step
+    assert len(set(stages.values())) == 7
+    tracker = {f.name for f in versions._files(versions.STAGE_FILES["tracks"])}
+    assert "trackers.py" in tracker and "motion.py" not in tracker
+    every = {str(f) for s in versions.STAGE_FILES.values() for f in versions._files(versions.COMMON + s)}
+    assert not any("/cli/" in f or f.endswith(".sql") or "settings.py" in f for f in every)
+    with pytest.raises(KeyError):
+        versions.code_version("nonesuch")
