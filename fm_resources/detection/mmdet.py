@@ -186,6 +186,36 @@ def _state_dict(ckpt: dict, checkpoint: str) -> dict:
     return state
 
 
+def build_random_model(config: str | os.PathLike, cfg_options: dict | None = None, seed: int = 0):
+    """The model of an mmdet config with random weights (seeded; the backbone's pretrained download switched off):
+    for tests and benchmarks on machines that cannot download weights."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    cfg = Config.fromfile(str(resolve_config(config)))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.model.backbone.init_cfg = None  # no pretrained download
+    init_default_scope("mmdet")
+    torch.manual_seed(seed)
+    return MODELS.build(cfg.model).eval()
+
+
+def save_checkpoint(model, path: str | os.PathLike, classes: Sequence[str] | None = ("person",), **extra) -> str:
+    """Save a model as mmengine's Runner does: meta (with dataset_meta's class names, unless None) and state_dict,
+    plus whatever else is given."""
+    from mmengine.runner.checkpoint import save_checkpoint as mmengine_save
+    from mmengine.runner.checkpoint import weights_to_cpu
+
+    meta: dict = {"mmengine_version": "0.10.7", "epoch": 1, "iter": 10}
+    if classes is not None:
+        meta["dataset_meta"] = {"classes": tuple(classes), "palette": [(220, 20, 60)] * len(classes)}
+    mmengine_save({"meta": meta, "state_dict": weights_to_cpu(model.state_dict()), **extra}, str(path))
+    return str(path)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # masks
 
@@ -227,12 +257,15 @@ class MMDetDetector:
         classes: Sequence[str] | None = None,
         cfg_options: dict | None = None,
         trust_checkpoint: bool = False,
+        fp16: bool = False,
         lazy: bool = False,
     ) -> None:
         """Resolve and check everything; with lazy=False (default) also load the checkpoint and build the model.
 
         cfg_options: mmengine-style overrides merged into the config ({"model.bbox_head.num_classes": 3}).
         lazy=True: only cheap checks now (config resolves, checkpoint file exists); `validate()` does the rest.
+        fp16=True (CUDA only): inference under torch.autocast(float16): the layers that are safe in half precision
+        (convolutions, matmuls) run in it, the rest (NMS, softmax, box decoding) in float32.
         """
         self.config_path = resolve_config(config)
         self.checkpoint = os.fspath(checkpoint)
@@ -244,6 +277,9 @@ class MMDetDetector:
             raise DetectorConfigError("batch_size", batch_size, "must be at least 1")
         if not 0.0 <= float(score_thr) <= 1.0:
             raise DetectorConfigError("score_thr", score_thr, "must be in [0, 1]")
+        if fp16 and not self.device.startswith("cuda"):
+            raise DetectorConfigError("fp16", fp16, "half precision needs a CUDA device (device='cuda')")
+        self.fp16 = bool(fp16)
         self.batch_size = int(batch_size)
         self.score_thr = float(score_thr)
         self.text_prompt = text_prompt.strip() if text_prompt and text_prompt.strip() else None
@@ -447,7 +483,8 @@ class MMDetDetector:
             data = self._pipeline(data)
             inputs.append(data["inputs"])
             samples.append(data["data_samples"])
-        with torch.inference_mode():
+        half = torch.autocast("cuda", dtype=torch.float16) if self.fp16 else contextlib.nullcontext()
+        with torch.inference_mode(), half:
             return self.model.test_step({"inputs": inputs, "data_samples": samples})
 
     def _to_detections(self, sample, h: int, w: int) -> Detections:

@@ -25,6 +25,7 @@ class DetectorResource(ConfigurableResource):
     device: str = "cpu"
     batch_size: int = 8
     score_thr: float = 0.3
+    fp16: bool = Field(False, description="mmdet on CUDA: inference under float16 autocast")
     text_prompt: str | None = Field(None, description="class prompt for open-vocabulary models (Grounding DINO)")
 
     _detector: object = PrivateAttr(default=None)
@@ -39,7 +40,8 @@ class DetectorResource(ConfigurableResource):
         from fm_resources.detection.mmdet import MMDetDetector
 
         return MMDetDetector(config=self.mmdet_config, checkpoint=self.mmdet_checkpoint, device=self.device,
-                             batch_size=self.batch_size, score_thr=self.score_thr, text_prompt=self.text_prompt)
+                             batch_size=self.batch_size, score_thr=self.score_thr, text_prompt=self.text_prompt,
+                             fp16=self.fp16)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._detector = self.build()

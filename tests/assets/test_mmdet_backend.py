@@ -14,9 +14,11 @@ from fm_assets.labels.types import Detections
 from fm_resources.detection.mmdet import (
     DetectorConfigError,
     MMDetDetector,
+    build_random_model,
     decode_mask,
     load_checkpoint_file,
     resolve_config,
+    save_checkpoint,
 )
 
 CLASSES = ("person", "car", "dog")
@@ -41,29 +43,11 @@ class NotAWeight:  # an arbitrary Python object in a checkpoint: refused by torc
     pass
 
 
-def build_random(config, cfg_options: dict | None = None, seed: int = 0) -> torch.nn.Module:
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    cfg = Config.fromfile(str(resolve_config(config)))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    cfg.model.backbone.init_cfg = None  # no pretrained download
-    init_default_scope("mmdet")
-    torch.manual_seed(seed)
-    return MODELS.build(cfg.model).eval()
+build_random = build_random_model
 
 
 def save_mmdet_checkpoint(model, path, classes=CLASSES, **extra) -> str:
-    """As mmengine's Runner saves it: meta (with dataset_meta) and state_dict, plus whatever else."""
-    from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
-
-    meta = {"mmengine_version": "0.10.7", "epoch": 1, "iter": 10}
-    if classes is not None:
-        meta["dataset_meta"] = {"classes": tuple(classes), "palette": [(220, 20, 60)] * len(classes)}
-    save_checkpoint({"meta": meta, "state_dict": weights_to_cpu(model.state_dict()), **extra}, str(path))
-    return str(path)
+    return save_checkpoint(model, path, classes, **extra)
 
 
 def frames(n: int = 5, seed: int = 0) -> list[np.ndarray]:
@@ -378,3 +362,34 @@ def test_url_checkpoints_go_through_mmengines_loader(files, monkeypatch):
     with pytest.raises(DetectorConfigError, match="could not download") as e:
         MMDetDetector(files["config"], url)
     assert e.value.path == url
+
+
+def test_half_precision_needs_cuda(files):
+    with pytest.raises(DetectorConfigError, match="CUDA"):
+        MMDetDetector(files["config"], files["ckpt"], fp16=True, lazy=True)
+
+
+def test_the_gpu_bench_says_when_there_is_no_cuda_and_runs_on_the_cpu(tmp_path):
+    """bench/gpu_detector.py: without CUDA it says so and exits 0; its timing code runs (here on the CPU, a tiny
+    pass) and batching does not change what is detected."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    if not torch.cuda.is_available():
+        p = subprocess.run([sys.executable, "bench/gpu_detector.py"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+        assert p.returncode == 0 and "no CUDA device here" in p.stdout, p.stdout + p.stderr
+    from fm_assets.synthetic import render_scene, scene_by_name
+
+    video = render_scene(scene_by_name("left_right"), tmp_path).mp4
+    out = tmp_path / "gpu.json"
+    p = subprocess.run([sys.executable, "bench/gpu_detector.py", "--device", "cpu", "--batches", "1", "2",
+                        "--frames", "4", "--repeats", "1", "--no-e2e", "--video", str(video), "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = json.loads(out.read_text())["throughput"]
+    assert [r["batch"] for r in rows] == [1, 2] and all(r["frames_per_s"] > 0 and r["frames"] == 4 for r in rows)
+    assert rows[0]["boxes"] == rows[1]["boxes"]
