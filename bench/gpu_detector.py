@@ -156,8 +156,7 @@ def main(argv: list[str]) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
     if args.markdown:
-        print(f"\nCommand: `.venv/bin/python {result['command']}`\n\nMachine: {machine.machine_line(result['machine'])};"
-              f" started {result['started']}. Model: `{args.config}`, random weights; video {args.video.name}.\n")
+        print(machine.run_header(result, f"Model: `{args.config}`, random weights; video {args.video.name}."))
         print("| batch | precision | frames/s | peak MiB |\n|--:|---|--:|--:|")
         for r in result["throughput"]:
             peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"

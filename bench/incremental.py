@@ -4,8 +4,9 @@ rerun), then with `--force`.
 
 Through the real `fm` command (subprocesses), one fresh FM_HOME, on the videos of ../shared/data/videos (default) or
 the paths given. The LLM is the OpenAI-compatible test server of tests/llm_server.py on 127.0.0.1 answering every
-request with a valid caption (tests/helpers.caption_for), so the first run makes real LLM calls over HTTP and the
-counts below are the requests the server received. Materializations per asset come from the Dagster instance.
+caption request with a caption and every question request with one question that agrees with the facts and one
+that contradicts them (tests/helpers.scripted_model, the model of tests/assets/test_language.py), so the first run
+makes real LLM calls over HTTP; the counts below are the requests the server received. Materializations per asset come from the Dagster instance.
 
     .venv/bin/python bench/incremental.py --markdown
     .venv/bin/python bench/incremental.py some.mp4 other.mp4 --json /tmp/incremental.json
@@ -37,7 +38,7 @@ def materializations(home: Path) -> dict[str, int]:
     from dagster import AssetKey, DagsterInstance
 
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
-        return {a: len(instance.fetch_materializations(AssetKey(a), limit=100000).records) for a in ASSETS}
+        return {a: len(instance.fetch_materializations(AssetKey(a), limit=10000).records) for a in ASSETS}
 
 
 def fm_run(folder: Path, home: Path, env: dict, server, *extra: str) -> dict:
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
 
-    from tests.helpers import caption_for
+    from tests.helpers import scripted_model
     from tests.llm_server import start_server
 
     videos = [Path(p) for p in args.paths] or sorted(DEFAULT_VIDEOS.glob("*.mp4"))
@@ -79,7 +80,7 @@ def main(argv: list[str]) -> int:
     result: dict = {"machine": machine.machine_facts(Dagster=dagster.__version__),
                     "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                     "command": " ".join(["bench/incremental.py", *argv]), "videos": [v.name for v in videos]}
-    with start_server(caption_for) as server:
+    with start_server(scripted_model) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FM_", "DAGSTER_"))}
         env.update(FM_HOME=str(home), LITELLM_LOCAL_MODEL_COST_MAP="True", FM_LLM_MODEL="openai/bench",
                    FM_LLM_API_BASE=server.base_url, FM_LLM_API_KEY="bench-key")
@@ -95,8 +96,7 @@ def main(argv: list[str]) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
     if args.markdown:
-        print(f"\nCommand: `.venv/bin/python {result['command']}`\n\nMachine: {machine.machine_line(result['machine'])}; "
-              f"started {result['started']}. Videos: {', '.join(result['videos'])}.\n")
+        print(machine.run_header(result, f"Videos: {', '.join(result['videos'])}."))
         print("| fm run | s | LLM calls | assets materialized again (partitions) |\n|---|--:|--:|---|")
         for name, r in runs.items():
             rerun = ", ".join(f"{a} {n}" for a, n in r["rerun"].items()) or "none"

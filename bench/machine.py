@@ -34,3 +34,10 @@ def machine_line(f: dict) -> str:
     return (f"{f['nproc']} CPUs available (lscpu: CPU(s) {cpu.get('CPU(s)', '?')}, {cpu.get('Model name', '?')}, "
             f"hypervisor {cpu.get('Hypervisor vendor', '-')}), {f['ram_gib']} GiB RAM; Python {f['python']}"
             f"{', ' + versions if versions else ''}; load average at start {f['loadavg_at_start']}")
+
+
+def run_header(result: dict, what: str) -> str:
+    """How a BENCHMARKS.md entry starts: the command, the machine, when it started ({"command", "machine",
+    "started"} of a bench's result), then `what` ran."""
+    return (f"\nCommand: `.venv/bin/python {result['command']}`\n\nMachine: {machine_line(result['machine'])}; "
+            f"started {result['started']}. {what}\n")

@@ -68,6 +68,29 @@ def caption_for(body: dict) -> str:
     return json.dumps({"overview": f"re: {text}", "bullets": ["a", "b"]})
 
 
+def scripted_model(body: dict) -> str:
+    """The scripted model: a caption for caption prompts; for question prompts one question that agrees with the
+    facts in the prompt and one that contradicts them (the pipeline must reject it)."""
+    system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
+    if isinstance(user, list):
+        user = next(p["text"] for p in user if p["type"] == "text")
+    facts = json.loads(user)
+    if "motion captions" in system:
+        names = " and ".join(o["ref"] for o in facts["objects"])
+        return json.dumps({"overview": f"LLM: {names} move.", **dict.fromkeys(("motion_recognition", "temporal_order", "object_action", "location_motion", "repetition", "direction_speed_path", "spatial_relations"), "none")})
+    o = facts["objects"][0]
+    words = ["left", "right", "up", "down"]
+    true = o["direction"] if o["direction"] in words else "left"
+    other = {"left": "right", "right": "left", "up": "down", "down": "up"}[true]
+    rest = [w for w in words if w not in (true, other)]
+    q = f"In which direction does {o['ref']} move?"
+    return json.dumps({"questions": [
+        {"question": q, "options": [true, other, *rest], "answer": "A", "category": "motion_recognition"},
+        {"question": q.replace("In which direction", "Which way"), "options": [other, true, *rest],
+         "answer": "A", "category": "motion_recognition"},
+    ]})
+
+
 def ask(text: str = "describe the motion") -> list[dict]:
     return [{"role": "system", "content": "You write motion captions."}, {"role": "user", "content": text}]
 

@@ -1,7 +1,6 @@
 """trajectories -> captions -> qa_pairs as Dagster assets on synthetic scenes: the offline template writer, and an
 LLM through litellm against a real OpenAI-compatible server on 127.0.0.1 (cache, faults, rejected questions)."""
 
-import json
 
 import polars as pl
 import pytest
@@ -19,6 +18,7 @@ from fm_resources.llm import LLMResource
 from fm_resources.registry import register_video
 from fm_resources.trackers import TrackerResource
 from fm_resources.video import VideoStore
+from tests.helpers import scripted_model
 from tests.llm_server import Status, start_server
 
 ALL = [ingest, detections, tracks, trajectories, captions, qa_pairs]
@@ -88,29 +88,6 @@ def test_template_writer_offline(perceived):
     assert again.equals(qa)
 
 
-def _llm_reply(body: dict) -> str:
-    """The scripted model: a caption for caption prompts; for question prompts one question that agrees with the
-    facts in the prompt and one that contradicts them (the pipeline must reject it)."""
-    system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
-    if isinstance(user, list):
-        user = next(p["text"] for p in user if p["type"] == "text")
-    facts = json.loads(user)
-    if "motion captions" in system:
-        names = " and ".join(o["ref"] for o in facts["objects"])
-        return json.dumps({"overview": f"LLM: {names} move.", **dict.fromkeys(("motion_recognition", "temporal_order", "object_action", "location_motion", "repetition", "direction_speed_path", "spatial_relations"), "none")})
-    o = facts["objects"][0]
-    words = ["left", "right", "up", "down"]
-    true = o["direction"] if o["direction"] in words else "left"
-    other = {"left": "right", "right": "left", "up": "down", "down": "up"}[true]
-    rest = [w for w in words if w not in (true, other)]
-    q = f"In which direction does {o['ref']} move?"
-    return json.dumps({"questions": [
-        {"question": q, "options": [true, other, *rest], "answer": "A", "category": "motion_recognition"},
-        {"question": q.replace("In which direction", "Which way"), "options": [other, true, *rest],
-         "answer": "A", "category": "motion_recognition"},
-    ]})
-
-
 def _llm(server, **kw):
     return LLMResource(model="openai/test-model", api_base=server.base_url, backoff_s=0.01, max_retries=2,
                        timeout_s=10, **kw)
@@ -118,7 +95,7 @@ def _llm(server, **kw):
 
 def test_llm_captions_and_checked_questions_then_a_cached_rerun(perceived, monkeypatch):
     monkeypatch.setenv("FM_LLM_API_KEY", "test-key")
-    with start_server(_llm_reply) as server:
+    with start_server(scripted_model) as server:
         res, t = _language(perceived, _llm(server), "left_right")
         assert res.success
         caps = t["captions"]
