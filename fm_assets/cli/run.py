@@ -294,27 +294,34 @@ def execute_watched(job, instance, kwargs: dict, say, every_s: float = WATCH_EVE
             box["error"] = exc
 
     worker = threading.Thread(target=work, name=f"fm-run-{run_id[:8]}", daemon=True)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C / SIGTERM only set a flag: raising KeyboardInterrupt in the middle of this thread's own instance
+    # queries (the pool look below) could leave a SQLite transaction open that the cancel then waits on.
+    stop = threading.Event()
+    handler = lambda signum, frame: stop.set()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     said = None
     try:
         worker.start()
-        while worker.is_alive():
-            worker.join(every_s)
-            if not worker.is_alive():
-                break
+        next_look = time.monotonic() + every_s
+        while worker.is_alive() and not stop.is_set():
+            worker.join(0.1)
+            if stop.is_set() or not worker.is_alive() or time.monotonic() < next_look:
+                continue
+            next_look = time.monotonic() + every_s
             message = blocked_message(instance, run_id, list(pool_limits()))
             if message and message != said:
                 say(message)
                 if "GONE" in message:
                     reap_dead_runs(instance)
             said = message
-    except KeyboardInterrupt:
-        stop_run(instance, run_id)
-        say(f"interrupted: run {run_id} marked canceled and its pool slots freed")
-        sys.stderr.flush()
-        os._exit(130)
+        if stop.is_set():
+            stop_run(instance, run_id)
+            say(f"interrupted: run {run_id} marked canceled and its pool slots freed")
+            sys.stderr.flush()
+            os._exit(130)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old_handler in previous.items():
+            signal.signal(sig, old_handler)
     if "error" in box:
         raise box["error"]
     return box["result"]
