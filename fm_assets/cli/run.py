@@ -86,8 +86,8 @@ def plan_videos(instance, ids: list[str], selection, run_config: dict | None, fo
     resolved = ResolvedRunConfig.build(defs.resolve_job_def("label_videos"),
                                        {k: v for k, v in (run_config or {}).items() if k == "ops"})
     wanted = {key: config_version(resolved.ops[graph.get(key).assets_def.op.name].config) for key in selection}
-    keys = set(selection) | {p for k in selection for p in graph.get(k).parent_keys if p in set(selection)}
-    latest = {key: latest_materializations(instance, key, ids) for key in keys}
+    chosen = set(selection)  # upstream-closed (selection_until): every selected asset's inputs are in it
+    latest = {key: latest_materializations(instance, key, ids) for key in chosen}
     failed = failed_last_runs(instance, ids)
     plan: dict[str, list] = {}
     for vid in ids:
@@ -97,7 +97,7 @@ def plan_videos(instance, ids: list[str], selection, run_config: dict | None, fo
         dirty = {key for key in selection if not _fresh(graph, key, vid, latest, wanted[key])}
         if dirty:  # and everything after them (and the other outputs of a multi-asset step)
             dirty = set(AssetSelection.assets(*dirty).downstream().required_multi_asset_neighbors()
-                        .resolve(graph)) & set(selection)
+                        .resolve(graph)) & chosen
         plan[vid] = sorted(dirty)
     return plan
 

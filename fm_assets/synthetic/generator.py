@@ -64,7 +64,7 @@ import json
 import math
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -605,6 +605,22 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def encode_if_changed(mp4: Path, encode: Callable[[Path], None]) -> str:
+    """encode(tmp) into a temporary file beside `mp4`, moved over it unless it already holds the same bytes (so
+    mtimes stay put on identical re-renders); the mp4's sha256."""
+    tmp = mp4.with_name(f".{mp4.name}.tmp")
+    try:
+        encode(tmp)
+        digest = _sha256(tmp)
+        if mp4.exists() and _sha256(mp4) == digest:
+            tmp.unlink()
+        else:
+            os.replace(tmp, mp4)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
 def _render_key(spec: SceneSpec, seed: int) -> str:
     payload = json.dumps(
         {"spec": asdict(spec), "seed": seed, "gen": GENERATOR_VERSION, "av": av.__version__,
@@ -633,17 +649,7 @@ def render_scene(spec: SceneSpec, out_dir: Path, seed: int = 0) -> SceneTruth:
     out_dir.mkdir(parents=True, exist_ok=True)
     mp4, gt, facts_path = _paths(spec, out_dir)
     facts = scene_facts(spec, seed)
-    tmp = out_dir / f".{spec.name}.mp4.tmp"
-    try:
-        _encode(spec, seed, tmp)
-        digest = _sha256(tmp)
-        if mp4.exists() and _sha256(mp4) == digest:
-            tmp.unlink()
-        else:
-            os.replace(tmp, mp4)
-    finally:
-        tmp.unlink(missing_ok=True)
-    facts["mp4_sha256"] = digest
+    facts["mp4_sha256"] = encode_if_changed(mp4, lambda tmp: _encode(spec, seed, tmp))
     facts["render_key"] = _render_key(spec, seed)
     lines = "".join(f"{f},{i},{x:.2f},{y:.2f},{w:.2f},{h:.2f},1,-1,-1,-1\n" for f, i, x, y, w, h in gt_rows(spec))
     _write_text_if_changed(gt, lines)

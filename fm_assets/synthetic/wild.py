@@ -69,7 +69,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -88,6 +87,7 @@ from fm_assets.synthetic.generator import (
     Keyframe,
     _sha256,
     _write_text_if_changed,
+    encode_if_changed,
     write_h264,
 )
 
@@ -911,18 +911,8 @@ def render_wild_scene(scene: WildScene, out_dir: Path, force: bool = False) -> W
         return WildTruth(mp4, gt, truth_path, json.loads(truth_path.read_text()))
     rows = wild_gt_rows(scene)
     truth = wild_truth(scene, rows)
-    tmp = out_dir / f".{scene.name}.mp4.tmp"
-    try:
-        _encode(scene, tmp)
-        digest = _sha256(tmp)
-        if mp4.exists() and _sha256(mp4) == digest:
-            tmp.unlink()
-        else:
-            os.replace(tmp, mp4)
-    finally:
-        tmp.unlink(missing_ok=True)
+    truth["mp4_sha256"] = encode_if_changed(mp4, lambda tmp: _encode(scene, tmp))
     _write_text_if_changed(gt, _gt_text(rows))
-    truth["mp4_sha256"] = digest
     truth["gt_sha256"] = _sha256(gt)
     truth["render_key"] = _render_key(scene)
     _write_text_if_changed(truth_path, json.dumps(truth, indent=1) + "\n")
