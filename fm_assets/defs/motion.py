@@ -5,13 +5,13 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from fm_assets.defs.config import config_class
 from fm_assets.defs.partitions import for_each_video, kept_clips, of_video, per_clip, videos_partitions
+from fm_assets.defs.perception import clip_still
 from fm_assets.labels import plots
 from fm_assets.labels.motion_facts import TRAJECTORY_SCHEMA, TrajectoryParams
 from fm_assets.labels.motion_facts import trajectories as compute_trajectories
 from fm_assets.labels.qa import annotate_doubts
 from fm_resources.lake import Lake
-from fm_resources.registry import lookup_video
-from fm_resources.video import VideoStore, decode
+from fm_resources.video import VideoStore
 
 TrajectoryConfig = config_class(TrajectoryParams, "TrajectoryConfig")
 
@@ -40,9 +40,10 @@ def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_c
         clips = plots.clip_panels(df, of_video(raw_clips, video_id))
         if clips:
             try:
-                path = video_store.fetch(lookup_video(video_id, lake)["uri"])
-                frames = plots.grab_frames(decode(path, None, start_s=min(c["start_s"] for c in clips)),
-                                           {c["frame_idx"] for c in clips})
+                # the stills `detections` kept (the clips' middle frames): no second decode of the video
+                frames = {c["frame_idx"]: clip_still(video_id, c, {"width": c["width"], "height": c["height"],
+                                                                   "rotation": None}, video_store, lake)
+                          for c in clips}
                 for name, png in plots.trajectory_pictures(df, clips, frames).items():
                     lake.write_bytes(f"overlays/{video_id}/{name}.png", png)
                     metadata[name] = MetadataValue.md(plots.md_image(png, name))

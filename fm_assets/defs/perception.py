@@ -15,11 +15,14 @@ from fm_assets.labels.plots import md_image
 from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
 from fm_assets.labels.tracking import (
     DetectionParams,
+    DetectionRun,
     TrackParams,
     detect_video,
     draw_tracks,
+    read_still,
     shot_runs,
     shot_track_rows,
+    still_frame,
 )
 from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake
@@ -38,18 +41,20 @@ def detections(context: AssetExecutionContext, config: DetectionConfig, videos: 
     def one(video_id: str):
         kept = of_video(raw_clips, video_id).filter(pl.col("kept"))
         video = of_video(videos, video_id).row(0, named=True)
-        rows, n_frames, busy = [], 0, 0.0
+        run = DetectionRun([], 0, 0.0, {})
         if video["status"] == "ok" and not kept.is_empty():
             path = video_store.fetch(lookup_video(video_id, lake)["uri"])
-            rows, n_frames, busy = detect_video(video_id, decode(path, video["rotation"]), kept, video["fps"],
-                                              detector.get(), config.to_params())
-        df = frame(rows, DETECTIONS)
+            run = detect_video(video_id, decode(path, video["rotation"]), kept, video["fps"], detector.get(),
+                               config.to_params(), workers=detector.workers())
+        for clip_id, data in run.stills.items():  # the pictures of later stages are drawn on these
+            lake.write_bytes(still_key(video_id, clip_id), data)
+        df = run.table
         return df, {
             "detector": getattr(detector.get(), "name", detector.backend),
             "clips": len(kept),
-            "frames": n_frames,
+            "frames": run.frames,
             "boxes": len(df),
-            "frames_per_s": MetadataValue.float(n_frames / busy if busy > 0 else 0.0),
+            "frames_per_s": MetadataValue.float(run.frames / run.busy_s if run.busy_s > 0 else 0.0),
             "labels": str(dict(df.group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
         }
 
@@ -82,21 +87,40 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
             "labels": str(dict(df.unique("track_id").group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
         }
         if len(df):
-            png = overlay(video_id, of_video(videos, video_id).row(0, named=True), df, video_store, lake)
+            png = overlay(video_id, of_video(videos, video_id).row(0, named=True), of_video(raw_clips, video_id), df,
+                          video_store, lake)
             metadata["overlay"] = MetadataValue.md(md_image(png, "tracks"))
         return df, metadata
 
     return for_each_video(context, one, TRACKS)
 
 
-def overlay(video_id: str, video: dict, df: pl.DataFrame, video_store: VideoStore, lake: Lake) -> bytes:
-    """Tracks of the clip with the most tracks, drawn over its middle frame; saved to the lake and returned."""
+def still_key(video_id: str, clip_id: str) -> str:
+    """Where the `detections` step keeps a clip's still (its middle frame, JPEG) in the lake."""
+    return f"stills/{video_id}/{clip_id}.jpg"
+
+
+def clip_still(video_id: str, clip: dict, video: dict, video_store: VideoStore, lake: Lake) -> np.ndarray | None:
+    """A kept clip's still as an RGB image of the video's display size: the one `detections` kept, else (a lake
+    labelled before stills existed) its middle frame decoded again; None when the video cannot give it."""
+    key = still_key(video_id, clip["clip_id"])
+    if lake.exists(key):
+        return read_still(lake.read_bytes(key), video["width"], video["height"])  # display size
+    path = video_store.fetch(lookup_video(video_id, lake)["uri"])
+    target = still_frame(clip["start_frame"], clip["end_frame"])
+    return next((f.rgb() for f in decode(path, video["rotation"]) if f.idx >= target), None)
+
+
+def overlay(video_id: str, video: dict, clips: pl.DataFrame, df: pl.DataFrame, video_store: VideoStore,
+            lake: Lake) -> bytes:
+    """Tracks of the clip with the most tracks, drawn over its still (middle frame); saved to the lake and
+    returned."""
     busiest = df.group_by("clip_id").agg(pl.col("track_id").n_unique().alias("n")).sort(["n", "clip_id"], descending=[True, False])
     clip_id = busiest["clip_id"][0]
     clip = df.filter(pl.col("clip_id") == clip_id)
-    target = int(clip["frame_idx"].sort()[len(clip) // 2])
-    path = video_store.fetch(lookup_video(video_id, lake)["uri"])
-    image = next((f.rgb() for f in decode(path, video["rotation"]) if f.idx >= target), None)
+    row = clips.filter(pl.col("clip_id") == clip_id).row(0, named=True)
+    target = still_frame(row["start_frame"], row["end_frame"])
+    image = clip_still(video_id, row, video, video_store, lake)
     if image is None:
         image = np.zeros((video["height"], video["width"], 3), np.uint8)
     png = draw_tracks(image, clip, at_frame=target)

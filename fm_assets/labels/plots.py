@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -42,19 +42,6 @@ def clip_panels(trajectories: pl.DataFrame, raw_clips: pl.DataFrame, max_clips: 
     clips.sort(key=lambda c: (-counts[c["clip_id"]], c["start_frame"]))
     chosen = sorted(clips[:max_clips], key=lambda c: c["start_frame"])
     return [{**c, "frame_idx": (int(c["start_frame"]) + int(c["end_frame"]) - 1) // 2} for c in chosen]
-
-
-def grab_frames(frames: Iterable, wanted: set[int]) -> dict[int, np.ndarray]:
-    """RGB images of the ``wanted`` frame indices from decoded frames (objects with ``idx`` and ``rgb()``, in
-    decode order); a wanted frame that is missing takes the first frame decoded after it. Stops early."""
-    out: dict[int, np.ndarray] = {}
-    pending = sorted(wanted)
-    for fr in frames:
-        while pending and fr.idx >= pending[0]:
-            out[pending.pop(0)] = fr.rgb()
-        if not pending:
-            break
-    return out
 
 
 def drawn_tracks(trajectories: pl.DataFrame, max_tracks: int = 10) -> pl.DataFrame:
@@ -334,7 +321,7 @@ def md_image(data: bytes, alt: str, mime: str = "image/png") -> str:
 def trajectory_pictures(trajectories: pl.DataFrame, clips: list[dict], frames: dict[int, np.ndarray],
                         width: int = 640, max_bytes: int = MAX_BYTES) -> dict[str, bytes]:
     """The PNGs of a video's materialization: ``trajectories`` (the overlay) and ``speed`` (the plot), for the
-    ``clips`` of ``clip_panels`` with ``frames`` by frame index (from ``grab_frames``)."""
+    ``clips`` of ``clip_panels`` with ``frames`` by frame index (the clips' stills)."""
     by_clip = {c["clip_id"]: frames.get(c["frame_idx"]) for c in clips}
     span = (min(c["start_s"] for c in clips), max(c["end_s"] for c in clips)) if clips else None
     return {

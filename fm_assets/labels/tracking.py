@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from PIL import Image
 
 from fm_assets.labels.ids import seed_for
 from fm_assets.labels.params import check_bounds, param
+from fm_assets.labels.schemas import DETECTIONS, frame
 from fm_assets.labels.types import Detections, TrackedBox, VideoFrame
 
 
@@ -55,40 +57,80 @@ _HUES = ((8, "red"), (20, "orange"), (33, "yellow"), (78, "green"), (96, "cyan")
          (170, "magenta"), (180, "red"))
 
 
-def colour_name(pixels: np.ndarray) -> str | None:
+_NAMES = ("black", "blue", "brown", "cyan", "gray", "green", "magenta", "orange", "pink", "purple", "red", "white",
+          "yellow")  # alphabetical: a tie between names goes to the first
+_HUE_NAME = np.array([_NAMES.index(name) for _, name in _HUES])
+_N = {name: k for k, name in enumerate(_NAMES)}
+
+
+def _hsv(pixels: np.ndarray) -> np.ndarray:
+    """HSV (OpenCV ranges) of RGB pixels (n x 3 uint8), as an (n, 1, 3) uint8 array."""
+    return cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.uint8, copy=False), cv2.COLOR_RGB2HSV)
+
+
+def colour_name(pixels: np.ndarray, hsv: np.ndarray | None = None) -> str | None:
     """The dominant colour name of RGB pixels (n x 3 uint8): each pixel is named (black / white / gray by
     value and saturation, else by hue; dark orange is brown, light red or magenta pink) and the most frequent
-    name wins. None for fewer than 16 pixels."""
+    name wins (ties: the first name alphabetically). None for fewer than 16 pixels. `hsv`: the pixels' _hsv
+    when already computed."""
     if len(pixels) < 16:
         return None
-    hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(int)
-    h, sat, val = hsv[:, 0], hsv[:, 1], hsv[:, 2]
-    names = np.array([name for _, name in _HUES])[np.searchsorted([b for b, _ in _HUES], h, side="right").clip(0, len(_HUES) - 1)]
-    names = np.where((names == "orange") & (val < 150), "brown", names)
-    names = np.where(np.isin(names, ["red", "magenta"]) & (sat < 130) & (val > 170), "pink", names)
+    hsv = (_hsv(pixels) if hsv is None else hsv).reshape(-1, 3)
+    h, sat, val = hsv[:, 0], hsv[:, 1].astype(np.int16), hsv[:, 2].astype(np.int16)
+    names = _HUE_NAME[np.searchsorted([b for b, _ in _HUES], h, side="right").clip(0, len(_HUES) - 1)]
+    names = np.where((names == _N["orange"]) & (val < 150), _N["brown"], names)
+    names = np.where(((names == _N["red"]) | (names == _N["magenta"])) & (sat < 130) & (val > 170), _N["pink"], names)
     grey = sat < 60
-    names = np.where(grey & (val >= 190), "white", np.where(grey & (val < 190), "gray", names))
-    names = np.where(val < 50, "black", names)
-    values, counts = np.unique(names, return_counts=True)
-    return str(values[np.argmax(counts)])
+    names = np.where(grey & (val >= 190), _N["white"], np.where(grey & (val < 190), _N["gray"], names))
+    names = np.where(val < 50, _N["black"], names)
+    return _NAMES[int(np.argmax(np.bincount(names, minlength=len(_NAMES))))]
 
 
 def _box_pixels(image: np.ndarray, box, mask_rle: dict | None = None) -> np.ndarray | None:
     """RGB pixels (n x 3) of a box in an image: the mask's pixels where there is a mask, else the central half of
-    the box (less background); None for an empty box."""
-    from pycocotools import mask as mask_utils
-
+    the box (less background); None for an empty box. Only the box's rows of the mask are decoded."""
     hgt, wid = image.shape[:2]
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     x1, y1, x2, y2 = max(0, x1), max(0, y1), min(wid, x2), min(hgt, y2)
     if x2 <= x1 or y2 <= y1:
         return None
-    if mask_rle is not None:
-        m = mask_utils.decode({"size": mask_rle["size"], "counts": mask_rle["counts"].encode("ascii")})
-        if m.shape == (hgt, wid) and m[y1:y2, x1:x2].any():
-            return image[y1:y2, x1:x2][m[y1:y2, x1:x2] > 0]
+    if mask_rle is not None and tuple(mask_rle["size"]) == (hgt, wid):
+        m = _rle_crop(mask_rle["counts"], hgt, x1, x2)[y1:y2]
+        if m.any():
+            return image[y1:y2, x1:x2][m]
     qx, qy = (x2 - x1) // 4, (y2 - y1) // 4
     return image[y1 + qy : y2 - qy, x1 + qx : x2 - qx].reshape(-1, 3)
+
+
+def _rle_crop(counts: str, hgt: int, x1: int, x2: int) -> np.ndarray:
+    """Columns [x1, x2) of a COCO RLE mask (column-major runs, compressed counts string) as a boolean
+    (hgt, x2 - x1) array, without decoding the rest of the frame."""
+    runs = np.asarray(_rle_counts(counts), np.int64)
+    ends = np.cumsum(runs)
+    lo, hi = x1 * hgt, x2 * hgt
+    inside = np.clip(ends, lo, hi) - np.clip(ends - runs, lo, hi)  # each run's length within the columns
+    out = np.repeat(np.arange(len(runs)) % 2 == 1, inside)  # runs alternate 0s, 1s, 0s, ...
+    return out.reshape(x2 - x1, hgt).T
+
+
+def _rle_counts(s: str) -> list[int]:
+    """Run lengths of a COCO compressed RLE string (the LEB128-like encoding of pycocotools' rleFrString)."""
+    counts: list[int] = []
+    p, n = 0, len(s)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(s[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
 
 
 def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | None:
@@ -100,15 +142,27 @@ def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | No
 HIST_BINS = (6, 2, 3)  # hue x saturation x value bins of box_hist
 
 
+def _hist(hsv: np.ndarray) -> list[int]:
+    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(HIST_BINS), [0, 180, 0, 256, 0, 256]).reshape(-1)
+    return [int(v) for v in np.round(hist / max(hist.sum(), 1.0) * 255).clip(0, 255)]
+
+
 def box_hist(image: np.ndarray, box, mask_rle: dict | None = None) -> list[int] | None:
     """Appearance of a box: a joint HSV histogram (HIST_BINS, 36 bins) of its pixels (see _box_pixels), scaled
     to sum to about 255 and stored as small integers; None for fewer than 16 pixels."""
     pixels = _box_pixels(image, box, mask_rle)
     if pixels is None or len(pixels) < 16:
         return None
-    hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_RGB2HSV)
-    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(HIST_BINS), [0, 180, 0, 256, 0, 256]).reshape(-1)
-    return [int(v) for v in np.round(hist / max(hist.sum(), 1.0) * 255).clip(0, 255)]
+    return _hist(_hsv(pixels))
+
+
+def box_appearance(image: np.ndarray, box, mask_rle: dict | None = None) -> tuple[str | None, list[int] | None]:
+    """(box_colour, box_hist) of one box, from one look at its pixels."""
+    pixels = _box_pixels(image, box, mask_rle)
+    if pixels is None or len(pixels) < 16:
+        return None, None
+    hsv = _hsv(pixels)
+    return colour_name(pixels, hsv), _hist(hsv)
 
 
 def hist_similarity(a: Sequence[float] | np.ndarray | None, b: Sequence[float] | np.ndarray | None) -> float | None:
@@ -129,9 +183,9 @@ def detection_rows(video_id: str, clip_id: str, frame_idx: int, t_s: float, det:
     for k in range(len(det)):
         x1, y1, x2, y2 = (float(v) * scale for v in det.boxes[k])
         mask = det.masks[k] if det.masks is not None else None
+        colour, hist = box_appearance(image, det.boxes[k], mask) if image is not None else (None, None)
         rows.append({
-            "color": box_colour(image, det.boxes[k], mask) if image is not None else None,
-            "hist": box_hist(image, det.boxes[k], mask) if image is not None else None,
+            "color": colour, "hist": hist,
             "video_id": video_id, "clip_id": clip_id, "frame_idx": frame_idx, "t_s": t_s, "det_idx": k,
             "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": float(det.scores[k]), "label": det.labels[k],
             "person_score": float(det.extra["person_score"][k]) if "person_score" in det.extra else None,
@@ -184,51 +238,121 @@ def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | 
     return rows
 
 
+@dataclass
+class DetectionRun:
+    """What `detect_video` gives: the detections table (built clip by clip, so a long video's rows are never all
+    held as Python dicts), the frames the detector saw, the seconds spent in the detector (summed over threads)
+    and each kept clip's still (JPEG of its middle frame, the picture the tracks and trajectories are drawn on,
+    so no later stage decodes the video again)."""
+
+    parts: list[pl.DataFrame]
+    frames: int
+    busy_s: float
+    stills: dict[str, bytes]
+
+    @property
+    def table(self) -> pl.DataFrame:
+        return pl.concat(self.parts) if self.parts else frame([], DETECTIONS)
+
+
+def still_frame(start_frame: int, end_frame: int) -> int:
+    """The frame a clip's pictures are drawn on: its middle frame."""
+    return (int(start_frame) + int(end_frame) - 1) // 2
+
+
 def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFrame, fps: float, detector: ClipDetector,
-                 p: DetectionParams) -> tuple[list[dict], int, float]:
+                 p: DetectionParams, workers: int = 1) -> DetectionRun:
     """Run the detector over every kept clip's sampled frames, in one pass over the video's decoded `frames`
-    (stopped after the last clip). Returns (rows, n_frames, seconds spent in the detector)."""
+    (stopped after the last clip), keeping each clip's still as it goes by. With `workers` > 1 and a detector
+    that allows it (`parallel_clips`), up to `workers` clips are detected at once in threads while the next
+    clip is decoded; rows come out in clip order either way, and are the same."""
     step = sample_step(fps, p.sample_fps)
-    wanted = {}
+    wanted: dict[int, str] = {}
+    still_at: dict[int, str] = {}
     for c in clips.sort("start_frame").iter_rows(named=True):
         for f in sampled_frames(c["start_frame"], c["end_frame"], step):
             wanted[f] = c["clip_id"]
+        still_at[still_frame(c["start_frame"], c["end_frame"])] = c["clip_id"]
     ends = {c["clip_id"]: c["end_frame"] for c in clips.iter_rows(named=True)}
-    rows, n_frames, busy = [], 0, 0.0
-    batch: list[tuple[int, float, np.ndarray]] = []
-    current = None
+    run = DetectionRun([], 0, 0.0, {})
+    parallel = workers > 1 and getattr(detector, "parallel_clips", False)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="detect") if parallel else None
+    pending: deque[Future] = deque()
 
-    def flush():
-        nonlocal busy
-        if not batch:
-            return
+    def detect(clip_id: str, batch: list[tuple[int, float, np.ndarray]], scale: float) -> tuple[pl.DataFrame, float]:
         started = time.perf_counter()
         dets = detector.detect_clip([img for _, _, img in batch])
-        busy += time.perf_counter() - started
+        busy = time.perf_counter() - started
+        out: list[dict] = []
         for (idx, t, img), det in zip(batch, dets):
-            rows.extend(detection_rows(video_id, current, idx, t, det, scale, step, img))
-        batch.clear()
+            out.extend(detection_rows(video_id, clip_id, idx, t, det, scale, step, img))
+        return frame(out, DETECTIONS), busy
 
-    scale = 1.0
-    last = max(ends.values()) if ends else 0
-    for fr in frames if wanted else ():
-        if fr.idx >= last:
-            break
-        clip_id = wanted.get(fr.idx)
-        if clip_id is None:
-            continue
-        if clip_id != current:
-            flush()
-            current = clip_id
-        img = fr.rgb()
-        longest = max(img.shape[:2])
-        scale = max(1.0, longest / p.max_side)
-        if scale > 1.0:
-            img = cv2.resize(img, (round(img.shape[1] / scale), round(img.shape[0] / scale)), interpolation=cv2.INTER_AREA)
-        batch.append((fr.idx, fr.t_s, img))
-        n_frames += 1
-    flush()
-    return rows, n_frames, busy
+    def collect(limit: int) -> None:
+        while len(pending) > limit:
+            out, busy = pending.popleft().result()
+            run.parts.append(out)
+            run.busy_s += busy
+
+    def flush(clip_id: str | None, batch: list, scale: float) -> None:
+        if not batch:
+            return
+        if pool is None:
+            out, busy = detect(clip_id, batch, scale)
+            run.parts.append(out)
+            run.busy_s += busy
+            return
+        collect(workers - 1)  # at most `workers` clips' frames held at once
+        pending.append(pool.submit(detect, clip_id, batch, scale))
+
+    try:
+        current, batch, scale = None, [], 1.0
+        still_idx, next_still = sorted(still_at), 0
+        last = max(ends.values()) if ends else 0
+        for fr in frames if wanted else ():
+            if fr.idx >= last:
+                break
+            clip_id, still_of = wanted.get(fr.idx), []
+            while next_still < len(still_idx) and still_idx[next_still] <= fr.idx:  # a missing frame: the next one
+                still_of.append(still_at[still_idx[next_still]])
+                next_still += 1
+            if clip_id is None and not still_of:
+                continue
+            img = fr.rgb()
+            longest = max(img.shape[:2])
+            scale = max(1.0, longest / p.max_side)
+            if scale > 1.0:
+                img = cv2.resize(img, (round(img.shape[1] / scale), round(img.shape[0] / scale)),
+                                 interpolation=cv2.INTER_AREA)
+            if still_of:
+                data = _jpeg(img)
+                run.stills.update(dict.fromkeys(still_of, data))
+            if clip_id is None:
+                continue
+            if clip_id != current:
+                flush(current, batch, scale)
+                current, batch = clip_id, []
+            batch.append((fr.idx, fr.t_s, img))
+            run.frames += 1
+        flush(current, batch, scale)
+        collect(0)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return run
+
+
+def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes()
+
+
+def read_still(data: bytes, width: int, height: int) -> np.ndarray:
+    """A still (see DetectionRun) as an RGB image of the video's display size (boxes are in its pixels)."""
+    img = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    if img.shape[:2] != (height, width):
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+    return img
 
 
 @dataclass(frozen=True)

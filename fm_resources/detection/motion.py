@@ -35,6 +35,7 @@ Detections: a background cannot be told from a moving object with fewer frames.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import cv2
@@ -88,9 +89,13 @@ class MotionDetector:
         head_hog: every part of a head split needs a HOG margin (`hog_margin`) above this (lenient).
         exposure: undo global brightness changes (auto exposure, white balance) frame by frame (step 2b).
         exposure_tol: per-channel gains within 1 +- this are left alone.
+        hog_every: a blob followed from frame to frame (each the other's best match, IoU > 0.5) gets the person
+            check on every `hog_every`-th frame of that chain (and its last), the frames between take the nearest
+            check's margin (1: every blob of every frame is checked).
     """
 
     name = "motion"
+    parallel_clips = True  # detect_clip keeps no state between calls: clips may be detected in threads
 
     def __init__(
         self,
@@ -121,6 +126,7 @@ class MotionDetector:
         head_hog: float = -1.5,
         exposure: bool = True,
         exposure_tol: float = 0.03,
+        hog_every: int = 4,
         shadows: bool = True,
         shadow_ratio: tuple[float, float] = (0.55, 0.92),
         shadow_chroma: float = 0.05,
@@ -153,11 +159,12 @@ class MotionDetector:
         self.head_hog = float(head_hog)
         self.exposure = bool(exposure)
         self.exposure_tol = float(exposure_tol)
+        self.hog_every = max(1, int(hog_every))
         self.shadows = bool(shadows)
         self.shadow_ratio = (float(shadow_ratio[0]), float(shadow_ratio[1]))
         self.shadow_chroma = float(shadow_chroma)
         self.shadow_texture = float(shadow_texture)
-        self._hog = cv2.HOGDescriptor()  # default: 64x128 window, 16px blocks, 8px cells, 9 bins
+        self._local = threading.local()  # OpenCV HOG objects per thread (clips may be detected in threads)
         svm = np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32).reshape(-1)
         self._svm_w, self._svm_b = svm[:-1], float(svm[-1])
 
@@ -250,6 +257,19 @@ class MotionDetector:
 
         # 6. persistence over neighbouring frames, then scores
         boxes_w = [np.array([b["box"] for b in bl], np.float32).reshape(-1, 4) for bl in per_frame]
+        checked = _chain_checks(boxes_w, self.hog_every) if self.hog else {}
+        margin_cache: dict[tuple[int, int], float] = {}
+
+        def margin_of(i: int, j: int, box: np.ndarray) -> float:
+            """HOG margin of blob j of frame i: measured on the frame of its chain that `checked` names."""
+            ci, cj = checked.get((i, j), (i, j))
+            if (ci, cj) not in margin_cache:
+                cb = box if (ci, cj) == (i, j) else boxes_w[ci][cj] * np.array([sx, sy, sx, sy], np.float32)
+                cb = cb.copy()
+                cb[[0, 2]], cb[[1, 3]] = cb[[0, 2]].clip(0, full_w), cb[[1, 3]].clip(0, full_h)
+                margin_cache[(ci, cj)] = self.hog_margin(frames[ci], cb)
+            return margin_cache[(ci, cj)]
+
         out: list[Detections] = []
         for i, blobs in enumerate(per_frame):
             if not blobs:
@@ -265,9 +285,9 @@ class MotionDetector:
             boxes = bxw * np.array([sx, sy, sx, sy], np.float32)
             boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, full_w)
             boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, full_h)
-            # 7. person check on the full-resolution frame
+            # 7. person check on the full-resolution frame (a followed blob: on every hog_every-th frame only)
             if self.hog:
-                margins = np.array([self.hog_margin(frames[i], bx) for bx in boxes], np.float32)
+                margins = np.array([margin_of(i, j, bx) for j, bx in enumerate(boxes)], np.float32)
                 z = np.clip(margins - self.person_threshold, -30, 30)
                 pscore = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
                 labels = ["person" if mg > self.person_threshold else "object" for mg in margins]
@@ -282,13 +302,12 @@ class MotionDetector:
         """Per frame max-over-channels |frame - background| (uint8) and the per-pixel threshold (float32)."""
         bg8 = bg.astype(np.uint8)
         diff = np.empty(small.shape[:3], np.uint8)
-        bg_f = bg.astype(np.float32) + 1.0
-        bg_grey = cv2.cvtColor(bg8, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        shadow = _Shadows(bg8, self.shadow_ratio, self.shadow_chroma, self.shadow_texture) if self.shadows else None
         for i in range(len(small)):
             diff[i] = _max3(cv2.absdiff(small[i], bg8))
-            if self.shadows:
-                diff[i][_shadow(small[i], bg_f, bg_grey, self.shadow_ratio, self.shadow_chroma,
-                                self.shadow_texture)] = 0
+            if shadow is not None:
+                # only pixels that could be foreground (above the lowest threshold) are tested
+                diff[i].reshape(-1)[shadow.pixels(small[i], np.flatnonzero(diff[i].reshape(-1) > self.min_diff))] = 0
         # a pixel's noise from the lower quartile of its frame-to-frame changes: low for static background and
         # for slowly moving objects, high only where the scene itself flickers (screens, foliage, water).
         # For |N(0, sigma * sqrt(2))|, the 25th percentile is 0.45 sigma.
@@ -497,10 +516,17 @@ class MotionDetector:
         return True
 
     def _hog_detector(self) -> cv2.HOGDescriptor:
-        if not hasattr(self, "_hog_det"):
-            self._hog_det = cv2.HOGDescriptor()
-            self._hog_det.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
-        return self._hog_det
+        """This thread's HOG people detector (the default SVM set)."""
+        if not hasattr(self._local, "detector"):
+            self._local.detector = cv2.HOGDescriptor()
+            self._local.detector.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
+        return self._local.detector
+
+    def _hog_descriptor(self) -> cv2.HOGDescriptor:
+        """This thread's HOG descriptor (default: 64x128 window, 16 px blocks, 8 px cells, 9 bins)."""
+        if not hasattr(self._local, "descriptor"):
+            self._local.descriptor = cv2.HOGDescriptor()
+        return self._local.descriptor
 
     def _split(self, m: np.ndarray) -> list[tuple[int, int]]:
         """Column ranges [c0, c1) of the parts of blob mask `m`, cut at deep valleys of its column profile."""
@@ -558,7 +584,7 @@ class MotionDetector:
             mat = np.float32([[s, 0, _HOG_WIN[0] / 2 - s * cx], [0, s, _HOG_WIN[1] / 2 - s * (cy + dy * bh)]])
             win = cv2.warpAffine(frame, mat, _HOG_WIN, flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_REPLICATE)
-            desc = self._hog.compute(cv2.cvtColor(win, cv2.COLOR_RGB2BGR)).reshape(-1)
+            desc = self._hog_descriptor().compute(cv2.cvtColor(win, cv2.COLOR_RGB2BGR)).reshape(-1)
             best = max(best, float(desc @ self._svm_w + self._svm_b))
         return best
 
@@ -567,10 +593,10 @@ class MotionDetector:
         x1, y1, x2, y2 = b["box"]
         fx1, fy1 = int(round(x1 * sx)), int(round(y1 * sy))
         fx2, fy2 = min(full_w, int(round(x2 * sx))), min(full_h, int(round(y2 * sy)))
-        full = np.zeros((full_h, full_w), np.uint8)
+        full = np.zeros((full_h, full_w), np.uint8, order="F")  # pycocotools reads column-major
         if fx2 > fx1 and fy2 > fy1:
             full[fy1:fy2, fx1:fx2] = cv2.resize(b["mask"], (fx2 - fx1, fy2 - fy1), interpolation=cv2.INTER_NEAREST)
-        rle = mask_utils.encode(np.asfortranarray(full))
+        rle = mask_utils.encode(full)
         return {"size": [int(full_h), int(full_w)], "counts": rle["counts"].decode("ascii")}
 
 
@@ -601,24 +627,40 @@ def _equalize_exposure(small: np.ndarray, bg: np.ndarray, tol: float) -> bool:
     return bool(off.any())
 
 
-def _shadow(frame: np.ndarray, bg_f: np.ndarray, bg_grey: np.ndarray, ratio: tuple[float, float], chroma: float,
-            texture: float) -> np.ndarray:
-    """Cast-shadow pixels of a frame against the background (see MotionDetector's `shadows`): darker by one
-    factor in every channel, with the background's texture still visible (a shadow dims the ground, an object
-    hides it). Returns a boolean mask."""
-    r = (frame.astype(np.float32) + 1.0) / bg_f
-    m = r.mean(axis=2)
-    cand = (m >= ratio[0]) & (m <= ratio[1]) & (np.abs(r - m[..., None]).max(axis=2) <= chroma * 3 * m)
-    if not cand.any():
-        return cand
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    k = (7, 7)
-    mf, mb = cv2.blur(grey, k), cv2.blur(bg_grey, k)
-    vf, vb = cv2.blur(grey * grey, k) - mf * mf, cv2.blur(bg_grey * bg_grey, k) - mb * mb
-    cov = cv2.blur(grey * bg_grey, k) - mf * mb
-    flat = vb < 4.0  # no texture to compare: a flat ground dimmed in every channel alike counts as shadow
-    ncc = cov / np.sqrt(np.maximum(vf, 1e-3) * np.maximum(vb, 1e-3))
-    return cand & (flat | (ncc >= texture))
+class _Shadows:
+    """Cast-shadow test against one background (see MotionDetector's `shadows`): a pixel darker than the
+    background by one factor in every channel, with the background's texture still visible (a shadow dims the
+    ground, an object hides it). The background's own statistics are computed once per clip."""
+
+    _K = (7, 7)  # window of the local texture correlation
+
+    def __init__(self, bg8: np.ndarray, ratio: tuple[float, float], chroma: float, texture: float) -> None:
+        self.ratio, self.chroma, self.texture = ratio, chroma, texture
+        self.bg_f = bg8.reshape(-1, 3).astype(np.float32) + 1.0
+        self.bg_grey = cv2.cvtColor(bg8, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        self.mb = cv2.blur(self.bg_grey, self._K)
+        self.vb = np.maximum(cv2.blur(self.bg_grey * self.bg_grey, self._K) - self.mb * self.mb, 1e-3)
+        self.flat = (self.vb < 4.0).reshape(-1)  # no texture to compare: a flat ground dimmed alike counts as shadow
+
+    def pixels(self, frame: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The flat indices among `idx` (pixels of `frame`, RGB uint8) that are cast shadow."""
+        if not len(idx):
+            return idx
+        r = (frame.reshape(-1, 3)[idx].astype(np.float32) + 1.0) / self.bg_f[idx]
+        m = r.mean(axis=1)
+        cand = (m >= self.ratio[0]) & (m <= self.ratio[1]) & (np.abs(r - m[:, None]).max(axis=1) <= self.chroma * 3 * m)
+        idx = idx[cand]
+        if not len(idx):
+            return idx
+        textured = idx[~self.flat[idx]]
+        if len(textured):
+            grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            mf = cv2.blur(grey, self._K).reshape(-1)[textured]
+            vf = cv2.blur(grey * grey, self._K).reshape(-1)[textured] - mf * mf
+            cov = cv2.blur(grey * self.bg_grey, self._K).reshape(-1)[textured] - mf * self.mb.reshape(-1)[textured]
+            ncc = cov / np.sqrt(np.maximum(vf, 1e-3) * self.vb.reshape(-1)[textured])
+            idx = np.concatenate([idx[self.flat[idx]], textured[ncc >= self.texture]])
+        return idx
 
 
 def _grad(img: np.ndarray) -> np.ndarray:
@@ -637,6 +679,33 @@ def _is_ghost(m: np.ndarray, x: int, y: int, f_grad: np.ndarray, bg_grad: np.nda
     ring = (cv2.dilate(mm, _K_RING) - cv2.erode(mm, _K_RING)) > 0
     ef, eb = float(f_grad[y0:y1, x0:x1][ring].sum()), float(bg_grad[y0:y1, x0:x1][ring].sum())
     return ef < 0.6 * eb
+
+
+def _chain_checks(boxes: list[np.ndarray], every: int) -> dict[tuple[int, int], tuple[int, int]]:
+    """Blobs followed from frame to frame (boxes[i]: the xyxy boxes of frame i; a blob continues the one of the
+    previous frame that is its best match and whose best match it is, IoU > 0.5): for each (frame, blob), the
+    (frame, blob) of its chain whose person check stands for it, the nearest of the chain's every `every`-th
+    blob and its last one (itself when every = 1 or it is one of those)."""
+    chains: list[list[tuple[int, int]]] = []
+    chain_of: dict[tuple[int, int], int] = {}
+    for i, cur in enumerate(boxes):
+        links: dict[int, int] = {}
+        if i > 0 and len(cur) and len(boxes[i - 1]):
+            iou = _iou(cur, boxes[i - 1])
+            best_prev, best_cur = iou.argmax(axis=1), iou.argmax(axis=0)
+            links = {j: int(k) for j, k in enumerate(best_prev) if iou[j, k] > 0.5 and best_cur[k] == j}
+        for j in range(len(cur)):
+            c = chain_of[(i - 1, links[j])] if j in links else len(chains)
+            if c == len(chains):
+                chains.append([])
+            chains[c].append((i, j))
+            chain_of[(i, j)] = c
+    out: dict[tuple[int, int], tuple[int, int]] = {}
+    for chain in chains:
+        anchors = sorted(set(range(0, len(chain), every)) | {len(chain) - 1})
+        for pos, key in enumerate(chain):
+            out[key] = chain[min(anchors, key=lambda a: (abs(a - pos), a))]
+    return out
 
 
 def _inter(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -27,6 +27,8 @@ class DetectorResource(ConfigurableResource):
     score_thr: float = 0.3
     fp16: bool = Field(False, description="mmdet on CUDA: inference under float16 autocast")
     text_prompt: str | None = Field(None, description="class prompt for open-vocabulary models (Grounding DINO)")
+    clip_workers: int = Field(0, ge=0, description="clips detected at once, in threads, by a detector that allows it "
+                                                  "(motion); 0 = one per CPU core of this process, 1 = one at a time")
 
     _detector: object = PrivateAttr(default=None)
 
@@ -38,6 +40,9 @@ class DetectorResource(ConfigurableResource):
         if not self.mmdet_config or not self.mmdet_checkpoint:
             raise DetectorConfigError("backend 'mmdet' needs both mmdet_config and mmdet_checkpoint")
         from fm_resources.detection.mmdet import MMDetDetector
+        from fm_resources.trackers import register_mmdet
+
+        register_mmdet()  # one thread imports mmdet (the tracker's resource may have started it in the background)
 
         return MMDetDetector(config=self.mmdet_config, checkpoint=self.mmdet_checkpoint, device=self.device,
                              batch_size=self.batch_size, score_thr=self.score_thr, text_prompt=self.text_prompt,
@@ -45,6 +50,12 @@ class DetectorResource(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._detector = self.build()
+
+    def workers(self) -> int:
+        """How many clips `detect_video` may detect at once (clip_workers; 0 = the CPU cores this process may use)."""
+        import os
+
+        return self.clip_workers or len(os.sched_getaffinity(0))
 
     def get(self) -> Detector:
         if self._detector is None:

@@ -2,6 +2,7 @@
 `fm` command: tests/e2e/test_perception.py."""
 
 
+import numpy as np
 import polars as pl
 import pytest
 from dagster import DagsterInstance, materialize
@@ -144,3 +145,68 @@ def test_a_shot_longer_than_a_clip_keeps_its_track_ids(tmp_path):
     gt = read_mot(truth.gt, is_gt=True)
     m = evaluate(gt, parse_mot(mot_text(t, interpolate=True)), n_frames=int(gt[:, 0].max()))
     assert m["IDSW"] == 0 and m["IDF1"] >= 0.9, m
+
+
+def test_one_decode_pass_feeds_detection_tracking_and_pictures(scenes, tmp_path, monkeypatch):
+    """After ingest's scan, the video is decoded once (by `detections`, which keeps each kept clip's still as it
+    goes by); `tracks` (overlay) and `trajectories` (pictures) draw on the stills without decoding again."""
+    import fm_assets.defs.perception as perception
+    import fm_resources.video as video
+    from fm_assets.defs.motion import trajectories
+
+    d, truths = scenes
+    lake, res = resources(tmp_path / "lake")
+    instance = DagsterInstance.ephemeral()
+    vid = register_video(str(truths["ordered_pair"].mp4), res["video_store"], lake).video_id
+    instance.add_dynamic_partitions("videos", [vid])
+    assert materialize([ingest], partition_key=vid, instance=instance, resources=res).success
+
+    passes: list[str] = []
+    real = video.decode
+
+    def counted(path, *args, **kwargs):
+        passes.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(perception, "decode", counted)
+    monkeypatch.setattr(video, "decode", counted)
+    result = materialize([ingest, detections, tracks, trajectories], partition_key=vid, instance=instance,
+                         resources=res, selection=["detections", "tracks", "trajectories"])
+    assert result.success
+    assert len(passes) == 1, passes
+    clips = lake.read_parquet(f"raw_clips/{vid}.parquet").filter(pl.col("kept"))
+    for c in clips.iter_rows(named=True):  # one still per kept clip, a JPEG of the video's size
+        still = perception.clip_still(vid, c, {"width": c["width"], "height": c["height"], "rotation": 0},
+                                      res["video_store"], lake)
+        assert still is not None and still.shape == (c["height"], c["width"], 3)
+    assert len(passes) == 1  # read from the lake, not decoded
+    assert lake.read_bytes(f"overlays/{vid}/tracks.png")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert lake.read_bytes(f"overlays/{vid}/trajectories.png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_clips_detected_in_threads_give_the_same_rows_and_stills(scenes):
+    """detect_video with two worker threads (the motion detector allows it) gives exactly the rows and stills of
+    one thread, in clip order."""
+    from fm_assets.labels.tracking import DetectionParams, detect_video, read_still, still_frame
+    from fm_resources.detection.motion import MotionDetector
+    from fm_resources.video import decode, stream_info
+
+    _, truths = scenes
+    path = truths["late_entry"].mp4
+    info = stream_info(path)
+    fps = float(info.declared_fps)
+    # three clips of 1.5 s each, so two are in flight at once
+    n = int(3 * 1.5 * fps)
+    step = n // 3
+    clips = pl.DataFrame({"clip_id": [f"c{k}" for k in range(3)], "start_frame": [k * step for k in range(3)],
+                          "end_frame": [(k + 1) * step for k in range(3)]})
+    runs = [detect_video("v", decode(path), clips, fps, MotionDetector(), DetectionParams(), workers=w)
+            for w in (1, 2)]
+    assert len(runs[0].table) and runs[0].table.equals(runs[1].table)
+    assert runs[1].table["clip_id"].to_list() == sorted(runs[1].table["clip_id"])
+    assert runs[0].frames == runs[1].frames > 0
+    assert set(runs[1].stills) == {"c0", "c1", "c2"} and runs[0].stills == runs[1].stills
+    middle = still_frame(step, 2 * step)
+    frame = next(f.rgb() for f in decode(path) if f.idx == middle)
+    still = read_still(runs[1].stills["c1"], frame.shape[1], frame.shape[0])
+    assert np.abs(still.astype(int) - frame.astype(int)).mean() < 4  # the clip's middle frame (JPEG)

@@ -250,3 +250,32 @@ def test_an_object_that_stands_still_and_then_moves_is_found_where_it_is():
     assert found >= 0.95 * len(frames), f"square found on {found}/{len(frames)} frames"
     assert ghosts == 0
     assert colours.count("blue") >= 0.9 * len(colours)
+
+
+def test_a_followed_blob_is_person_checked_on_every_kth_frame_of_its_chain():
+    """_chain_checks: a blob followed from frame to frame (mutual best match, IoU > 0.5) is checked on frames
+    0, k, 2k, ... and the last of its chain; the others take the nearest check; a blob that appears (or jumps)
+    starts its own chain; every = 1 checks every blob."""
+    from fm_resources.detection.motion import _chain_checks
+
+    walker = [np.array([[10 + i, 10, 40 + i, 80]], np.float32) for i in range(10)]
+    other = [np.zeros((0, 4), np.float32)] * 5 + [np.array([[200, 10, 230, 80]], np.float32)] * 5
+    boxes = [np.concatenate([a, b]) for a, b in zip(walker, other)]
+    checked = _chain_checks(boxes, 4)
+    assert [checked[(i, 0)][0] for i in range(10)] == [0, 0, 0, 4, 4, 4, 4, 8, 8, 9]
+    assert all(checked[(i, 0)][1] == 0 for i in range(10))
+    assert [checked[(i, 1)] for i in range(5, 10)] == [(5, 1)] * 3 + [(9, 1)] * 2  # its own chain: 5, 9 checked
+    jump = [np.array([[10, 10, 40, 80]], np.float32), np.array([[300, 10, 330, 80]], np.float32)]
+    assert _chain_checks(jump, 4) == {(0, 0): (0, 0), (1, 0): (1, 0)}  # no overlap: a new chain
+    assert all(k == v for k, v in _chain_checks(boxes, 1).items())
+
+
+def test_person_check_on_chains_labels_a_walker_like_checking_every_frame(moving_box):
+    """hog_every only saves work: on a clip, labels and boxes with the default (every 4th frame of a chain)
+    equal those of checking every blob of every frame, except where a chain's margin sits at the threshold."""
+    frames, _, dets = moving_box
+    every = MotionDetector(hog_every=1).detect_clip(frames)
+    assert [len(d) for d in dets] == [len(d) for d in every]
+    same = sum(a.labels == b.labels for a, b in zip(dets, every))
+    assert same >= 0.9 * len(frames)
+    assert all(np.array_equal(a.boxes, b.boxes) for a, b in zip(dets, every))

@@ -123,26 +123,6 @@ def test_clip_panels_prefers_clips_with_more_kept_tracks():
     assert plots.clip_panels(none, clips) == []
 
 
-def test_grab_frames_takes_the_wanted_indices_and_stops_early():
-    class Fake:
-        def __init__(self, idx):
-            self.idx = idx
-
-        def rgb(self):
-            return np.full((2, 2, 3), self.idx, np.uint8)
-
-    seen = []
-
-    def frames():
-        for i in range(0, 100, 2):  # every other frame was decoded (e.g. a missing frame)
-            seen.append(i)
-            yield Fake(i)
-
-    got = plots.grab_frames(frames(), {10, 31})
-    assert sorted(got) == [10, 31] and got[10][0, 0, 0] == 10 and got[31][0, 0, 0] == 32
-    assert seen[-1] == 32  # did not decode on
-
-
 def test_speeds_of_a_constant_motion():
     row = _track(1, np.linspace(0.2, 0.8, 41), 0.5)  # 0.6 W in 4 s
     t, v = plots.speeds(row["path"], W, H)

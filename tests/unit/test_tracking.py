@@ -110,6 +110,38 @@ def test_box_colour_uses_the_mask_not_the_background():
     assert box_colour(img, (90, 90, 90, 95)) is None  # empty box
 
 
+def test_a_tie_between_colours_goes_to_the_first_name_alphabetically():
+    px = np.array([(220, 35, 35)] * 20 + [(35, 75, 220)] * 20, np.uint8)  # as many red as blue pixels
+    assert colour_name(px) == "blue"
+    assert colour_name(px[::-1].copy()) == "blue"  # whatever the order of the pixels
+
+
+def test_rle_columns_are_decoded_exactly_without_the_whole_frame():
+    """_rle_crop (the box's columns of a COCO RLE) equals pycocotools' full decode, for masks touching the frame's
+    edges, empty columns and single pixels; box_appearance = (box_colour, box_hist) from one look."""
+    from pycocotools import mask as mask_utils
+
+    from fm_assets.labels.tracking import _rle_crop, box_appearance, box_hist
+
+    rng = np.random.default_rng(7)
+    h, w = 48, 64
+    for trial in range(40):
+        m = np.zeros((h, w), np.uint8)
+        x1, y1 = rng.integers(0, w - 2), rng.integers(0, h - 2)
+        x2, y2 = rng.integers(x1 + 1, w + 1), rng.integers(y1 + 1, h + 1)
+        m[y1:y2, x1:x2] = rng.random((y2 - y1, x2 - x1)) < 0.7
+        counts = mask_utils.encode(np.asfortranarray(m))["counts"].decode("ascii")
+        full = mask_utils.decode({"size": [h, w], "counts": counts.encode("ascii")}).astype(bool)
+        a, b = sorted(rng.integers(0, w + 1, 2))
+        b = max(b, a + 1) if a < w else w
+        a = min(a, b - 1)
+        assert np.array_equal(_rle_crop(counts, h, a, b), full[:, a:b]), trial
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        rle = {"size": [h, w], "counts": counts}
+        box = (x1, y1, x2, y2)
+        assert box_appearance(img, box, rle) == (box_colour(img, box, rle), box_hist(img, box, rle))
+
+
 def test_track_colour_is_the_majority_of_its_detections():
     frames = []
     for i, c in enumerate(["red", "red", "orange", "red"]):

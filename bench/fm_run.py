@@ -1,0 +1,215 @@
+"""Benchmark: the whole `fm run` command on long videos against PyAV decode-only time (issue 14: <= 15x), with its
+peak memory (flat in the video's length; < 1.5 GB on a 60-minute video) and how often it decodes the video.
+
+For every video, a fresh FM_HOME, the embedded defaults (`motion` detector, ByteTrack, `template` captions, every
+check): one `fm run -q <folder holding only that video>` as a subprocess, timed from start to exit (process start,
+imports, Dagster, every stage, checks and `splits` included). Then PyAV decode-only of the same file (the
+decoder settings of fm_resources.video.decode: first video stream, ``thread_type = "AUTO"``, no conversion),
+best of 3. The process is `python bench/fm_run.py --child run ...`, which wraps fm_resources.video.decode (a
+counter, nothing else) and then calls `fm`'s own main(), so the run is exactly `fm run`'s and also reports its
+decode passes: how many times a pass over the video started, by which stage, and the frames each pass decoded.
+Peak RSS is the child's ru_maxrss (its own process: `fm run` executes in-process). Per-stage seconds are the
+lake's `stage_runs` (as `fm sql -f sql/reports/stage_seconds.sql` shows them; `videos` and `raw_clips` are one step,
+ingest, shown as raw_clips).
+
+``--long SRC --repeat N`` first makes a long real video from SRC: its frames played forward, backward, forward, ...
+N times (so it stays continuous footage: one shot), H.264 by PyAV with the synthetic scenes' fixed encoder settings
+(fm_assets.synthetic.generator.write_h264: the same input gives the same bytes), kept in --cache.
+
+    .venv/bin/python bench/fm_run.py --long vtest.avi --repeat 4 --markdown      # vtest.avi x4: 5.3 minutes
+    .venv/bin/python bench/fm_run.py some.mp4 --json /tmp/fm_run.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import machine  # bench/machine.py (bench/ is the script folder, first on sys.path)
+from raw_clips import decode_only  # the decode-only baseline of bench/raw_clips.py
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TARGET = 15.0
+
+
+def make_long(src: Path, repeat: int, cache: Path) -> Path:
+    """SRC's frames forward, backward, forward, ... `repeat` times as one H.264 mp4 in `cache` (made once)."""
+    import av
+
+    from fm_assets.synthetic.generator import write_h264
+
+    out = cache / f"{src.stem}_x{repeat}.mp4"
+    if out.exists():
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        rate = Fraction(stream.average_rate or 25).limit_denominator(1001)
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    h, w = frames[0].shape[:2]
+    w2, h2 = w - w % 2, h - h % 2
+
+    def played():
+        i = 0
+        for k in range(repeat):
+            for img in (frames if k % 2 == 0 else frames[::-1]):
+                yield i, img[:h2, :w2]
+                i += 1
+
+    tmp = out.with_suffix(".tmp.mp4")
+    write_h264(tmp, played(), w2, h2, rate)
+    tmp.replace(out)
+    return out
+
+
+def child(argv: list[str], report: Path) -> int:
+    """`fm <argv>` in this process, with fm_resources.video.decode counted (passes, the stage that started each,
+    frames it decoded); the counts are written to `report` at the end."""
+    import threading
+    import traceback
+
+    import fm_resources.video as video
+
+    passes: list[dict] = []
+    real = video.decode
+    lock = threading.Lock()
+
+    def counted(path, *args, **kwargs):
+        stack = traceback.extract_stack(limit=12)
+        where = next((f"{Path(fr.filename).stem}.{fr.name}" for fr in reversed(stack[:-1])
+                      if "/fm_assets/defs/" in fr.filename), "other")
+        entry = {"by": where, "frames": 0}
+        with lock:
+            passes.append(entry)
+        for f in real(path, *args, **kwargs):
+            entry["frames"] += 1
+            yield f
+
+    video.decode = counted
+    # the modules that imported `decode` by name before this ran get the counter too
+    for name in list(sys.modules):
+        mod = sys.modules[name]
+        if name.startswith("fm_assets") and getattr(mod, "decode", None) is real:
+            mod.decode = counted
+    import importlib
+
+    for name in ("fm_assets.defs.ingest", "fm_assets.defs.perception", "fm_assets.defs.motion",
+                 "fm_assets.defs.language"):
+        mod = importlib.import_module(name)
+        if getattr(mod, "decode", None) is real:
+            mod.decode = counted
+
+    from fm_assets.cli import main
+
+    sys.argv = ["fm", *argv]
+    try:
+        rc = main()
+    finally:
+        report.write_text(json.dumps({"passes": passes}))
+    return int(rc or 0)
+
+
+def stage_seconds(home: Path) -> dict[str, float]:
+    import duckdb
+
+    files = sorted(str(p) for p in (home / "lake" / "stage_runs").rglob("*.parquet"))
+    if not files:
+        return {}
+    con = duckdb.connect()
+    rows = con.execute("SELECT asset, sum(seconds) FROM read_parquet(?, union_by_name=true) GROUP BY asset",
+                       [files]).fetchall()
+    return {a: round(float(s), 3) for a, s in rows}
+
+
+def measure(video: Path) -> dict:
+    with tempfile.TemporaryDirectory(prefix="fm-bench-run-") as tmp:
+        tmp_p = Path(tmp)
+        folder = tmp_p / "in"
+        folder.mkdir()
+        os.symlink(video.resolve(), folder / video.name)
+        home = tmp_p / "home"
+        env = {**os.environ, "FM_HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        report = tmp_p / "decodes.json"
+        log = tmp_p / "fm.log"
+        with open(log, "w") as out:
+            t0 = time.perf_counter()
+            p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(report), "run", "-q",
+                                  str(folder)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS
+            wall = time.perf_counter() - t0
+        rc = os.waitstatus_to_exitcode(status)
+        if rc != 0:
+            raise SystemExit(f"fm run failed on {video} (exit {rc}):\n{log.read_text()[-4000:]}")
+        passes = json.loads(report.read_text())["passes"] if report.exists() else []
+        stages = stage_seconds(home)
+    decode = []
+    for _ in range(3):
+        t = time.perf_counter()
+        n = decode_only(video)
+        decode.append(time.perf_counter() - t)
+    return {"video": video.name, "frames": n, "decode_s": round(min(decode), 3), "fm_run_s": round(wall, 2),
+            "ratio": round(wall / min(decode), 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            "passes": passes, "stages": stages}
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        return child(sys.argv[3:], Path(sys.argv[2]))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="*", type=Path, help="videos")
+    ap.add_argument("--long", type=Path, help="make a long video from this one (see --repeat) and measure it too")
+    ap.add_argument("--repeat", type=int, nargs="+", default=[4], help="times SRC is played (several: one video each)")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "fm-bench-long")
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    import av
+
+    result = {"command": "bench/fm_run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "machine": machine.machine_facts(av=av.__version__),
+              "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "videos": []}
+    videos = list(args.paths)
+    if args.long:
+        videos += [make_long(args.long, r, args.cache) for r in args.repeat]
+    if not videos:
+        ap.error("no video given (paths or --long)")
+    for v in videos:
+        r = measure(v)
+        result["videos"].append(r)
+        by: dict[str, list[int]] = {}
+        for pss in r["passes"]:
+            by.setdefault(pss["by"], []).append(pss["frames"])
+        print(f"{r['video']}: {r['frames']} frames, decode-only {r['decode_s']} s, fm run {r['fm_run_s']} s = "
+              f"{r['ratio']}x (target <= {TARGET:g}x), peak RSS {r['peak_rss_mb']} MB; decode passes "
+              f"{len(r['passes'])}: {by}; stages {r['stages']}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    if args.markdown:
+        print(machine.run_header(result, "One `fm run` per video, fresh FM_HOME, embedded defaults."))
+        stages = ("raw_clips", "detections", "tracks", "trajectories", "captions", "qa_pairs", "splits")
+        print("| video | frames | decode-only s | fm run s | ratio | peak RSS MB | decode passes (frames) | "
+              + " | ".join(stages) + " | rest |")
+        print("|---|--:|--:|--:|--:|--:|---|" + "--:|" * (len(stages) + 1))
+        for r in result["videos"]:
+            passes = ", ".join(f"{p['by'].split('.')[0]} ({p['frames']})" for p in r["passes"])
+            rest = r["fm_run_s"] - sum(v for k, v in r["stages"].items() if k != "videos")  # videos + raw_clips: one step
+            print(f"| {r['video']} | {r['frames']} | {r['decode_s']} | {r['fm_run_s']} | **{r['ratio']}** | "
+                  f"{r['peak_rss_mb']:.0f} | {passes} | " + " | ".join(f"{r['stages'].get(s, 0):.2f}" for s in stages)
+                  + f" | {rest:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
