@@ -8,7 +8,9 @@ decoder settings of fm_resources.video.decode: first video stream, ``thread_type
 best of 3. The process is `python bench/fm_run.py --child run ...`, which wraps fm_resources.video.decode (a
 counter, nothing else) and then calls `fm`'s own main(), so the run is exactly `fm run`'s and also reports its
 decode passes: how many times a pass over the video started, by which stage, and the frames each pass decoded.
-Peak RSS is the child's ru_maxrss (its own process: `fm run` executes in-process). Per-stage seconds are the
+Peak RSS is the child's ru_maxrss (`fm run` executes in-process; with `clip_pool: process` the
+detector's worker processes are not in it), and a 0.1 s sampling of its resident memory says which stage holds
+the peak. Per-stage seconds are the
 lake's `stage_runs` (as `fm sql -f sql/reports/stage_seconds.sql` shows them; `videos` and `raw_clips` are one step,
 ingest, shown as raw_clips).
 
@@ -113,27 +115,54 @@ def child(argv: list[str], report: Path) -> int:
 
     from fm_assets.cli import main
 
+    rss: list[tuple[float, int]] = []  # (unix time, resident MB), every 0.1 s: which stage holds the peak
+    done = threading.Event()
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            with open("/proc/self/statm") as fh:
+                rss.append((time.time(), int(fh.read().split()[1]) * page // 2**20))
+
+    threading.Thread(target=sample, daemon=True).start()
     sys.argv = ["fm", *argv]
     try:
         rc = main()
     finally:
-        report.write_text(json.dumps({"passes": passes}))
+        done.set()
+        report.write_text(json.dumps({"passes": passes, "rss": rss}))
     return int(rc or 0)
 
 
-def stage_seconds(home: Path) -> dict[str, float]:
+def stage_runs(home: Path) -> list[tuple[str, float, float]]:
+    """(asset, start, end) in unix seconds of every step in the lake's stage_runs."""
     import duckdb
 
     files = sorted(str(p) for p in (home / "lake" / "stage_runs").rglob("*.parquet"))
     if not files:
-        return {}
+        return []
     con = duckdb.connect()
-    rows = con.execute("SELECT asset, sum(seconds) FROM read_parquet(?, union_by_name=true) GROUP BY asset",
-                       [files]).fetchall()
-    return {a: round(float(s), 3) for a, s in rows}
+    return [(a, float(end) - float(sec), float(end)) for a, end, sec in con.execute(
+        "SELECT asset, epoch(finished_at), seconds FROM read_parquet(?, union_by_name=true)", [files]).fetchall()]
 
 
-def measure(video: Path) -> dict:
+def peak_by_stage(steps: list[tuple[str, float, float]], rss: list[tuple[float, int]]) -> dict[str, int]:
+    """Highest resident MB sampled during each stage's step (and "other": outside every step)."""
+    out: dict[str, int] = {}
+    for t, mb in rss:
+        stage = next((a for a, t0, t1 in steps if t0 <= t <= t1 and a != "videos"), "other")
+        out[stage] = max(out.get(stage, 0), mb)
+    return out
+
+
+POOLS = {  # --clip-pools: how the `motion` detector's clips are spread over the cores (DetectorResource)
+    "serial": {"clip_workers": 1},
+    "thread": {"clip_workers": 0, "clip_pool": "thread"},
+    "process": {"clip_workers": 0, "clip_pool": "process"},
+}
+
+
+def measure(video: Path, pool: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="fm-bench-run-") as tmp:
         tmp_p = Path(tmp)
         folder = tmp_p / "in"
@@ -142,26 +171,34 @@ def measure(video: Path) -> dict:
         home = tmp_p / "home"
         env = {**os.environ, "FM_HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         report = tmp_p / "decodes.json"
+        extra: list[str] = []
+        if pool is not None:
+            cfg = tmp_p / "pool.yaml"
+            cfg.write_text(json.dumps({"resources": {"detector": {"config": POOLS[pool]}}}))  # JSON is YAML
+            extra = ["--config", str(cfg)]
         log = tmp_p / "fm.log"
         with open(log, "w") as out:
             t0 = time.perf_counter()
             p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(report), "run", "-q",
-                                  str(folder)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+                                  *extra, str(folder)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
             _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS
             wall = time.perf_counter() - t0
         rc = os.waitstatus_to_exitcode(status)
         if rc != 0:
             raise SystemExit(f"fm run failed on {video} (exit {rc}):\n{log.read_text()[-4000:]}")
-        passes = json.loads(report.read_text())["passes"] if report.exists() else []
-        stages = stage_seconds(home)
+        counted = json.loads(report.read_text()) if report.exists() else {"passes": [], "rss": []}
+        steps = stage_runs(home)
+        stages: dict[str, float] = {}
+        for a, t0, t1 in steps:
+            stages[a] = round(stages.get(a, 0.0) + t1 - t0, 3)
     decode = []
     for _ in range(3):
         t = time.perf_counter()
         n = decode_only(video)
         decode.append(time.perf_counter() - t)
-    return {"video": video.name, "frames": n, "decode_s": round(min(decode), 3), "fm_run_s": round(wall, 2),
+    return {"video": video.name + (f" ({pool})" if pool else ""), "frames": n, "decode_s": round(min(decode), 3), "fm_run_s": round(wall, 2),
             "ratio": round(wall / min(decode), 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
-            "passes": passes, "stages": stages}
+            "passes": counted["passes"], "stages": stages, "peak_mb_by_stage": peak_by_stage(steps, counted["rss"])}
 
 
 def main() -> int:
@@ -172,6 +209,8 @@ def main() -> int:
     ap.add_argument("--long", type=Path, help="make a long video from this one (see --repeat) and measure it too")
     ap.add_argument("--repeat", type=int, nargs="+", default=[4], help="times SRC is played (several: one video each)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "fm-bench-long")
+    ap.add_argument("--clip-pools", nargs="+", choices=sorted(POOLS), default=None,
+                    help="run each video once per way of detecting clips (default: the configured one)")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -185,15 +224,15 @@ def main() -> int:
         videos += [make_long(args.long, r, args.cache) for r in args.repeat]
     if not videos:
         ap.error("no video given (paths or --long)")
-    for v in videos:
-        r = measure(v)
+    for v, pool in [(v, pool) for v in videos for pool in (args.clip_pools or [None])]:
+        r = measure(v, pool)
         result["videos"].append(r)
         by: dict[str, list[int]] = {}
         for pss in r["passes"]:
             by.setdefault(pss["by"], []).append(pss["frames"])
         print(f"{r['video']}: {r['frames']} frames, decode-only {r['decode_s']} s, fm run {r['fm_run_s']} s = "
               f"{r['ratio']}x (target <= {TARGET:g}x), peak RSS {r['peak_rss_mb']} MB; decode passes "
-              f"{len(r['passes'])}: {by}; stages {r['stages']}", flush=True)
+              f"{len(r['passes'])}: {by}; stages {r['stages']}; peak MB by stage {r['peak_mb_by_stage']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     if args.markdown:

@@ -8,40 +8,21 @@ sequence; fm_assets.labels.tracking.shot_track_rows renumbers them to be unique 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource
 from pydantic import Field
 
 from fm_assets.labels.types import Detections, TrackedBox
 
 
-_REGISTERED = threading.Event()
-_REGISTER_LOCK = threading.Lock()
-
-
 def register_mmdet() -> None:
-    """Import mmdet and register its modules (trackers, motion models): about 3.5 s the first time in a process
-    (mmdet.models imports every model family, torch with it), nothing after. Safe from several threads: one
-    imports, the others wait for it."""
-    if _REGISTERED.is_set():
-        return
-    with _REGISTER_LOCK:
-        if not _REGISTERED.is_set():
-            from mmdet.utils import register_all_modules
+    """Import mmdet and register its modules (trackers, motion models): seconds the first time in a process."""
+    from mmdet.utils import register_all_modules
 
-            register_all_modules(init_default_scope=False)
-            _REGISTERED.set()
-
-
-def register_mmdet_in_background() -> None:
-    """Start register_mmdet in a daemon thread, so the import overlaps the steps before `tracks` (the detector
-    spends most of its time in OpenCV and numpy, outside the GIL); `new_clip` waits for it to finish."""
-    if not _REGISTERED.is_set() and not _REGISTER_LOCK.locked():
-        threading.Thread(target=register_mmdet, name="fm-import-mmdet", daemon=True).start()
+    register_all_modules(init_default_scope=False)
 
 
 class ClipTracker:
@@ -87,9 +68,6 @@ class TrackerResource(ConfigurableResource):
     num_tentatives: int = Field(3, description="frames before a new track is confirmed")
     keep_lost_frames: int = Field(30, description="frames a lost track is remembered (num_frames_retain)")
     min_track_len: int = Field(5, description="tracks with fewer boxes are dropped")
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        register_mmdet_in_background()  # a run that tracks will need it; the import overlaps detection
 
     def new_clip(self) -> ClipTracker:
         register_mmdet()

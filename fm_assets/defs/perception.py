@@ -45,7 +45,7 @@ def detections(context: AssetExecutionContext, config: DetectionConfig, videos: 
         if video["status"] == "ok" and not kept.is_empty():
             path = video_store.fetch(lookup_video(video_id, lake)["uri"])
             run = detect_video(video_id, decode(path, video["rotation"]), kept, video["fps"], detector.get(),
-                               config.to_params(), workers=detector.workers())
+                               config.to_params(), workers=detector.workers(), pool_kind=detector.clip_pool)
         for clip_id, data in run.stills.items():  # the pictures of later stages are drawn on these
             lake.write_bytes(still_key(video_id, clip_id), data)
         df = run.table

@@ -8,7 +8,8 @@ import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -195,28 +196,18 @@ def detection_rows(video_id: str, clip_id: str, frame_idx: int, t_s: float, det:
     return rows
 
 
-def frame_detections(rows: pl.DataFrame) -> Detections:
-    """The Detections of one frame back from its table rows (sorted by det_idx)."""
-    if rows.is_empty():
-        return Detections.empty()
-    rows = rows.sort("det_idx")
-    return Detections(rows.select("x1", "y1", "x2", "y2").to_numpy(), rows["score"].to_numpy(), rows["label"].to_list())
-
-
 def track_label(labels: list[str]) -> str:
     """A track's label (or colour) is the majority of its detections' (ties broken by name, deterministically)."""
     counts = Counter(labels)
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
-def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | None, pl.DataFrame]],
+def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | None, list[str], list[str | None]]],
                tracked: list[list[TrackedBox]]) -> list[dict]:
-    """Rows of the tracks table for one clip: frames = (frame_idx, t_s, that frame's detection rows)."""
+    """Rows of the tracks table for one clip: frames = (frame_idx, t_s, that frame's detection labels and colours
+    in det_idx order)."""
     rows: list[dict[str, Any]] = []
-    for (frame_idx, t_s, det_rows), boxes in zip(frames, tracked):
-        ordered = det_rows.sort("det_idx") if not det_rows.is_empty() else None
-        labels = ordered["label"].to_list() if ordered is not None else []
-        det_colours = ordered["color"].to_list() if ordered is not None and "color" in ordered.columns else []
+    for (frame_idx, t_s, labels, det_colours), boxes in zip(frames, tracked):
         for b in boxes:
             rows.append({
                 "video_id": video_id, "clip_id": clip_id, "track_id": b.track_id, "frame_idx": frame_idx, "t_s": t_s,
@@ -260,12 +251,46 @@ def still_frame(start_frame: int, end_frame: int) -> int:
     return (int(start_frame) + int(end_frame) - 1) // 2
 
 
+def _detect_batch(detector: ClipDetector, video_id: str, clip_id: str, batch: list[tuple[int, float, np.ndarray]],
+                  scale: float, step: int) -> tuple[pl.DataFrame, float]:
+    """One clip through the detector: its detections table rows and the seconds the detector took (a module-level
+    function, so a worker process can run it)."""
+    started = time.perf_counter()
+    dets = detector.detect_clip([img for _, _, img in batch])
+    busy = time.perf_counter() - started
+    out: list[dict] = []
+    for (idx, t, img), det in zip(batch, dets):
+        out.extend(detection_rows(video_id, clip_id, idx, t, det, scale, step, img))
+    return frame(out, DETECTIONS), busy
+
+
+def clip_pool(workers: int, kind: str) -> Executor | None:
+    """The pool `detect_video` detects clips in: `workers` processes (started by a forkserver: no state copied
+    from this multi-threaded process) or threads; None for one worker. A process pool that cannot start here
+    (a daemonic worker process may not have children) falls back to threads."""
+    if workers <= 1:
+        return None
+    if kind == "process":
+        import multiprocessing as mp
+
+        try:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["fm_assets.labels.tracking", "fm_resources.detection.motion"])
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=cv2.setNumThreads, initargs=(1,))
+            pool.submit(int).result(timeout=60)  # started, and able to run work
+            return pool
+        except (AssertionError, OSError, ValueError, BrokenProcessPool, TimeoutError):
+            pass
+    return ThreadPoolExecutor(workers, thread_name_prefix="detect")
+
+
 def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFrame, fps: float, detector: ClipDetector,
-                 p: DetectionParams, workers: int = 1) -> DetectionRun:
+                 p: DetectionParams, workers: int = 1, pool_kind: str = "thread") -> DetectionRun:
     """Run the detector over every kept clip's sampled frames, in one pass over the video's decoded `frames`
-    (stopped after the last clip), keeping each clip's still as it goes by. With `workers` > 1 and a detector
-    that allows it (`parallel_clips`), up to `workers` clips are detected at once in threads while the next
-    clip is decoded; rows come out in clip order either way, and are the same."""
+    (stopped after the last clip), keeping each clip's still as it goes by. With `workers` > 1, a detector that
+    allows it (`parallel_clips`) and more than one clip, up to `workers` clips are detected at once in a
+    `clip_pool` of `pool_kind` ("process" or "thread") while the next clip is decoded; rows come out in clip
+    order either way, and are the same."""
     step = sample_step(fps, p.sample_fps)
     wanted: dict[int, str] = {}
     still_at: dict[int, str] = {}
@@ -275,18 +300,9 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
         still_at[still_frame(c["start_frame"], c["end_frame"])] = c["clip_id"]
     ends = {c["clip_id"]: c["end_frame"] for c in clips.iter_rows(named=True)}
     run = DetectionRun([], 0, 0.0, {})
-    parallel = workers > 1 and getattr(detector, "parallel_clips", False)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="detect") if parallel else None
+    parallel = getattr(detector, "parallel_clips", False) and len(clips) > 1
+    pool = clip_pool(workers, pool_kind) if parallel else None
     pending: deque[Future] = deque()
-
-    def detect(clip_id: str, batch: list[tuple[int, float, np.ndarray]], scale: float) -> tuple[pl.DataFrame, float]:
-        started = time.perf_counter()
-        dets = detector.detect_clip([img for _, _, img in batch])
-        busy = time.perf_counter() - started
-        out: list[dict] = []
-        for (idx, t, img), det in zip(batch, dets):
-            out.extend(detection_rows(video_id, clip_id, idx, t, det, scale, step, img))
-        return frame(out, DETECTIONS), busy
 
     def collect(limit: int) -> None:
         while len(pending) > limit:
@@ -298,12 +314,12 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
         if not batch:
             return
         if pool is None:
-            out, busy = detect(clip_id, batch, scale)
+            out, busy = _detect_batch(detector, video_id, clip_id, batch, scale, step)
             run.parts.append(out)
             run.busy_s += busy
             return
         collect(workers - 1)  # at most `workers` clips' frames held at once
-        pending.append(pool.submit(detect, clip_id, batch, scale))
+        pending.append(pool.submit(_detect_batch, detector, video_id, clip_id, batch, scale, step))
 
     try:
         current, batch, scale = None, [], 1.0
@@ -400,21 +416,27 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     if dets.is_empty():
         return [], 0, first_id
     step = int(dets["sample_step"][0])
-    by_frame = dets.partition_by("frame_idx", as_dict=True)
-    frames, clip_of = [], {}
+    # the run's detections as arrays, each frame a slice (no per-frame DataFrame: a long shot has tens of thousands)
+    d = dets.sort(["frame_idx", "det_idx"])
+    at = d["frame_idx"].to_numpy()
+    boxes, scores, t_s = d.select("x1", "y1", "x2", "y2").to_numpy(), d["score"].to_numpy(), d["t_s"].to_numpy()
+    labels = d["label"].to_list()
+    colours = d["color"].to_list() if "color" in d.columns else [None] * len(d)
+    hists = d["hist"].to_list() if "hist" in d.columns else [None] * len(d)
+    frames, spans, clip_of = [], [], {}
     for clip in run:
         for f in sampled_frames(clip["start_frame"], clip["end_frame"], step):
-            fr = by_frame.get((f,), dets.clear())
-            frames.append((f, float(fr["t_s"][0]) if len(fr) else None, fr))
+            a, b = int(np.searchsorted(at, f, "left")), int(np.searchsorted(at, f, "right"))
+            frames.append((f, float(t_s[a]) if b > a else None, labels[a:b], colours[a:b]))
+            spans.append((a, b))
             clip_of[f] = clip["clip_id"]
-    tracked = track_clip([frame_detections(fr) for _, _, fr in frames])
+    tracked = track_clip([Detections(boxes[a:b], scores[a:b], labels[a:b]) if b > a else Detections.empty()
+                          for a, b in spans])
     seqs: dict[int, list[tuple[int, np.ndarray]]] = {}  # per track: (frame, appearance histogram) of its boxes
-    if "hist" in dets.columns:
-        for (f, _, fr), boxes in zip(frames, tracked):
-            frame_hists = fr.sort("det_idx")["hist"].to_list() if len(fr) else []
-            for b in boxes:
-                if 0 <= b.det_index < len(frame_hists) and frame_hists[b.det_index] is not None:
-                    seqs.setdefault(b.track_id, []).append((f, np.asarray(frame_hists[b.det_index], float)))
+    for (f, _, _, _), (a, b), frame_boxes in zip(frames, spans, tracked):
+        for box in frame_boxes:
+            if 0 <= box.det_index < b - a and hists[a + box.det_index] is not None:
+                seqs.setdefault(box.track_id, []).append((f, np.asarray(hists[a + box.det_index], float)))
     rows = track_rows(video_id, "", frames, tracked)
     if params.split_similarity > 0:
         rows, seqs = split_on_appearance(rows, seqs, params)

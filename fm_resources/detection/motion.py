@@ -168,6 +168,13 @@ class MotionDetector:
         svm = np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32).reshape(-1)
         self._svm_w, self._svm_b = svm[:-1], float(svm[-1])
 
+    def __getstate__(self) -> dict:  # sent to a worker process: the parameters, not this thread's HOG objects
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     # ------------------------------------------------------------------------------------------------
     def detect_clip(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         frames = list(frames)

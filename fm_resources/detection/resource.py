@@ -29,6 +29,9 @@ class DetectorResource(ConfigurableResource):
     text_prompt: str | None = Field(None, description="class prompt for open-vocabulary models (Grounding DINO)")
     clip_workers: int = Field(0, ge=0, description="clips detected at once, in threads, by a detector that allows it "
                                                   "(motion); 0 = one per CPU core of this process, 1 = one at a time")
+    clip_pool: Literal["thread", "process"] = Field(
+        "thread", description="run clip_workers as threads (default: faster on 2 cores, see BENCHMARKS.md) or as "
+                              "processes (no GIL; each clip's frames are copied to its worker)")
 
     _detector: object = PrivateAttr(default=None)
 
@@ -40,9 +43,6 @@ class DetectorResource(ConfigurableResource):
         if not self.mmdet_config or not self.mmdet_checkpoint:
             raise DetectorConfigError("backend 'mmdet' needs both mmdet_config and mmdet_checkpoint")
         from fm_resources.detection.mmdet import MMDetDetector
-        from fm_resources.trackers import register_mmdet
-
-        register_mmdet()  # one thread imports mmdet (the tracker's resource may have started it in the background)
 
         return MMDetDetector(config=self.mmdet_config, checkpoint=self.mmdet_checkpoint, device=self.device,
                              batch_size=self.batch_size, score_thr=self.score_thr, text_prompt=self.text_prompt,

@@ -184,9 +184,10 @@ def test_one_decode_pass_feeds_detection_tracking_and_pictures(scenes, tmp_path,
     assert lake.read_bytes(f"overlays/{vid}/trajectories.png")[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_clips_detected_in_threads_give_the_same_rows_and_stills(scenes):
-    """detect_video with two worker threads (the motion detector allows it) gives exactly the rows and stills of
-    one thread, in clip order."""
+@pytest.mark.parametrize("pool_kind", ["thread", "process"])
+def test_clips_detected_in_a_pool_give_the_same_rows_and_stills(scenes, pool_kind):
+    """detect_video with two workers (threads, or processes started by a forkserver; the motion detector allows
+    it) gives exactly the rows and stills of one worker, in clip order."""
     from fm_assets.labels.tracking import DetectionParams, detect_video, read_still, still_frame
     from fm_resources.detection.motion import MotionDetector
     from fm_resources.video import decode, stream_info
@@ -200,8 +201,15 @@ def test_clips_detected_in_threads_give_the_same_rows_and_stills(scenes):
     step = n // 3
     clips = pl.DataFrame({"clip_id": [f"c{k}" for k in range(3)], "start_frame": [k * step for k in range(3)],
                           "end_frame": [(k + 1) * step for k in range(3)]})
-    runs = [detect_video("v", decode(path), clips, fps, MotionDetector(), DetectionParams(), workers=w)
-            for w in (1, 2)]
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from fm_assets.labels.tracking import clip_pool
+
+    pool = clip_pool(2, pool_kind)  # the pool really is of that kind here (no fallback)
+    assert isinstance(pool, {"thread": ThreadPoolExecutor, "process": ProcessPoolExecutor}[pool_kind])
+    pool.shutdown()
+    runs = [detect_video("v", decode(path), clips, fps, MotionDetector(), DetectionParams(), workers=w,
+                         pool_kind=pool_kind) for w in (1, 2)]
     assert len(runs[0].table) and runs[0].table.equals(runs[1].table)
     assert runs[1].table["clip_id"].to_list() == sorted(runs[1].table["clip_id"])
     assert runs[0].frames == runs[1].frames > 0

@@ -64,9 +64,9 @@ def test_track_label_majority_and_rows():
     assert track_label(["object", "person", "person"]) == "person"
     assert track_label(["person", "object"]) == "object"  # tie: by name, deterministic
     dets = moving_boxes(4, [(10, 10)])
-    det_rows = [pl.DataFrame({"det_idx": [0], "label": [lab]}) for lab in ["person", "object", "person", "person"]]
+    labels = ["person", "object", "person", "person"]
     tracked = TrackerResource(min_track_len=1).track_clip(dets)
-    rows = track_rows("v", "v-000", [(i, i / 10, r) for i, r in enumerate(det_rows)], tracked)
+    rows = track_rows("v", "v-000", [(i, i / 10, [lab], [None]) for i, lab in enumerate(labels)], tracked)
     assert {r["label"] for r in rows} == {"person"} and [r["frame_idx"] for r in rows] == [0, 1, 2, 3]
 
 
@@ -145,7 +145,7 @@ def test_rle_columns_are_decoded_exactly_without_the_whole_frame():
 def test_track_colour_is_the_majority_of_its_detections():
     frames = []
     for i, c in enumerate(["red", "red", "orange", "red"]):
-        frames.append((i, i / 10, pl.DataFrame({"det_idx": [0], "label": ["object"], "color": [c]})))
+        frames.append((i, i / 10, ["object"], [c]))
     tracker = TrackerResource(min_track_len=1)
     dets = [Detections(np.array([[10.0 + i, 10, 50 + i, 60]]), np.array([0.9]), ["object"]) for i in range(4)]
     rows = track_rows("v", "c", frames, tracker.track_clip(dets))
