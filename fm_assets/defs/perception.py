@@ -105,7 +105,10 @@ def clip_still(video_id: str, clip: dict, video: dict, video_store: VideoStore, 
     labelled before stills existed) its middle frame decoded again; None when the video cannot give it."""
     key = still_key(video_id, clip["clip_id"])
     if lake.exists(key):
-        return read_still(lake.read_bytes(key), video["width"], video["height"])  # display size
+        try:
+            return read_still(lake.read_bytes(key), video["width"], video["height"])  # display size
+        except ValueError:
+            pass  # a damaged still: its frame is decoded again
     path = video_store.fetch(lookup_video(video_id, lake)["uri"])
     target = still_frame(clip["start_frame"], clip["end_frame"])
     return next((f.rgb() for f in decode(path, video["rotation"]) if f.idx >= target), None)

@@ -48,6 +48,81 @@ def decode_rle(rle: dict, height: int | None = None, width: int | None = None) -
     return m
 
 
+def rle_runs(counts: str) -> np.ndarray:
+    """Run lengths (0s, 1s, 0s, ... in column-major order) of a COCO compressed RLE string: the 5-bit groups with a
+    continuation bit, every count from the fourth on stored as the difference to the one two places before
+    (pycocotools' rleFrString)."""
+    runs: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(counts[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        runs.append(x)
+    return np.asarray(runs, np.int64)
+
+
+def rle_string(runs: np.ndarray) -> str:
+    """The COCO compressed string of run lengths (pycocotools' rleToString), vectorised over the runs."""
+    x = np.asarray(runs, np.int64).copy()
+    if len(x) > 3:
+        x[3:] = x[3:] - np.asarray(runs, np.int64)[1:-2]
+    chunks = []
+    live = np.ones(len(x), bool)
+    for _ in range(13):  # 5 bits a group: enough for any 64-bit difference
+        c = x & 0x1F
+        x = x >> 5  # arithmetic shift: negative differences end at -1
+        more = np.where(c & 0x10, x != -1, x != 0) & live
+        chunks.append(np.where(live, (c | np.where(more, 0x20, 0)) + 48, 0))
+        live = more
+        if not live.any():
+            break
+    codes = np.stack(chunks, axis=1).reshape(-1)
+    return codes[codes > 0].astype(np.uint8).tobytes().decode("ascii")
+
+
+def rle_columns(counts: str, height: int, x1: int, x2: int) -> np.ndarray:
+    """Columns [x1, x2) of a COCO RLE mask of `height` rows, as a bool (height, x2 - x1) array, without decoding
+    the rest of the frame."""
+    runs = rle_runs(counts)
+    ends = np.cumsum(runs)
+    lo, hi = x1 * height, x2 * height
+    inside = np.clip(ends, lo, hi) - np.clip(ends - runs, lo, hi)  # each run's length within the columns
+    return np.repeat(np.arange(len(runs)) % 2 == 1, inside).reshape(x2 - x1, height).T
+
+
+def rle_of_crop(crop: np.ndarray, x: int, y: int, height: int, width: int) -> dict:
+    """The COCO RLE ({"size", "counts": str}) of a (height, width) mask that is empty except for `crop` (any
+    dtype, nonzero = in) placed at column x, row y; the same as pycocotools' encode of the whole frame, without
+    building it."""
+    ch, cw = crop.shape
+    cols = np.zeros((cw, height), bool)  # the crop's columns, full height, column-major like COCO
+    cols[:, y : y + ch] = crop.T != 0
+    v = cols.reshape(-1)
+    if not v.any():
+        return {"size": [int(height), int(width)], "counts": rle_string(np.array([height * width]))}
+    edges = np.flatnonzero(v[1:] != v[:-1]) + 1
+    bounds = np.concatenate([[0], edges, [len(v)]])
+    runs = np.diff(bounds).astype(np.int64)
+    if v[0]:  # COCO runs start with 0s
+        runs = np.concatenate([[0], runs])
+    runs[0] += x * height  # the empty columns left of the crop
+    after = (width - x - cw) * height
+    if len(runs) % 2 == 1:  # ends in 0s: they continue to the end
+        runs[-1] += after
+    elif after:
+        runs = np.concatenate([runs, [after]])
+    return {"size": [int(height), int(width)], "counts": rle_string(runs)}
+
+
 def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """mask moved by (dx, dy) pixels, zero-filled."""
     import numpy as np

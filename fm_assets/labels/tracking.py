@@ -19,6 +19,7 @@ import polars as pl
 from PIL import Image
 
 from fm_assets.labels.ids import seed_for
+from fm_assets.labels.masks import rle_columns
 from fm_assets.labels.params import check_bounds, param
 from fm_assets.labels.schemas import DETECTIONS, frame
 from fm_assets.labels.types import Detections, TrackedBox, VideoFrame
@@ -96,42 +97,11 @@ def _box_pixels(image: np.ndarray, box, mask_rle: dict | None = None) -> np.ndar
     if x2 <= x1 or y2 <= y1:
         return None
     if mask_rle is not None and tuple(mask_rle["size"]) == (hgt, wid):
-        m = _rle_crop(mask_rle["counts"], hgt, x1, x2)[y1:y2]
+        m = rle_columns(mask_rle["counts"], hgt, x1, x2)[y1:y2]
         if m.any():
             return image[y1:y2, x1:x2][m]
     qx, qy = (x2 - x1) // 4, (y2 - y1) // 4
     return image[y1 + qy : y2 - qy, x1 + qx : x2 - qx].reshape(-1, 3)
-
-
-def _rle_crop(counts: str, hgt: int, x1: int, x2: int) -> np.ndarray:
-    """Columns [x1, x2) of a COCO RLE mask (column-major runs, compressed counts string) as a boolean
-    (hgt, x2 - x1) array, without decoding the rest of the frame."""
-    runs = np.asarray(_rle_counts(counts), np.int64)
-    ends = np.cumsum(runs)
-    lo, hi = x1 * hgt, x2 * hgt
-    inside = np.clip(ends, lo, hi) - np.clip(ends - runs, lo, hi)  # each run's length within the columns
-    out = np.repeat(np.arange(len(runs)) % 2 == 1, inside)  # runs alternate 0s, 1s, 0s, ...
-    return out.reshape(x2 - x1, hgt).T
-
-
-def _rle_counts(s: str) -> list[int]:
-    """Run lengths of a COCO compressed RLE string (the LEB128-like encoding of pycocotools' rleFrString)."""
-    counts: list[int] = []
-    p, n = 0, len(s)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(s[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
 
 
 def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | None:
@@ -310,8 +280,8 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
             run.parts.append(out)
             run.busy_s += busy
 
-    def flush(clip_id: str | None, batch: list, scale: float) -> None:
-        if not batch:
+    def flush(clip_id: str | None, batch: list[tuple[int, float, np.ndarray]], scale: float) -> None:
+        if not batch or clip_id is None:
             return
         if pool is None:
             out, busy = _detect_batch(detector, video_id, clip_id, batch, scale, step)
@@ -322,7 +292,9 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
         pending.append(pool.submit(_detect_batch, detector, video_id, clip_id, batch, scale, step))
 
     try:
-        current, batch, scale = None, [], 1.0
+        current: str | None = None
+        batch: list[tuple[int, float, np.ndarray]] = []
+        scale = 1.0
         still_idx, next_still = sorted(still_at), 0
         last = max(ends.values()) if ends else 0
         for fr in frames if wanted else ():
@@ -365,7 +337,10 @@ def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 
 def read_still(data: bytes, width: int, height: int) -> np.ndarray:
     """A still (see DetectionRun) as an RGB image of the video's display size (boxes are in its pixels)."""
-    img = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("not a JPEG still")
+    img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if img.shape[:2] != (height, width):
         img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
     return img

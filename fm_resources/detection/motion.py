@@ -40,8 +40,8 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from fm_assets.labels.masks import rle_of_crop
 from fm_assets.labels.types import Detections
 
 _HOG_WIN = (64, 128)  # OpenCV default people detector window (w, h)
@@ -600,11 +600,10 @@ class MotionDetector:
         x1, y1, x2, y2 = b["box"]
         fx1, fy1 = int(round(x1 * sx)), int(round(y1 * sy))
         fx2, fy2 = min(full_w, int(round(x2 * sx))), min(full_h, int(round(y2 * sy)))
-        full = np.zeros((full_h, full_w), np.uint8, order="F")  # pycocotools reads column-major
-        if fx2 > fx1 and fy2 > fy1:
-            full[fy1:fy2, fx1:fx2] = cv2.resize(b["mask"], (fx2 - fx1, fy2 - fy1), interpolation=cv2.INTER_NEAREST)
-        rle = mask_utils.encode(full)
-        return {"size": [int(full_h), int(full_w)], "counts": rle["counts"].decode("ascii")}
+        if fx2 <= fx1 or fy2 <= fy1:
+            return rle_of_crop(np.zeros((0, 0), np.uint8), 0, 0, full_h, full_w)  # empty
+        crop = cv2.resize(b["mask"], (fx2 - fx1, fy2 - fy1), interpolation=cv2.INTER_NEAREST)
+        return rle_of_crop(crop, fx1, fy1, full_h, full_w)
 
 
 _K_OPEN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))

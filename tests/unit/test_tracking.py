@@ -117,11 +117,12 @@ def test_a_tie_between_colours_goes_to_the_first_name_alphabetically():
 
 
 def test_rle_columns_are_decoded_exactly_without_the_whole_frame():
-    """_rle_crop (the box's columns of a COCO RLE) equals pycocotools' full decode, for masks touching the frame's
+    """rle_columns (the box's columns of a COCO RLE) equals pycocotools' full decode, for masks touching the frame's
     edges, empty columns and single pixels; box_appearance = (box_colour, box_hist) from one look."""
     from pycocotools import mask as mask_utils
 
-    from fm_assets.labels.tracking import _rle_crop, box_appearance, box_hist
+    from fm_assets.labels.masks import rle_columns
+    from fm_assets.labels.tracking import box_appearance, box_hist
 
     rng = np.random.default_rng(7)
     h, w = 48, 64
@@ -135,7 +136,7 @@ def test_rle_columns_are_decoded_exactly_without_the_whole_frame():
         a, b = sorted(rng.integers(0, w + 1, 2))
         b = max(b, a + 1) if a < w else w
         a = min(a, b - 1)
-        assert np.array_equal(_rle_crop(counts, h, a, b), full[:, a:b]), trial
+        assert np.array_equal(rle_columns(counts, h, a, b), full[:, a:b]), trial
         img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         rle = {"size": [h, w], "counts": counts}
         box = (x1, y1, x2, y2)
