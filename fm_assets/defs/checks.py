@@ -127,8 +127,9 @@ def result_for(check: SqlCheck, rows: pl.DataFrame) -> AssetCheckResult:
 
 
 def run_check(check: SqlCheck, warehouse: Warehouse, partitions: list[str] | None = None) -> pl.DataFrame:
-    """The offending rows of one check over the lake (or only the given video partitions)."""
-    with warehouse.connect(partitions=partitions, only=named_tables(check.sql)) as con:
+    """The offending rows of one check over the lake (or only the given video partitions), through a connection to
+    the process's shared in-memory database (a check only reads)."""
+    with warehouse.connect(partitions=partitions, only=named_tables(check.sql), shared=True) as con:
         return offending_rows(con, check)
 
 

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from fm_resources.lake import Lake
-from fm_resources.warehouse import COMPACT_DIR, SOURCE, Warehouse, named_tables
+from fm_resources.warehouse import COMPACT_DIR, SOURCE, Warehouse, named_tables, temporary
 from tests.helpers import compaction_lake as _lake
 from tests.helpers import detection_rows as _video
 
@@ -127,3 +127,25 @@ def test_compaction_on_s3(s3_env, tmp_path, monkeypatch):
     assert lake.read_json(f"{COMPACT_DIR}/detections/manifest.json")["sources"] == lake.stamps("detections")
     lake.write_parquet("detections/v0.parquet", _video("v0", 4))  # a new ETag
     assert _view(wh, "detections", ["video_id", "frame_idx", "score"]) == _truth(lake, "detections")
+
+
+def test_shared_connections_keep_their_views_and_read_files_anew(tmp_path, monkeypatch):
+    """run_check's connections (shared=True) share one in-memory database per process: each sees only its own
+    (TEMP) views, and a file rewritten between two of them is read anew, compacted or not."""
+    monkeypatch.setenv("FM_HOME", str(tmp_path / "home"))
+    lake = _lake(tmp_path / "lake")
+    wh = Warehouse(lake=lake)
+    wh.compact(["detections"])
+    with wh.connect(only={"qa_pairs"}, shared=True) as a, wh.connect(only={"detections"}, shared=True) as b:
+        assert {r[0] for r in a.sql("select view_name from duckdb_views() where not internal").fetchall()} == {"qa_pairs"}
+        assert b.sql("select count(*) from detections").fetchall() == [(21,)]
+        with pytest.raises(duckdb.CatalogException):
+            a.sql("select * from detections")
+    with wh.connect(only={"detections"}) as private:  # a connection of its own, as before
+        assert private.sql("select count(*) from detections").fetchall() == [(21,)]
+    for score in (0.7, 0.8):  # same size, new contents
+        lake.write_parquet("detections/v1.parquet", _video("v1", 2).with_columns(pl.lit(score).alias("score")))
+        with wh.connect(only={"detections"}, shared=True) as con:
+            assert con.sql("select score from detections where video_id = 'v1'").fetchall() == [(score,), (score,)]
+    with pytest.raises(ValueError, match="CREATE"):
+        temporary("-- create view x\nselect 1")
