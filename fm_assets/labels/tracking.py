@@ -407,11 +407,11 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
             clip_of[f] = clip["clip_id"]
     tracked = track_clip([Detections(boxes[a:b], scores[a:b], labels[a:b]) if b > a else Detections.empty()
                           for a, b in spans])
-    seqs: dict[int, list[tuple[int, np.ndarray]]] = {}  # per track: (frame, appearance histogram) of its boxes
+    seqs: dict[int, list[tuple[int, Any]]] = {}  # per track: (frame, appearance histogram) of its boxes
     for (f, _, _, _), (a, b), frame_boxes in zip(frames, spans, tracked):
         for box in frame_boxes:
             if 0 <= box.det_index < b - a and hists[a + box.det_index] is not None:
-                seqs.setdefault(box.track_id, []).append((f, np.asarray(hists[a + box.det_index], float)))
+                seqs.setdefault(box.track_id, []).append((f, hists[a + box.det_index]))  # the table's list, no copy
     rows = track_rows(video_id, "", frames, tracked)
     if params.split_similarity > 0:
         rows, seqs = split_on_appearance(rows, seqs, params)
@@ -432,8 +432,8 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     return rows, len(frames), first_id + len(order)
 
 
-def split_on_appearance(rows: list[dict], seqs: dict[int, list[tuple[int, np.ndarray]]],
-                        p: TrackParams) -> tuple[list[dict], dict[int, list[tuple[int, np.ndarray]]]]:
+def split_on_appearance(rows: list[dict], seqs: dict[int, list[tuple[int, Sequence[float]]]],
+                        p: TrackParams) -> tuple[list[dict], dict[int, list[tuple[int, Sequence[float]]]]]:
     """Cut a track where its colour histogram changes for good (the tracker followed one object, then another):
     the cut is at the frame that best separates the track's boxes (`seqs`: per track, its boxes' (frame,
     histogram) in time order) into two runs of at least `split_min_boxes`, when the two runs' mean histograms
@@ -441,7 +441,7 @@ def split_on_appearance(rows: list[dict], seqs: dict[int, list[tuple[int, np.nda
     histogram) runs of the tracks after the cuts."""
     next_id = max((r["track_id"] for r in rows), default=0) + 1
     cut_at: dict[int, tuple[int, int]] = {}
-    out: dict[int, list[tuple[int, np.ndarray]]] = {}
+    out: dict[int, list[tuple[int, Sequence[float]]]] = {}
     for tid, seq in seqs.items():
         n, k = len(seq), p.split_min_boxes
         best = None
