@@ -62,7 +62,7 @@ PROFILE_PARTS = [
     ("ingest: analyse_video (probe + decode/scan + clip plan)", "clips.py:analyse_video"),
     ("detections: detect_video (decode + rgb + detector + colours)", "perception.py:detect_video"),
     ("  motion detector (detect_clip)", "motion.py:detect_clip"),
-    ("  colour naming (box_colour)", "tracking.py:box_colour"),
+    ("  colour naming (box_appearance)", "tracking.py:box_appearance"),
     ("  Frame.rgb", "video.py:rgb"),
     ("tracks: tracker.track_clip", "trackers.py:track_clip"),
     ("tracks: overlay (decode to the middle frame + draw)", "perception.py:overlay"),

@@ -99,18 +99,11 @@ def child(argv: list[str], report: Path) -> int:
             entry["frames"] += 1
             yield f
 
-    video.decode = counted
-    # the modules that imported `decode` by name before this ran get the counter too
-    for name in list(sys.modules):
-        mod = sys.modules[name]
-        if name.startswith("fm_assets") and getattr(mod, "decode", None) is real:
-            mod.decode = counted
-    import importlib
+    import fm_assets.definitions  # noqa: F401  (every asset module, so that the loop below finds their `decode`)
 
-    for name in ("fm_assets.defs.ingest", "fm_assets.defs.perception", "fm_assets.defs.motion",
-                 "fm_assets.defs.language"):
-        mod = importlib.import_module(name)
-        if getattr(mod, "decode", None) is real:
+    video.decode = counted
+    for name, mod in list(sys.modules.items()):  # the modules that imported `decode` by name get the counter too
+        if name.startswith("fm_assets") and getattr(mod, "decode", None) is real:
             mod.decode = counted
 
     from fm_assets.cli import main

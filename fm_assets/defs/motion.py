@@ -41,9 +41,7 @@ def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_c
         if clips:
             try:
                 # the stills `detections` kept (the clips' middle frames): no second decode of the video
-                frames = {c["frame_idx"]: clip_still(video_id, c, {"width": c["width"], "height": c["height"],
-                                                                   "rotation": None}, video_store, lake)
-                          for c in clips}
+                frames = {c["frame_idx"]: clip_still(video_id, c, video_store, lake) for c in clips}
                 for name, png in plots.trajectory_pictures(df, clips, frames).items():
                     lake.write_bytes(f"overlays/{video_id}/{name}.png", png)
                     metadata[name] = MetadataValue.md(plots.md_image(png, name))

@@ -100,18 +100,20 @@ def still_key(video_id: str, clip_id: str) -> str:
     return f"stills/{video_id}/{clip_id}.jpg"
 
 
-def clip_still(video_id: str, clip: dict, video: dict, video_store: VideoStore, lake: Lake) -> np.ndarray | None:
-    """A kept clip's still as an RGB image of the video's display size: the one `detections` kept, else (a lake
-    labelled before stills existed) its middle frame decoded again; None when the video cannot give it."""
+def clip_still(video_id: str, clip: dict, video_store: VideoStore, lake: Lake,
+               rotation: int | None = None) -> np.ndarray | None:
+    """A kept clip (a raw_clips row) as an RGB image of its display size: the still `detections` kept, else (a
+    lake labelled before stills existed, a damaged still) its middle frame decoded again with `rotation` (None:
+    the stream's own); None when the video cannot give it."""
     key = still_key(video_id, clip["clip_id"])
     if lake.exists(key):
         try:
-            return read_still(lake.read_bytes(key), video["width"], video["height"])  # display size
+            return read_still(lake.read_bytes(key), clip["width"], clip["height"])
         except ValueError:
             pass  # a damaged still: its frame is decoded again
     path = video_store.fetch(lookup_video(video_id, lake)["uri"])
     target = still_frame(clip["start_frame"], clip["end_frame"])
-    return next((f.rgb() for f in decode(path, video["rotation"]) if f.idx >= target), None)
+    return next((f.rgb() for f in decode(path, rotation) if f.idx >= target), None)
 
 
 def overlay(video_id: str, video: dict, clips: pl.DataFrame, df: pl.DataFrame, video_store: VideoStore,
@@ -123,7 +125,7 @@ def overlay(video_id: str, video: dict, clips: pl.DataFrame, df: pl.DataFrame, v
     clip = df.filter(pl.col("clip_id") == clip_id)
     row = clips.filter(pl.col("clip_id") == clip_id).row(0, named=True)
     target = still_frame(row["start_frame"], row["end_frame"])
-    image = clip_still(video_id, row, video, video_store, lake)
+    image = clip_still(video_id, row, video_store, lake, video["rotation"])
     if image is None:
         image = np.zeros((video["height"], video["width"], 3), np.uint8)
     png = draw_tracks(image, clip, at_frame=target)

@@ -21,6 +21,7 @@ from PIL import Image
 from fm_assets.labels.ids import seed_for
 from fm_assets.labels.masks import rle_columns
 from fm_assets.labels.params import check_bounds, param
+from fm_assets.labels.plots import jpeg
 from fm_assets.labels.schemas import DETECTIONS, frame
 from fm_assets.labels.types import Detections, TrackedBox, VideoFrame
 
@@ -104,36 +105,29 @@ def _box_pixels(image: np.ndarray, box, mask_rle: dict | None = None) -> np.ndar
     return image[y1 + qy : y2 - qy, x1 + qx : x2 - qx].reshape(-1, 3)
 
 
-def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | None:
-    """colour_name of a box's pixels in an RGB image (see _box_pixels)."""
-    pixels = _box_pixels(image, box, mask_rle)
-    return colour_name(pixels) if pixels is not None else None
-
-
-HIST_BINS = (6, 2, 3)  # hue x saturation x value bins of box_hist
-
-
-def _hist(hsv: np.ndarray) -> list[int]:
-    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(HIST_BINS), [0, 180, 0, 256, 0, 256]).reshape(-1)
-    return [int(v) for v in np.round(hist / max(hist.sum(), 1.0) * 255).clip(0, 255)]
-
-
-def box_hist(image: np.ndarray, box, mask_rle: dict | None = None) -> list[int] | None:
-    """Appearance of a box: a joint HSV histogram (HIST_BINS, 36 bins) of its pixels (see _box_pixels), scaled
-    to sum to about 255 and stored as small integers; None for fewer than 16 pixels."""
-    pixels = _box_pixels(image, box, mask_rle)
-    if pixels is None or len(pixels) < 16:
-        return None
-    return _hist(_hsv(pixels))
+HIST_BINS = (6, 2, 3)  # hue x saturation x value bins of the appearance histogram
 
 
 def box_appearance(image: np.ndarray, box, mask_rle: dict | None = None) -> tuple[str | None, list[int] | None]:
-    """(box_colour, box_hist) of one box, from one look at its pixels."""
+    """(colour, histogram) of a box in an RGB image, from one look at its pixels (see _box_pixels): the
+    colour_name, and a joint HSV histogram (HIST_BINS, 36 bins) scaled to sum to about 255 and stored as small
+    integers; (None, None) for fewer than 16 pixels."""
     pixels = _box_pixels(image, box, mask_rle)
     if pixels is None or len(pixels) < 16:
         return None, None
     hsv = _hsv(pixels)
-    return colour_name(pixels, hsv), _hist(hsv)
+    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(HIST_BINS), [0, 180, 0, 256, 0, 256]).reshape(-1)
+    return colour_name(pixels, hsv), [int(v) for v in np.round(hist / max(hist.sum(), 1.0) * 255).clip(0, 255)]
+
+
+def box_colour(image: np.ndarray, box, mask_rle: dict | None = None) -> str | None:
+    """The colour of box_appearance."""
+    return box_appearance(image, box, mask_rle)[0]
+
+
+def box_hist(image: np.ndarray, box, mask_rle: dict | None = None) -> list[int] | None:
+    """The histogram of box_appearance."""
+    return box_appearance(image, box, mask_rle)[1]
 
 
 def hist_similarity(a: Sequence[float] | np.ndarray | None, b: Sequence[float] | np.ndarray | None) -> float | None:
@@ -313,7 +307,7 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
                 img = cv2.resize(img, (round(img.shape[1] / scale), round(img.shape[0] / scale)),
                                  interpolation=cv2.INTER_AREA)
             if still_of:
-                data = _jpeg(img)
+                data = jpeg(img, quality=90)
                 run.stills.update(dict.fromkeys(still_of, data))
             if clip_id is None:
                 continue
@@ -328,11 +322,6 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return run
-
-
-def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return buf.tobytes()
 
 
 def read_still(data: bytes, width: int, height: int) -> np.ndarray:

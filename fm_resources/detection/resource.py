@@ -30,8 +30,8 @@ class DetectorResource(ConfigurableResource):
     clip_workers: int = Field(0, ge=0, description="clips detected at once, in threads, by a detector that allows it "
                                                   "(motion); 0 = one per CPU core of this process, 1 = one at a time")
     clip_pool: Literal["thread", "process"] = Field(
-        "thread", description="run clip_workers as threads (default: faster on 2 cores, see BENCHMARKS.md) or as "
-                              "processes (no GIL; each clip's frames are copied to its worker)")
+        "thread", description="run clip_workers as threads (default; on 2 cores as fast as processes, see "
+                              "BENCHMARKS.md) or as processes (no GIL; each clip's frames are copied to its worker)")
 
     _detector: object = PrivateAttr(default=None)
 

@@ -176,10 +176,13 @@ def test_one_decode_pass_feeds_detection_tracking_and_pictures(scenes, tmp_path,
     assert len(passes) == 1, passes
     clips = lake.read_parquet(f"raw_clips/{vid}.parquet").filter(pl.col("kept"))
     for c in clips.iter_rows(named=True):  # one still per kept clip, a JPEG of the video's size
-        still = perception.clip_still(vid, c, {"width": c["width"], "height": c["height"], "rotation": 0},
-                                      res["video_store"], lake)
+        still = perception.clip_still(vid, c, res["video_store"], lake)
         assert still is not None and still.shape == (c["height"], c["width"], 3)
     assert len(passes) == 1  # read from the lake, not decoded
+    c = clips.row(0, named=True)  # a damaged still: that frame is decoded again, not an error
+    lake.write_bytes(perception.still_key(vid, c["clip_id"]), b"not a jpeg")
+    again = perception.clip_still(vid, c, res["video_store"], lake)
+    assert again is not None and again.shape == (c["height"], c["width"], 3) and len(passes) == 2
     assert lake.read_bytes(f"overlays/{vid}/tracks.png")[:8] == b"\x89PNG\r\n\x1a\n"
     assert lake.read_bytes(f"overlays/{vid}/trajectories.png")[:8] == b"\x89PNG\r\n\x1a\n"
 
