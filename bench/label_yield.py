@@ -7,9 +7,11 @@ Sets:
     tud      ../shared/data/videos/TUD-Campus.mp4 with ../shared/data/mot (human MOT truth)
     dev      the "wild" synthetic family, fm_assets.synthetic.WILD_DEV_SEEDS (the seeds used while developing)
     heldout  the "wild" family, WILD_HELDOUT_SEEDS (never looked at while tuning; report apart)
+    fresh    the "wild" family, WILD_FRESH_SEEDS (added when the held-out figures had been published once;
+             only ever reported)
     standard the first synthetic family's standard scenes (seed 0)
 
-    .venv/bin/python bench/label_yield.py [--sets tud dev heldout standard] [--markdown] [--keep DIR]
+    .venv/bin/python bench/label_yield.py [--sets tud dev heldout fresh standard] [--markdown] [--keep DIR]
 
 Targets (issue 13): >= 8 verified multiple-choice questions and >= 1 grounded question per kept clip, precision of
 the rule answers >= 95 % with doubtful excluded, doubtful < 20 % of the questions; TUD-Campus MOTA >= 0.55 and
@@ -66,7 +68,7 @@ def videos_of(name: str, work: Path) -> tuple[Path, Path] | None:
             (vids / t.mp4.name).unlink(missing_ok=True)
             (vids / t.mp4.name).symlink_to(t.mp4)
         return vids, truth
-    seeds = S.WILD_DEV_SEEDS if name == "dev" else S.WILD_HELDOUT_SEEDS
+    seeds = {"dev": S.WILD_DEV_SEEDS, "heldout": S.WILD_HELDOUT_SEEDS, "fresh": S.WILD_FRESH_SEEDS}[name]
     for mp4 in S.make_wild_videos(truth, seeds):
         (vids / mp4.name).unlink(missing_ok=True)
         (vids / mp4.name).symlink_to(mp4)
@@ -142,8 +144,8 @@ def report(results: list[dict], markdown: bool) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sets", nargs="+", default=["tud", "dev", "heldout"],
-                    choices=["tud", "dev", "heldout", "standard"])
+    ap.add_argument("--sets", nargs="+", default=["tud", "dev", "heldout", "fresh"],
+                    choices=["tud", "dev", "heldout", "fresh", "standard"])
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = ap.parse_args()

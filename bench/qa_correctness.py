@@ -46,7 +46,7 @@ from fm_assets.evaluation import labels as L  # noqa: E402
 from fm_assets.labels import qa  # noqa: E402
 from fm_assets.labels.ids import make_video_id  # noqa: E402
 from fm_assets.labels.motion_facts import pair_relations, trajectories  # noqa: E402
-from fm_assets.labels.schemas import DETECTIONS, QA_PAIRS, TRACKS, frame  # noqa: E402
+from fm_assets.labels.schemas import QA_PAIRS, TRACKS, frame  # noqa: E402
 from fm_assets.labels.tracking import DetectionParams, clip_track_rows, detect_video  # noqa: E402
 from fm_resources.detection.resource import DetectorResource  # noqa: E402
 from fm_resources.trackers import TrackerResource  # noqa: E402
@@ -61,8 +61,8 @@ def run_pipeline(truth: S.SceneTruth, spec: S.SceneSpec, detector, tracker: Trac
     n, fps = spec.n_frames, spec.fps
     clip_id = f"{video_id}:0"
     clip_row = {"clip_id": clip_id, "start_frame": 0, "end_frame": n}
-    rows, _, _ = detect_video(video_id, decode(truth.mp4, 0), pl.DataFrame([clip_row]), fps, detector, DetectionParams())
-    dets = frame(rows, DETECTIONS)
+    dets = detect_video(video_id, decode(truth.mp4, 0), pl.DataFrame([clip_row]), fps, detector,
+                        DetectionParams()).table
     tracks = frame(clip_track_rows(video_id, clip_row, dets, tracker.track_clip)[0], TRACKS)
     traj = trajectories(tracks, spec.width, spec.height)
     pairs = pair_relations(traj)
@@ -145,6 +145,9 @@ def facts_truth(spec: S.SceneSpec, facts: dict) -> L.ClipTruth:
         def position(t, obj=obj, t0=t0, t1=t1):
             return S.object_state(obj, t)[:2] if t0 <= t <= t1 else None
 
+        def size(t, obj=obj, t0=t0, t1=t1):
+            return math.sqrt(obj.w * obj.h) * S.object_state(obj, t)[2] if t0 <= t <= t1 else None
+
         def bottom(t, obj=obj, t0=t0, t1=t1):
             cx, cy, scale = S.object_state(obj, t)
             return cy + obj.h * scale / 2 if t0 <= t < t1 else None
@@ -158,7 +161,7 @@ def facts_truth(spec: S.SceneSpec, facts: dict) -> L.ClipTruth:
             end=o["end_s"], onset_span=None if o["onset_s"] is None else (o["onset_s"],) * 2,
             end_span=None if o["end_s"] is None else (o["end_s"],) * 2,
             activity=frozenset({L._activity(o["n_stops"], o["repetitions"], n_dirs, n_turns)}), stop_windows=stops,
-            position=position, bottom=bottom, visible_s=t1 - t0)
+            position=position, size=size, bottom=bottom, visible_s=t1 - t0)
     return L.ClipTruth(spec.width, spec.height, spec.fps, 0.0, duration, objs)
 
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import polars as pl  # noqa: E402
 
 from fm_assets.evaluation.mot_metrics import evaluate, parse_mot, read_mot  # noqa: E402
-from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame  # noqa: E402
+from fm_assets.labels.schemas import TRACKS, frame  # noqa: E402
 from fm_assets.labels.tracking import (  # noqa: E402
     DetectionParams,
     clip_track_rows,
@@ -50,9 +50,9 @@ DATA = ROOT.parent / "shared" / "data"
 def run_once(video: Path, n_frames: int, fps: float, sample_fps: float, detector, tracker: TrackerResource):
     """The `detections` and `tracks` assets' own functions over one clip spanning the whole video."""
     clip = {"clip_id": "c", "start_frame": 0, "end_frame": n_frames}
-    rows, n_sampled, busy_det = detect_video("v", decode(video, 0), pl.DataFrame([clip]), fps, detector,
-                                             DetectionParams(sample_fps=sample_fps))
-    dets = frame(rows, DETECTIONS)
+    run = detect_video("v", decode(video, 0), pl.DataFrame([clip]), fps, detector,
+                       DetectionParams(sample_fps=sample_fps))
+    dets, n_sampled, busy_det = run.table, run.frames, run.busy_s
     t1 = time.perf_counter()
     step = sample_step(fps, sample_fps)
     tracks = frame(clip_track_rows("v", clip, dets, tracker.track_clip)[0], TRACKS)

@@ -32,7 +32,7 @@ import polars as pl  # noqa: E402
 
 from fm_assets import synthetic as S  # noqa: E402
 from fm_assets.evaluation.mot_metrics import evaluate, parse_mot  # noqa: E402
-from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame  # noqa: E402
+from fm_assets.labels.schemas import TRACKS, frame  # noqa: E402
 from fm_assets.labels.tracking import DetectionParams, TrackParams, detect_video, mot_text, shot_track_rows  # noqa: E402
 from fm_resources.detection.motion import MotionDetector  # noqa: E402
 from fm_resources.trackers import TrackerResource  # noqa: E402
@@ -50,9 +50,8 @@ def score(seed: int, out: Path, det_kw: dict, trk_kw: dict, per_clip: bool = Fal
     bounds = np.linspace(0, n, k + 1).round().astype(int)
     clips = [{"clip_id": f"c{i}", "shot_idx": 0, "start_frame": int(bounds[i]), "end_frame": int(bounds[i + 1])}
              for i in range(k)]
-    rows, _, _ = detect_video(t.mp4.stem, decode(t.mp4, 0), pl.DataFrame(clips), fps, MotionDetector(**det_kw),
-                              DetectionParams())
-    dets = frame(rows, DETECTIONS)
+    dets = detect_video(t.mp4.stem, decode(t.mp4, 0), pl.DataFrame(clips), fps, MotionDetector(**det_kw),
+                        DetectionParams()).table
     runs = [[c] for c in clips] if per_clip else [clips]  # --per-clip: a fresh tracker per clip (before issue 13)
     tracked, next_id = [], 1
     for run in runs:

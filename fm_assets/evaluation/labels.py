@@ -67,6 +67,18 @@ last stop end; each cut to the object's visible part in the clip and, with `with
 of both truth objects.  Rows without a fact (LLM questions) and kinds this module does not know are
 `unscored`, never correct.
 
+Windowed kinds (fact ``t0`` / ``t1``, or ``t``): each track they name is matched, for that question only, to the
+truth object its boxes cover best over the window (mean IoU over the window's sampled frames where either has a
+box, at least MIN_IOU; t +- WINDOW_PAD_S for a time; not one-to-one, so two pieces of one object's track both
+match it). direction_during: the direction word of the smoothed centre and size from t0 to t1 (wrong when the
+truth object is not seen at both); region_at: the cell of the smoothed centre at t; relative_at: the larger of the
+centre offsets at t (left / right / above / below), doubtful when within RELATIVE_MARGIN (x 1.15) of the other or
+under RELATIVE_MIN (2 % of the diagonal); both tracks on one truth object are wrong; faster_during: the longer
+smoothed centre path over [t0, t1] (both seen throughout); g_direction_during: the one truth object, of those seen
+at least MIN_WINDOW_VISIBLE_S (0.3 s) of the window, whose direction over its visible part of it is d (and whose
+centre is in the cell at the fact's t, with a region); its window is ``given``: the target's visible part of
+[t0, t1].
+
 Doubtful (reported apart, not in precision): the truth fact sits on a class boundary -- a direction within
 ANGLE_MARGIN (5 degrees) of a sector edge, a displacement within DISP_MARGIN (1 % of the diagonal) of the 2 %
 stationary threshold (or of the 5 % toward / away centre limit), a size ratio within 10 % of 1.25, a centre
@@ -126,15 +138,22 @@ MAX_READINGS = 4096  # readings of boundary objects enumerated before a pooled a
 
 MOVE_DIRECTIONS = (*SECTORS, "toward", "away")
 OBJECT_KINDS = {"starts_first", "stops_first", "which_direction", "which_activity", "longest", "fastest",
-                "nearest", "furthest", "enters_first", "exits_first"}
+                "nearest", "furthest", "enters_first", "exits_first", "faster_during"}
 KNOWN_KINDS = {"direction", "direction_at", "activity", "start_region", "end_region", "heading", "first_move",
                "last_move", "repetitions", "n_stops", "count_direction", "majority_direction", *OBJECT_KINDS,
                "g_longest", "g_fastest", "g_turns", "g_direction", "g_activity", "g_approach", "g_after_stop",
-               "g_before_start", "g_starts_before", "g_starts_after", "g_cf_direction", "g_cf_mover"}
+               "g_before_start", "g_starts_before", "g_starts_after", "g_cf_direction", "g_cf_mover",
+               "direction_during", "region_at", "relative_at", "faster_during", "g_direction_during"}
+# kinds about a time window (fact t0 / t1, or t): their tracks are matched to truth over that window only
+WINDOWED_KINDS = {"direction_during", "region_at", "relative_at", "faster_during", "g_direction_during"}
+RELATIVE_MARGIN = 1.15  # relative_at: the larger offset must beat the other by this factor ...
+RELATIVE_MIN = 0.02  # ... and be at least this fraction of the diagonal
+WINDOW_PAD_S = 0.5  # region_at: the track is matched over t +- this
+MIN_WINDOW_VISIBLE_S = 0.3  # g_direction_during: objects seen at least this long in the window take part
 
 __all__ = ["ClipTruth", "ObjFacts", "Seg", "Verdict", "box_iou", "boxes_by_track", "clip_truth", "evaluate_video",
            "match_tracks", "object_facts", "read_truth", "sampled_frames", "score_question", "summarize",
-           "truth_answer", "truth_for_videos", "turns"]
+           "truth_answer", "truth_for_videos", "turns", "window_match"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -494,6 +513,7 @@ class ObjFacts:
     activity: frozenset
     stop_windows: list[tuple[float, float]]
     position: Callable[[float], tuple[float, float] | None] = field(repr=False)  # smoothed centre at t
+    size: Callable[[float], float | None] = field(repr=False)  # smoothed size sqrt(w h) at t (None: not visible)
     bottom: Callable[[float], float | None] = field(repr=False)  # bottom edge of the box at t (None: not visible)
     visible_s: float = 0.0
 
@@ -571,6 +591,11 @@ def object_facts(oid: int, frames: np.ndarray, boxes: np.ndarray, fps: float, wi
     def bottom(at: float) -> float | None:
         return bottoms.get(int(round(at * fps)))
 
+    def size_at(at: float) -> float | None:
+        if at < t[0] - dt / 2 or at > t[-1] + dt / 2:
+            return None
+        return float(np.interp(at, t, s))
+
     return ObjFacts(
         oid=oid, t_first=float(t[0]), t_last=float(t[-1]),
         direction=_directions(d[0], d[1], ratio, diag),
@@ -580,7 +605,7 @@ def object_facts(oid: int, frames: np.ndarray, boxes: np.ndarray, fps: float, wi
         distance=distance, mean_speed=distance / move_s if move_s > 0 else 0.0, mover=movers, onset=onset, end=end,
         onset_span=(min(a for a, _ in ons), max(a for a, _ in ons)) if ons else None,
         end_span=(min(b for _, b in ons), max(b for _, b in ons)) if ons else None,
-        activity=activity, stop_windows=[(x.t0, x.t1) for x in sw], position=position, bottom=bottom,
+        activity=activity, stop_windows=[(x.t0, x.t1) for x in sw], position=position, size=size_at, bottom=bottom,
         visible_s=float(t[-1] - t[0] + dt))
 
 
@@ -719,6 +744,45 @@ def _best(truth: ClipTruth, oids: list[int], val: Callable[[ObjFacts], float], w
     return ranked[0]
 
 
+def _moved(f: ObjFacts, t0: float, t1: float, diag: float) -> frozenset:
+    """The direction words of an object's smoothed centre and size from t0 to t1 (empty: not seen at both)."""
+    a, b, sa, sb = f.position(t0), f.position(t1), f.size(t0), f.size(t1)
+    if a is None or b is None or sa is None or sb is None:
+        return frozenset()
+    return _directions(b[0] - a[0], b[1] - a[1], sb / max(sa, 1e-9), diag)
+
+
+def _path_length(f: ObjFacts, t0: float, t1: float, fps: float) -> float | None:
+    """Length of an object's smoothed centre path over [t0, t1] (None: not seen over all of it)."""
+    pts = [f.position(t) for t in np.append(np.arange(t0, t1, 1.0 / fps), t1)]
+    if any(p is None for p in pts):
+        return None
+    return float(np.hypot(*np.diff(np.array(pts), axis=0).T).sum())
+
+
+def window_match(tracks: dict[int, dict[int, tuple]], truth: dict[int, dict[int, tuple]], tids: Iterable[int],
+                 frames: Iterable[int], min_iou: float = MIN_IOU) -> dict[int, int]:
+    """Each of ``tids`` -> the truth object its boxes cover best over ``frames`` (a question's window): mean IoU
+    over the frames where either has a box, at least ``min_iou``.  Not one-to-one: two pieces of one object's
+    track (a track cut in two) both match it."""
+    keep = set(frames)
+    out = {}
+    for tid in tids:
+        boxes = {f: b for f, b in tracks.get(tid, {}).items() if f in keep}
+        best, score = None, min_iou
+        for oid, g in truth.items():
+            gb = {f: b for f, b in g.items() if f in keep}
+            either = len(boxes.keys() | gb.keys())
+            if not either:
+                continue
+            v = sum(box_iou(boxes[f], gb[f]) for f in boxes.keys() & gb.keys()) / either
+            if v >= score:
+                best, score = oid, v
+        if best is not None:
+            out[tid] = best
+    return out
+
+
 def _needed(fact: dict) -> list[int]:
     """The tracks a question is about (the others listed are context)."""
     kind, value = fact["kind"], fact.get("value")
@@ -730,7 +794,7 @@ def _needed(fact: dict) -> list[int]:
     else:
         out = tracks[:1]
     out += [int(fact[k]) for k in ("ref", "with") if fact.get(k) is not None]
-    if fact.get("scope") == "pair" or kind in ("enters_first", "exits_first"):
+    if fact.get("scope") == "pair" or kind in ("enters_first", "exits_first", "relative_at", "faster_during"):
         out += tracks
     return sorted(set(out))
 
@@ -759,6 +823,46 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
         if len(at) > 1:
             raise _Doubt(f"direction_at: t = {t:.2f} s within {ORDER_GAP_S} s of a segment boundary")
         return _one(seg.dirs, "segment direction"), value, None
+    if kind == "direction_during":
+        moved = _moved(objs[o], float(fact["t0"]), float(fact["t1"]), diag)
+        return (_one(moved, "direction") if moved else None), value, None
+    if kind == "region_at":
+        at = objs[o].position(float(fact["t"]))
+        if at is None:
+            return None, value, None
+        return _one(_regions(at[0], at[1], truth.width, truth.height), "region"), value, None
+    if kind in ("relative_at", "faster_during") and g[0] == g[1]:
+        return None, value, None  # both tracks are one truth object: no relation between two objects
+    if kind == "relative_at":
+        at = [objs[x].position(float(fact["t"])) for x in g[:2]]
+        if None in at:
+            return None, value, None
+        dx, dy = at[0][0] - at[1][0], at[0][1] - at[1][1]
+        big, small = max(abs(dx), abs(dy)), min(abs(dx), abs(dy))
+        if big < RELATIVE_MIN * diag or big < RELATIVE_MARGIN * small:
+            raise _Doubt(f"relative_at: offset ({dx:.0f}, {dy:.0f}) px is near a diagonal or small")
+        return (("right" if dx > 0 else "left") if abs(dx) > abs(dy) else ("below" if dy > 0 else "above")), value, None
+    if kind == "faster_during":
+        t0, t1 = float(fact["t0"]), float(fact["t1"])
+        lengths = {x: _path_length(objs[x], t0, t1, truth.fps) for x in g[:2]}
+        if None in lengths.values():
+            return None, match.get(value), None
+        return _best(truth, list(lengths), lambda f: lengths[f.oid], kind), match.get(value), None
+    if kind == "g_direction_during":
+        t0, t1, d, cell = float(fact["t0"]), float(fact["t1"]), fact["direction"], fact.get("region")
+        seen = [x for x in objs if min(t1, objs[x].t_last) - max(t0, objs[x].t_first) >= MIN_WINDOW_VISIBLE_S]
+
+        def reading(x: int) -> frozenset:
+            dirs = _moved(objs[x], max(t0, objs[x].t_first), min(t1, objs[x].t_last), diag) or frozenset({None})
+            if cell is None:
+                return dirs
+            at = objs[x].position(float(fact["t"]))
+            cells = _regions(at[0], at[1], truth.width, truth.height) if at is not None else frozenset({None})
+            return frozenset(itertools.product(dirs, cells))
+
+        want = d if cell is None else (d, cell)
+        return _readings(seen, reading, lambda r: _unique([x for x, v in r.items() if v == want]), kind), \
+            match.get(value), match.get(value)
     if kind == "activity":
         return _one(objs[o].activity, "activity"), value, None
     if kind == "start_region":
@@ -940,7 +1044,12 @@ def score_question(row: dict, truth: ClipTruth | None, match: dict[int, int]) ->
         if with_ is not None:
             a, b = truth.objs[target], truth.objs[with_]
             within = (max(a.t_first, b.t_first), min(a.t_last, b.t_last))
-        win = _window(truth.objs[target], fact.get("window", "motion"), within)
+        if fact.get("window") == "given":  # the question names its window: the target's part of it
+            f = truth.objs[target]
+            lo, hi = max(float(fact["t0"]), f.t_first), min(float(fact["t1"]), f.t_last)
+            win = (lo, hi) if hi > lo else None
+        else:
+            win = _window(truth.objs[target], fact.get("window", "motion"), within)
         if win is None:
             return Verdict("wrong", f"truth #{target} has no {fact.get('window')} window", want)
         a0, a1 = float(row["action_start_s"]), float(row["action_end_s"])
@@ -991,12 +1100,23 @@ def evaluate_video(video_id: str, clips: list[dict], tracks: list[dict], questio
         for q in questions:
             if q["clip_id"] != c["clip_id"] or q.get("kept") is False:
                 continue
-            v = score_question(q, ct, m)
-            kind = None
+            kind, fact = None, {}
             try:
-                kind = json.loads(q["fact"]).get("kind") if q.get("fact") else None
+                fact = json.loads(q["fact"]) if q.get("fact") else {}
+                kind = fact.get("kind")
             except (TypeError, ValueError):
                 pass
+            qm = m
+            if kind in WINDOWED_KINDS:
+                try:
+                    t0, t1 = ((float(fact["t0"]), float(fact["t1"])) if "t0" in fact
+                              else (float(fact["t"]) - WINDOW_PAD_S, float(fact["t"]) + WINDOW_PAD_S))
+                    fps = float(c["fps"])
+                    frames = [f for f in sampled_frames(c, tb) if t0 - 1e-6 <= f / fps <= t1 + 1e-6]
+                    qm = window_match(tb, {o: truth[o] for o in ct.objs}, _needed(fact), frames)
+                except (KeyError, TypeError, ValueError):
+                    qm = m
+            v = score_question(q, ct, qm)
             out.append({"video_id": video_id, "clip_id": c["clip_id"], "qa_id": q.get("qa_id"),
                         "category": q.get("category"), "q_type": q.get("q_type"), "grounded": bool(q.get("grounded")),
                         "kind": kind or ("llm" if q.get("source") == "llm" else None), "question": q.get("question"),

@@ -7,7 +7,7 @@ A track is a sequence of boxes at sampled presentation times ``t_s`` (gaps allow
 
 - ``path``: centre and size of each box smoothed by a centred local-linear fit (a Savitzky-Golay filter of
   order 1 that accepts irregular times) over ``smooth_s`` seconds, normalised to [0, 1] by the frame width /
-  height.  This is what prompts and overlays show.
+  height, with each box's own colour name (``color``).  This is what prompts and overlays show.
 - a *continuous piecewise-linear fit* of the state (cx, cy, size) - the synthetic generator's own motion
   model (linear between keyframes) - from which every fact is read.  size = sqrt(w * h) x the track's median
   diagonal / sqrt(w * h): the box diagonal while the aspect ratio holds.  Each coordinate is measured in units
@@ -126,7 +126,8 @@ class TrajectoryParams:
         check_bounds(self)
 
 
-_PATH_POINT = pl.Struct({"t": pl.Float64, "ncx": pl.Float64, "ncy": pl.Float64, "nw": pl.Float64, "nh": pl.Float64})
+_PATH_POINT = pl.Struct({"t": pl.Float64, "ncx": pl.Float64, "ncy": pl.Float64, "nw": pl.Float64, "nh": pl.Float64,
+                         "color": pl.String})
 _SEGMENT = pl.Struct({"t0": pl.Float64, "t1": pl.Float64, "kind": pl.String, "direction": pl.String})
 
 TRAJECTORY_SCHEMA: dict[str, PolarsDataType] = {
@@ -312,13 +313,14 @@ def _majority(labels: list[str | None]) -> str | None:
 
 def _track_row(g: pl.DataFrame, width: int, height: int, params: TrajectoryParams) -> dict:
     """Path, facts, kept and drop_reason of one track's rows (sorted by time)."""
+    colour = pl.col("color").first() if "color" in g.columns else pl.lit(None, pl.String).alias("color")
     g = (g.drop_nulls(["t_s", "x1", "y1", "x2", "y2"])
-         .group_by("t_s", maintain_order=True).agg(pl.col("x1", "y1", "x2", "y2").mean()))  # one box per time
+         .group_by("t_s", maintain_order=True).agg(pl.col("x1", "y1", "x2", "y2").mean(), colour))  # one per time
     t = g["t_s"].to_numpy().astype(float)
     boxes = g.select("x1", "y1", "x2", "y2").to_numpy().astype(float)
     row = {"t_start": float(t[0]) if len(t) else None, "t_end": float(t[-1]) if len(t) else None,
            "n_points": len(t), "width": width, "height": height,
-           "path": _path(t, boxes, width, height, params.smooth_s)}
+           "path": _path(t, boxes, width, height, params.smooth_s, g["color"].to_list())}
     if len(t) == 0:
         return {**row, "kept": False, "drop_reason": "too_short"}
     facts = track_facts(t, boxes, width, height, params)
@@ -345,15 +347,18 @@ def _ratio(first: np.ndarray, last: np.ndarray) -> float:
     return float(max(last[2], 1e-9) / max(first[2], 1e-9))
 
 
-def _path(t: np.ndarray, boxes: np.ndarray, width: int, height: int, smooth_s: float) -> list[dict]:
-    """Smoothed, normalised path: [{t, ncx, ncy, nw, nh}] (centre and size of the box / frame size)."""
+def _path(t: np.ndarray, boxes: np.ndarray, width: int, height: int, smooth_s: float,
+          colours: list[str | None] | None = None) -> list[dict]:
+    """Smoothed, normalised path: [{t, ncx, ncy, nw, nh, color}] (centre and size of the box / frame size, and
+    the box's own colour name: a track that switched objects changes colour along its path)."""
     if len(t) == 0:
         return []
     state = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 / width, (boxes[:, 1] + boxes[:, 3]) / 2 / height,
                              (boxes[:, 2] - boxes[:, 0]) / width, (boxes[:, 3] - boxes[:, 1]) / height])
     s = _local_linear(t, state, smooth_s / 2)
-    return [{"t": float(ti), "ncx": float(a), "ncy": float(b), "nw": float(c), "nh": float(d)}
-            for ti, (a, b, c, d) in zip(t, s)]
+    colours = colours if colours is not None else [None] * len(t)
+    return [{"t": float(ti), "ncx": float(a), "ncy": float(b), "nw": float(c), "nh": float(d), "color": col}
+            for ti, (a, b, c, d), col in zip(t, s, colours)]
 
 
 # --------------------------------------------------------------------------------------------------

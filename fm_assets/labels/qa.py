@@ -72,6 +72,31 @@ reaches lowest / highest in the frame, by ``depth_margin`` of the frame height: 
 camera).  Referring expressions add the start region, then the direction of motion, then the onset order until
 they are unique; an object that stays ambiguous is never asked about.
 
+Windowed kinds: what a track shows over a *clear stretch*, a stretch of its span where its boxes show one
+object and all of it: ``window_pad_s`` away from the track's ends, from its box touching the frame's edge, from any
+moment its box overlaps another track's box (kept or dropped: occlusion, merge, possible id switch) and from gaps
+in its boxes (:func:`_clear_stretches`).  Identity then holds over the stretch even on a track that is doubtful as
+a whole (a fragment, a partial track, one that meets another track elsewhere), so these kinds are asked of every
+kept track without noisy boxes, named by its referring expression when it is trusted, else by the colour of its
+boxes in the window ("the red person"), made unique among look-alikes seen then by "furthest to the left / right",
+"highest / lowest in the frame", or not asked.  A time is shown in seconds from the clip's start, one decimal
+(the fact holds absolute seconds):
+- ``direction_during`` (motion_recognition): the direction of a move segment's clear part lasting
+  ``window_min_s`` or more, steady box, nearly straight (``window_straightness``), one direction under the margins;
+- ``region_at`` (location_motion): the grid cell of the centre at the middle of a clear stretch (two times at
+  most, different cells), the box of its usual size there (not a merge, not a part) on a track that travels
+  ``min_reliable_distance`` in all (a box that never moves may be a ghost of the background);
+- ``relative_at`` (location_motion): left of / right of / above / below another object at a time both are clear
+  (``relative_dominance``, ``relative_min``);
+- ``faster_during`` (motion_objects): which of two covers more ground over their common clear stretch, by
+  ``speed_margin``;
+- grounded, descriptive: ``g_direction_during`` ("which object moves <d> between a s and b s", with "in <region>"
+  when others move d too elsewhere): every other track seen in the window (kept or dropped) clearly does not
+  (wide margins); window ``given`` = the question's own [a, b].
+Whole-track kinds need a trusted track: besides the guards above, one whose boxes never overlap another track's
+(``possible_id_switch_with_<id>`` otherwise; still asked what holds either way when the other is a trusted kept
+track) and whose boxes keep one colour name (``colour_changes``: it may follow two objects).
+
 Selection (:func:`finalize`): ``n_questions`` multiple-choice questions per clip following the category weights
 (largest deficit first; fewer when a clip has fewer candidates) plus up to ``grounded_per_clip`` grounded
 questions (q_types taken in turn); LLM questions that contradict the facts stay in the output with kept = false
@@ -160,6 +185,22 @@ class QAParams:
                                      "through the edge", ge=0)
     depth_margin: float = param(0.05, "nearest / furthest: the bottom edge must beat the runner-up's by this "
                                       "fraction of the frame height", ge=0)
+    window_min_s: float = param(1.0, "windowed questions: shortest stretch asked about, seconds", ge=0)
+    point_min_s: float = param(0.4, "... and, for a question about one moment (where / relative position), the "
+                                    "clear stretch around it", ge=0)
+    window_pad_s: float = param(0.3, "... a stretch keeps this far (seconds) from the track's ends and from any "
+                                     "moment its box is near the frame's edge or another track's box", ge=0)
+    window_near: float = param(0.5, "... boxes are near when their centres are closer (in x and in y) than this "
+                                    "times the sum of their widths / heights (0.5: they overlap)", ge=0)
+    window_colour_share: float = param(0.7, "... the colour named in a doubtful track's reference is the colour of "
+                                            "at least this share of its boxes in the window", ge=0, le=1)
+    window_straightness: float = param(1.25, "... direction over a window: path length at most this times the "
+                                             "net displacement", ge=1)
+    relative_dominance: float = param(2.0, "left of / right of / above / below: the centres' offset along that axis "
+                                           "is at least this times the other axis' ...", ge=1)
+    relative_min: float = param(0.1, "... and at least this fraction of the frame's diagonal", ge=0)
+    speed_margin: float = param(1.5, "which of two moves faster over a window: path lengths at least this far apart "
+                                     "(a ratio)", ge=1)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -521,6 +562,12 @@ def _swap_alternatives(o: _Obj, other: _Obj, p: QAParams) -> None:
     o.end_regions |= _regions_near(pq[-1]["ncx"], pq[-1]["ncy"], p.region_margin)
 
 
+def _colour_changes(r: dict, p: QAParams) -> bool:
+    """Fewer than ``window_colour_share`` of the track's boxes have its most common colour name."""
+    cols = [q.get("color") for q in r.get("path") or [] if q.get("color") is not None]
+    return bool(cols) and Counter(cols).most_common(1)[0][1] < p.window_colour_share * len(cols)
+
+
 def _clip_bounds(tracks: list[dict], clip: dict) -> tuple[float, float] | None:
     """The clip's start and end narrowed to the time its tracks cover (the tracks' span where the clip's end is
     not known); None without a timed track."""
@@ -622,6 +669,9 @@ class _Ctx:
         for o in self.objs:
             if o.untrusted:
                 o.why.append("doubtful_boxes")
+            elif _colour_changes(o.rec, params):  # its boxes change colour: it may follow two objects
+                o.untrusted = True
+                o.why.append("colour_changes")
         # a track that starts or ends inside the clip away from the frame's edge saw only part of its object's
         # motion (it was hidden, or still where a motion detector cannot see it): its whole-track facts are doubtful
         bounds = _clip_bounds(everyone, clip)
@@ -640,6 +690,18 @@ class _Ctx:
                 x.swap_safe = x.tid not in noisy | fragments and y.tid not in noisy and x.swap_safe is not False
                 if x.swap_safe:
                     _swap_alternatives(x, y, params)
+        # boxes that overlap another track's box (kept or dropped) at some time: the tracker may have swapped them
+        # there even where the centres stay apart (tall boxes one above the other, a short-lived track)
+        for o in self.objs:
+            if o.untrusted:
+                continue
+            for tid in sorted(_touching(self, o.rec)):
+                other = self.by_id.get(tid)
+                o.untrusted = True
+                o.why.append(f"possible_id_switch_with_{tid}")
+                o.swap_safe = other is not None and not other.untrusted and o.swap_safe is not False
+                if other is not None and o.swap_safe:
+                    _swap_alternatives(o, other, params)
         for tid in fragments:
             self.by_id[tid].untrusted = True
             self.by_id[tid].swap_safe = False
@@ -728,10 +790,12 @@ def _activity(o: _Obj) -> str | None:
 
 
 def doubts(traj: pl.DataFrame, pairs: pl.DataFrame | None, clip: dict, params: QAParams | None = None) -> dict[int, str]:
-    """Why each doubtful kept track of one clip is not asked about (track id -> reasons, comma-separated):
-    doubtful_boxes (noisy or changing boxes), partial_track (starts / ends inside the clip away from the frame's
-    edge), possible_id_switch_with_<id> (it met that track; only facts that hold either way are asked),
-    possible_fragment (one object may be cut into two tracks), ambiguous_referent (no unique description)."""
+    """Why each doubtful kept track of one clip is not asked about as a whole (track id -> reasons,
+    comma-separated): doubtful_boxes (noisy or changing boxes), colour_changes (its boxes change colour: it may
+    follow two objects), partial_track (starts / ends inside the clip away from the frame's edge),
+    possible_id_switch_with_<id> (it met that track; only facts that hold either way are asked),
+    possible_fragment (one object may be cut into two tracks), ambiguous_referent (no unique description).
+    Windowed questions still ask about its clear stretches (see _clear_stretches)."""
     ctx = _Ctx(traj, pairs, clip, params or QAParams())
     return {o.tid: ", ".join(dict.fromkeys(o.why)) for o in ctx.objs if o.untrusted and o.why}
 
@@ -794,6 +858,15 @@ def rule_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: 
         events = [(o, t) for o in ctx.objs if (t := _edge_event(ctx, o, which)) is not None]
         for (a, ta), (b, tb) in ((x, y) for i, x in enumerate(events) for y in events[i + 1:]):
             rows.append(_q_edge_order(ctx, which, a, ta, b, tb))
+    # windowed kinds: what any kept track shows over a stretch where its identity holds
+    spans = {o.tid: _clear_stretches(ctx, o.rec, ctx.p.point_min_s) for o in ctx.objs}
+    for o in ctx.objs:
+        rows += [_q_direction_during(ctx, o, w) for w in _direction_windows(ctx, o)[:2]]
+        rows += _q_region_at(ctx, o, spans[o.tid])
+    for i, a in enumerate(ctx.objs):
+        for b in ctx.objs[i + 1:]:
+            rows += _q_relative_at(ctx, a, b, spans[a.tid], spans[b.tid])
+            rows.append(_q_faster_during(ctx, a, b, spans[a.tid], spans[b.tid]))
     return [r for r in rows if r is not None]
 
 
@@ -1183,6 +1256,397 @@ def _q_depth(ctx: _Ctx, which: str) -> dict | None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Windowed kinds: what a track shows over a stretch where its identity holds
+
+
+def _arrays(r: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A track's path as arrays (times, n x 4 of ncx, ncy, nw, nh), made once per track row."""
+    if "_xy" not in r:
+        path = r["path"]
+        r["_xy"] = (np.array([q["t"] for q in path]), np.array([[q[k] for k in ("ncx", "ncy", "nw", "nh")]
+                                                                for q in path]))
+    return r["_xy"]
+
+
+def _box_at(r: dict, t: float) -> np.ndarray | None:
+    """(ncx, ncy, nw, nh) of a track's path at time t, None outside its span."""
+    path = r.get("path") or []
+    if not path or r.get("t_start") is None or not (r["t_start"] <= t <= r["t_end"]):
+        return None
+    ts, xy = _arrays(r)
+    return np.array([np.interp(t, ts, xy[:, k]) for k in range(4)])
+
+
+def _near_times(ctx: _Ctx, r: dict) -> dict[int, list[float]]:
+    """Track id -> the times of r's path at which its box is near that track's box (``window_near``), over every
+    other track of the clip (kept or dropped)."""
+    if "_near" not in r:
+        out: dict[int, list[float]] = {}
+        for x in ctx.everyone:
+            if x["track_id"] == r["track_id"] or not x.get("path") or x.get("t_start") is None:
+                continue
+            if x["t_end"] < r["t_start"] or x["t_start"] > r["t_end"]:
+                continue
+            ts, mine = _arrays(r)
+            xt, theirs = _arrays(x)
+            seen = (ts >= x["t_start"]) & (ts <= x["t_end"])
+            b = np.column_stack([np.interp(ts, xt, theirs[:, k]) for k in range(4)])
+            k = ctx.p.window_near
+            hit = seen & (np.abs(mine[:, 0] - b[:, 0]) < k * (mine[:, 2] + b[:, 2])) \
+                & (np.abs(mine[:, 1] - b[:, 1]) < k * (mine[:, 3] + b[:, 3]))
+            if hit.any():
+                out[x["track_id"]] = ts[hit].tolist()
+        r["_near"] = out
+    return r["_near"]
+
+
+def _touching(ctx: _Ctx, r: dict) -> set[int]:
+    return set(_near_times(ctx, r)) if r.get("path") and r.get("t_start") is not None else set()
+
+
+def _colour_switches(path: list[dict], share: float, span: float = 1.0) -> list[float]:
+    """Times where the box's colour name changes for good: the colour of at least ``share`` of the boxes in the
+    ``span`` seconds before differs from that of the ``span`` seconds after (one flickering box is no change)."""
+    out = []
+    for q in path:
+        before = [x.get("color") for x in path if q["t"] - span <= x["t"] < q["t"]]
+        after = [x.get("color") for x in path if q["t"] <= x["t"] < q["t"] + span]
+        if not before or not after:
+            continue
+        (cb, nb), (ca, na) = Counter(before).most_common(1)[0], Counter(after).most_common(1)[0]
+        if cb != ca and nb >= share * len(before) and na >= share * len(after):
+            out.append(q["t"])
+    return out
+
+
+def _clear_stretches(ctx: _Ctx, r: dict, min_s: float) -> list[tuple[float, float]]:
+    """Stretches [a, b] (seconds, inside the clip) over which a track's boxes show one object and all of it:
+    none on a track with noisy boxes (``max_box_noise``), else ``window_pad_s`` away from the track's ends, from
+    where its boxes change colour for good (``_colour_switches``: it may follow another object from there), from
+    its box touching the frame's edge and from any moment its box comes near another track's box (kept or
+    dropped: an occlusion, a merge or split, a possible id switch); never across a gap in its boxes."""
+    path = r.get("path") or []
+    p = ctx.p
+    if not path or r.get("t_start") is None or r.get("box_noise") is None or r["box_noise"] > p.max_box_noise:
+        return []  # noisy boxes: no stretch of them is clear
+    c0, c1 = float(ctx.clip["start_s"]), float(ctx.clip["end_s"])
+    ts = np.array([q["t"] for q in path])
+    bad = [q["t"] for q in path if _at_edge(q, p.edge_margin)] + [t for ts_ in _near_times(ctx, r).values() for t in ts_]
+    bad += _colour_switches(path, p.window_colour_share)
+    lo, hi = max(r["t_start"] + p.window_pad_s, c0), min(r["t_end"] - p.window_pad_s, c1)
+    ok = (ts >= lo) & (ts <= hi)
+    for t in bad:
+        ok &= np.abs(ts - t) > p.window_pad_s
+    # a stretch never spans a gap in the track (missed frames: what the object did there is not seen)
+    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+    gap_after = np.append(np.diff(ts) > 1.5 * step + 1e-9, True)
+    out, start = [], None
+    for i, good in enumerate(ok):
+        if good and start is None:
+            start = i
+        if (not good or gap_after[i]) and start is not None:
+            end = i if good else i - 1
+            if ts[end] - ts[start] >= min_s - 1e-9:
+                out.append((float(ts[start]), float(ts[end])))
+            start = None
+    return out
+
+
+def _snap(a: float, b: float, clip: dict) -> tuple[float, float]:
+    """[a, b] shrunk to tenths of a second counted from the clip's start (the times a question shows)."""
+    c0 = float(clip["start_s"])
+    return c0 + math.ceil(round((a - c0) * 10, 6)) / 10, c0 + math.floor(round((b - c0) * 10, 6)) / 10
+
+
+def _sizes(path: list[dict]) -> np.ndarray:
+    return np.sqrt(np.clip([q["nw"] * q["nh"] for q in path], 1e-12, None))
+
+
+def _steady_between(r: dict, t0: float, t1: float, p: QAParams) -> bool:
+    """The box keeps its size and shape over [t0, t1] (``max_size_ratio``, ``max_aspect_change``): no blob
+    growing, shrinking or changing shape there."""
+    pts = [q for q in r["path"] if t0 <= q["t"] <= t1]
+    if len(pts) < 3:
+        return False
+    size = _sizes(pts)
+    aspect = np.clip([q["nw"] / max(q["nh"], 1e-12) for q in pts], 1e-12, None)
+    return bool(size.max() / size.min() <= p.max_size_ratio and aspect.max() / aspect.min() <= p.max_aspect_change)
+
+
+def _seen_at(r: dict, t: float, p: QAParams) -> bool:
+    """The track's box at time t can be asked about: its size steady over t +- 0.2 s (``max_size_ratio``) and
+    within ``max_box_change`` of the track's median size (not two objects merged into one blob, not a part of
+    one), on a track that travels at least ``min_reliable_distance`` in all (a motion detector's box that never
+    really moves may be a ghost of the background, not an object)."""
+    pts = [q for q in r["path"] if t - 0.2 <= q["t"] <= t + 0.2]
+    if len(pts) < 3 or (r.get("distance") or 0.0) < p.min_reliable_distance:
+        return False
+    size, usual = _sizes(pts), float(np.median(_sizes(r["path"])))
+    return bool(size.max() / size.min() <= p.max_size_ratio
+                and max(size.max(), usual) / min(size.min(), usual) <= p.max_box_change)
+
+
+_EXTREMES = (("furthest to the left", 0, 1), ("furthest to the right", 0, -1), ("highest in the frame", 1, 1),
+             ("lowest in the frame", 1, -1))  # (words, axis of ncx / ncy, +1: smallest wins)
+
+
+def _window_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
+    """How a windowed question names o: its referring expression when it is trusted; else "the <colour>
+    <noun>" by the colour of at least ``window_colour_share`` of its boxes in [t0, t1] (a doubtful track's
+    whole-track reference may describe another object), when no other track seen within 1 s of the window (kept
+    or dropped) has that colour and noun; else "the <colour> <noun> furthest to the left" (right, highest,
+    lowest) when o's centre is that by ``region_margin`` of the frame over every such look-alike at the window's
+    start, middle and end (o seen at all three, each look-alike at one at least)."""
+    if not o.untrusted:
+        return None if _numbered(o.ref) else o.ref
+    noun = _noun(o.rec.get("label"))
+    cols = [q.get("color") for q in o.rec["path"] if t0 <= q["t"] <= t1]
+    top = Counter(cols).most_common(1)
+    if not top or top[0][1] < ctx.p.window_colour_share * len(cols):
+        return None
+    colour = top[0][0]
+    base = f"the {colour} {noun}" if colour else f"the {noun}"
+    alike = []
+    for x in ctx.everyone:
+        if x["track_id"] == o.tid or x.get("t_start") is None or _noun(x.get("label")) != noun:
+            continue
+        if x["t_end"] < t0 - 1.0 or x["t_start"] > t1 + 1.0:
+            continue
+        seen = {q.get("color") for q in x.get("path") or [] if t0 - 1.0 <= q["t"] <= t1 + 1.0} | {x.get("color")}
+        if colour in seen:
+            alike.append(x)
+    if not alike:
+        return base
+    times = (t0, (t0 + t1) / 2, t1)
+    at = [_box_at(o.rec, t) for t in times]
+    theirs = [[_box_at(x, t) for t in times] for x in alike]
+    mine = [b for b in at if b is not None]
+    if len(mine) < len(times) or any(all(b is None for b in bs) for bs in theirs):
+        return None
+    for words, axis, sign in _EXTREMES:
+        if all(sign * (b[axis] - mine[k][axis]) >= ctx.p.region_margin
+               for bs in theirs for k, b in enumerate(bs) if b is not None):
+            return f"{base} {words}"
+    return None
+
+
+def _window_move(ctx: _Ctx, r: dict, t0: float, t1: float, p: QAParams) -> tuple[set[str], float, float]:
+    """(direction words under p's margins, net shift / diagonal, path length / net shift) of a track over
+    [t0, t1] (sectors only: its box keeps its size there)."""
+    w, h = int(r["width"]), int(r["height"])
+    diag = math.hypot(w, h)
+    a, b = _path_at(r["path"], t0, w, h), _path_at(r["path"], t1, w, h)
+    d = b - a
+    net = math.hypot(d[0], d[1])
+    pts = np.array([_path_at(r["path"], t0, w, h)[:2]] + [[q["ncx"] * w, q["ncy"] * h] for q in r["path"]
+                                                           if t0 < q["t"] < t1] + [b[:2]])
+    length = float(np.hypot(*np.diff(pts, axis=0).T).sum())
+    dirs = _perturbed_directions(d[0], d[1], b[2] / max(a[2], 1e-9), diag, p)
+    return dirs, net / diag, length / max(net, 1e-9)
+
+
+def _direction_windows(ctx: _Ctx, o: _Obj) -> list[tuple[float, float, str]]:
+    """(t0, t1, direction) of the clear stretches of o's move segments, longest first: one direction under the
+    margins, at least 5 % of the diagonal, a nearly straight path and a steady box."""
+    out = []
+    segs = [s for s in o.rec["segments"] or [] if s["kind"] == "move"]
+    for a, b in _clear_stretches(ctx, o.rec, ctx.p.window_min_s):
+        for s in segs:
+            t0, t1 = _snap(max(a, s["t0"]), min(b, s["t1"]), ctx.clip)
+            if t1 - t0 < ctx.p.window_min_s - 1e-9 or not _steady_between(o.rec, t0, t1, ctx.p):
+                continue
+            dirs, shift, bend = _window_move(ctx, o.rec, t0, t1, ctx.p)
+            if len(dirs) == 1 and next(iter(dirs)) in SECTORS and shift >= 0.05 and bend <= ctx.p.window_straightness:
+                out.append((t0, t1, next(iter(dirs))))
+    out.sort(key=lambda w: (-(w[1] - w[0]), w[0]))
+    picked: list[tuple[float, float, str]] = []
+    for w in out:  # distinct directions first
+        if all(w[2] != x[2] for x in picked):
+            picked.append(w)
+    return picked
+
+
+def _q_direction_during(ctx: _Ctx, o: _Obj, win: tuple[float, float, str]) -> dict | None:
+    t0, t1, d = win
+    x = _window_ref(ctx, o, t0, t1)
+    if x is None:
+        return None
+    q = ctx.pick(["Which way does {x} move between {a} s and {b} s?", "From {a} s to {b} s, in which direction does "
+                  "{x} move?", "In which direction is {x} moving from {a} s to {b} s?"], "during", o.tid, t0,
+                 x=x, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
+    dis = _direction_distractors(d, ctx.rng("dis", "during", o.tid, t0))
+    return _mcq(ctx, "motion_recognition", "direction_during", q, _DIR_OPTION[d], [_DIR_OPTION[e] for e in dis],
+                _fact("direction_during", [o.tid], d, t0=round(t0, 3), t1=round(t1, 3)))
+
+
+def _q_region_at(ctx: _Ctx, o: _Obj, spans: list[tuple[float, float]]) -> list[dict | None]:
+    """Where o is at the middle of its clear stretches (a cell no margin can change; o moving then, see
+    _seen_at), at most two times with different answers, the longest stretches first."""
+    rows: list[dict | None] = []
+    cells_asked: set[str] = set()
+    for a, b in sorted(spans, key=lambda w: (-(w[1] - w[0]), w[0])):
+        t = _snap((a + b) / 2, (a + b) / 2 + 1.0, ctx.clip)[0]
+        box = _box_at(o.rec, t)
+        x = _window_ref(ctx, o, t - 0.5, t + 0.5)
+        if box is None or x is None or not a <= t <= b or not _seen_at(o.rec, t, ctx.p):
+            continue
+        cells = _regions_near(float(box[0]), float(box[1]), ctx.p.region_margin)
+        if len(cells) != 1 or cells <= cells_asked:
+            continue
+        true = next(iter(cells))
+        cells_asked.add(true)
+        q = ctx.pick(["Where in the frame is {x} at {t} s?", "At {t} s, in which part of the frame is {x}?",
+                      "In which part of the frame is {x} {t} s into the clip?"], "region_at", o.tid, t, x=x,
+                     t=_s(t, ctx.clip))
+        dis = _region_distractors(true, None, ctx.rng("dis", "region_at", o.tid, t))
+        rows.append(_mcq(ctx, "location_motion", "region_at", q, _cap(_REGION_TEXT[true]),
+                         [_cap(_REGION_TEXT[e]) for e in dis], _fact("region_at", [o.tid], true, t=round(t, 3))))
+        if len(rows) == 2:
+            break
+    return rows
+
+
+def _common(sa: list[tuple[float, float]], sb: list[tuple[float, float]], min_s: float) -> list[tuple[float, float]]:
+    """The overlaps of two tracks' clear stretches lasting at least min_s, longest first."""
+    return sorted(((max(u0, v0), min(u1, v1)) for u0, u1 in sa for v0, v1 in sb
+                   if min(u1, v1) - max(u0, v0) >= min_s - 1e-9), key=lambda w: (w[0] - w[1], w[0]))
+
+
+def _path_length(r: dict, t0: float, t1: float) -> float:
+    """Length of a track's smoothed centre path over [t0, t1], in frame diagonals."""
+    w, h = int(r["width"]), int(r["height"])
+    ts = [t0] + [q["t"] for q in r["path"] if t0 < q["t"] < t1] + [t1]
+    pts = np.array([_path_at(r["path"], t, w, h)[:2] for t in ts])
+    return float(np.hypot(*np.diff(pts, axis=0).T).sum()) / math.hypot(w, h)
+
+
+def _q_faster_during(ctx: _Ctx, a: _Obj, b: _Obj, sa: list[tuple[float, float]],
+                     sb: list[tuple[float, float]]) -> dict | None:
+    """Which of two objects covers more ground over their longest common clear stretch (steady boxes, at least
+    ``window_min_s``): by ``speed_margin`` at least, the faster one moving at least 5 % of the diagonal there,
+    both travelling at least ``min_reliable_distance`` in all (see _seen_at)."""
+    common = _common(sa, sb, ctx.p.window_min_s)
+    if not common:
+        return None
+    t0, t1 = _snap(*common[0], ctx.clip)
+    if t1 - t0 < ctx.p.window_min_s - 1e-9 or not (_steady_between(a.rec, t0, t1, ctx.p)
+                                                   and _steady_between(b.rec, t0, t1, ctx.p)):
+        return None
+    la, lb = _path_length(a.rec, t0, t1), _path_length(b.rec, t0, t1)
+    fast, slow = (a, b) if la > lb else (b, a)
+    if (max(la, lb) < 0.05 or max(la, lb) < ctx.p.speed_margin * min(la, lb)
+            or min(a.rec["distance"] or 0.0, b.rec["distance"] or 0.0) < ctx.p.min_reliable_distance):
+        return None
+    x, y = _window_ref(ctx, a, t0, t1), _window_ref(ctx, b, t0, t1)
+    if x is None or y is None:
+        return None
+    first, second = (x, y) if ctx.rng("order", "faster", a.tid, b.tid).random() < 0.5 else (y, x)
+    q = ctx.pick(["Between {a} s and {b} s, which moves faster: {x} or {y}?",
+                  "From {a} s to {b} s, which is quicker: {x} or {y}?"], "faster", a.tid, b.tid,
+                 a=_s(t0, ctx.clip), b=_s(t1, ctx.clip), x=first, y=second)
+    answer, other = (x, y) if fast is a else (y, x)
+    return _mcq(ctx, "motion_objects", "faster_during", q, answer,
+                [other, "They move at about the same speed", "Neither of them moves"],
+                _fact("faster_during", [a.tid, b.tid], fast.tid, t0=round(t0, 3), t1=round(t1, 3)))
+
+
+_RELATIVE_OPTION = {"left": "To the left of {y}", "right": "To the right of {y}", "above": "Above {y}",
+                    "below": "Below {y}"}
+
+
+def _q_relative_at(ctx: _Ctx, a: _Obj, b: _Obj, sa: list[tuple[float, float]],
+                   sb: list[tuple[float, float]]) -> list[dict | None]:
+    """Where a is relative to b (left of / right of / above / below) at the middle of their common clear
+    stretches, longest first, at most two times with different answers (objects that pass each other): one axis
+    at least ``relative_dominance`` times the other and at least ``relative_min`` of the frame's diagonal apart."""
+    rows: list[dict | None] = []
+    asked: set[str] = set()
+    w, h = int(a.rec["width"]), int(a.rec["height"])
+    for lo, hi in _common(sa, sb, ctx.p.point_min_s):
+        t = _snap((lo + hi) / 2, (lo + hi) / 2 + 1.0, ctx.clip)[0]
+        ba, bb = _box_at(a.rec, t), _box_at(b.rec, t)
+        if ba is None or bb is None or not lo <= t <= hi or not (_seen_at(a.rec, t, ctx.p)
+                                                                 and _seen_at(b.rec, t, ctx.p)):
+            continue
+        dx, dy = (ba[0] - bb[0]) * w, (ba[1] - bb[1]) * h
+        big, small = max(abs(dx), abs(dy)), min(abs(dx), abs(dy))
+        if big < ctx.p.relative_min * math.hypot(w, h) or big < ctx.p.relative_dominance * small:
+            continue
+        rel = ("right" if dx > 0 else "left") if abs(dx) > abs(dy) else ("below" if dy > 0 else "above")
+        x, y = _window_ref(ctx, a, t - 0.5, t + 0.5), _window_ref(ctx, b, t - 0.5, t + 0.5)
+        if x is None or y is None or rel in asked:
+            continue
+        asked.add(rel)
+        q = ctx.pick(["At {t} s, where is {x} relative to {y}?", "Where is {x} compared with {y} at {t} s?"],
+                     "relative", a.tid, b.tid, t, x=x, y=y, t=_s(t, ctx.clip))
+        others = [k for k in _RELATIVE_OPTION if k != rel]
+        ctx.rng("dis", "relative", a.tid, b.tid, t).shuffle(others)
+        rows.append(_mcq(ctx, "location_motion", "relative_at", q, _RELATIVE_OPTION[rel].format(y=y),
+                         [_RELATIVE_OPTION[k].format(y=y) for k in others],
+                         _fact("relative_at", [a.tid, b.tid], rel, t=round(t, 3))))
+        if len(rows) == 2:
+            break
+    return rows
+
+
+def _cell_during(r: dict, t0: float, t1: float, margin: float) -> str | None:
+    """The grid cell a track stays in over [t0, t1] (start, middle and end, no margin changing it)."""
+    cells: set[str] = set()
+    for t in (t0, (t0 + t1) / 2, t1):
+        box = _box_at(r, t)
+        if box is None:
+            return None
+        cells |= _regions_near(float(box[0]), float(box[1]), margin)
+    return next(iter(cells)) if len(cells) == 1 else None
+
+
+def _g_direction_during(ctx: _Ctx) -> list[dict | None]:
+    """"Which object moves <d> between a s and b s?" (or, when others move d too, "... moves <d> in <region>"):
+    one kept track clearly moves d over a clear stretch (and stays in that region of the frame); every other
+    track seen at least 0.3 s of the window (kept or dropped) has steady boxes and, with wide margins
+    (``doubt_angle_deg``), does not move d over its part of the window (or may not be in that region at the
+    window's middle, with twice ``region_margin``)."""
+    rows: list[dict | None] = []
+    loose = replace(ctx.p, angle_margin_deg=ctx.p.doubt_angle_deg, displacement_margin=3 * ctx.p.displacement_margin)
+    for o in ctx.objs:
+        for t0, t1, d in _direction_windows(ctx, o)[:2]:
+            x = _window_ref(ctx, o, t0, t1)
+            if x is None or d not in _DIR_PHRASE:
+                continue
+            rivals, blocked = [], False
+            for r in ctx.everyone:  # every other track seen >= 0.3 s of the window
+                if r["track_id"] == o.tid or r.get("t_start") is None or not r.get("path"):
+                    continue
+                a, b = max(t0, r["t_start"]), min(t1, r["t_end"])
+                if b - a < 0.3:
+                    continue
+                if r.get("box_noise") is None or r["box_noise"] > ctx.p.max_box_noise:
+                    blocked = True
+                elif d in _window_move(ctx, r, a, b, loose)[0]:
+                    rivals.append(r)
+            cell = None
+            if rivals:
+                tm = (t0 + t1) / 2
+                cell = _cell_during(o.rec, t0, t1, ctx.p.region_margin)
+                if cell is None or any((box := _box_at(r, tm)) is None
+                                       or cell in _regions_near(float(box[0]), float(box[1]), 2 * ctx.p.region_margin)
+                                       for r in rivals):
+                    continue
+            if blocked:
+                continue
+            where = f" in {_REGION_TEXT[cell]} of the frame" if cell else ""
+            q = ctx.pick(["Which object moves {d}{w} between {a} s and {b} s?",
+                          "From {a} s to {b} s, which object heads {d}{w}?"], "g_during", o.tid, t0,
+                         d=_DIR_PHRASE[d], w=where, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
+            others = [r["track_id"] for r in ctx.everyone if r["track_id"] != o.tid]
+            extra = {"region": cell, "t": round((t0 + t1) / 2, 3)} if cell else {}
+            rows.append(_grounded_row(ctx, "descriptive", "g_direction_during", q, o.tid, x, (round(t0, 3), round(t1, 3)),
+                                      _fact("g_direction_during", [o.tid, *others], o.tid, window="given",
+                                            direction=d, t0=round(t0, 3), t1=round(t1, 3), **extra)))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
 # Grounded questions (GroundMoRe)
 
 
@@ -1224,10 +1688,15 @@ def _grounded(ctx: _Ctx, q_type: str, kind: str, question: str, t: _Obj, window_
         return None
     fact = _fact(kind, [t.tid] + ([within_of.tid] if within_of else []) + list(extra.pop("others", [])), t.tid,
                  window=window_kind, **({"with": within_of.tid} if within_of else {}), **extra)
+    return _grounded_row(ctx, q_type, kind, question, t.tid, t.ref, win, fact)
+
+
+def _grounded_row(ctx: _Ctx, q_type: str, kind: str, question: str, target: int, answer: str,
+                  win: tuple[float, float], fact: str) -> dict:
     return {
         "video_id": ctx.clip.get("video_id"), "clip_id": ctx.clip.get("clip_id"), "category": None,
-        "question": question, "options": None, "answer_text": t.ref, "source": "rule", "verified": True,
-        "grounded": True, "q_type": q_type, "target_track_id": t.tid, "action_start_s": win[0],
+        "question": question, "options": None, "answer_text": answer, "source": "rule", "verified": True,
+        "grounded": True, "q_type": q_type, "target_track_id": target, "action_start_s": win[0],
         "action_end_s": win[1], "fact": fact, "writer": "rule", "prompt_version": RULES_VERSION, "kept": True,
         "reject_reason": None, "kind": kind,
     }
@@ -1244,6 +1713,7 @@ def grounded_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict,
         return []
     rows: list[dict | None] = []
     rows += _g_descriptive(ctx)
+    rows += _g_direction_during(ctx)
     rows += _g_causal(ctx)
     rows += _g_sequential(ctx)
     rows += _g_counterfactual(ctx)

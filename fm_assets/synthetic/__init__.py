@@ -22,6 +22,7 @@ from fm_assets.synthetic.generator import (
 )
 from fm_assets.synthetic.wild import (
     WILD_DEV_SEEDS,
+    WILD_FRESH_SEEDS,
     WILD_HELDOUT_SEEDS,
     WildObject,
     WildScene,
@@ -41,6 +42,7 @@ __all__ = [
     "MIN_STOP_S",
     "STATIONARY_FRAC",
     "WILD_DEV_SEEDS",
+    "WILD_FRESH_SEEDS",
     "WILD_HELDOUT_SEEDS",
     "Keyframe",
     "ObjectSpec",

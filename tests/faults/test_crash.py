@@ -38,6 +38,25 @@ def wait_for_gpu_slot(home: Path, timeout: float = 180) -> str:
     raise AssertionError("no run took the gpu slot")
 
 
+def freeze_outside_a_write(proc: subprocess.Popen, home: Path, tries: int = 100) -> None:
+    """SIGSTOP proc at a moment it holds no write lock on the instance's SQLite files: a process frozen inside a
+    write transaction is another fault (every other writer of that file waits for it), not the one tested here
+    (a live run that holds a pool slot and makes no progress)."""
+    dbs = sorted((home / "dagster").rglob("*.db"))
+    for _ in range(tries):
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            for db in dbs:
+                with contextlib.closing(sqlite3.connect(db, timeout=0.5, isolation_level=None)) as con:
+                    con.execute("BEGIN IMMEDIATE")
+                    con.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # frozen mid-write: let it finish and try again
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+    raise AssertionError(f"could not freeze the run outside a write transaction in {tries} tries")
+
+
 def run_status(home: Path, run_id: str) -> str:
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
         return instance.get_run_by_id(run_id).status.value
@@ -69,7 +88,7 @@ def test_a_blocked_run_says_why_and_ctrl_c_stops_it_at_once(baseline, fault_vide
     home = tmp_path / "home"
     holder = spawn("run", str(fault_videos / "alpha.mp4"), "-q", home=home)
     holder_run = wait_for_gpu_slot(home)
-    holder.send_signal(signal.SIGSTOP)  # alive, holding the only gpu slot, making no progress
+    freeze_outside_a_write(holder, home)  # alive, holding the only gpu slot, making no progress
     try:
         log = tmp_path / "waiter.err"
         with open(log, "w") as err_file:

@@ -372,3 +372,61 @@ def test_repetition_legs_near_the_1_percent_threshold_are_doubtful():
                     (2.5, 300 + amp, 200), (3.0, 300 + amp, 200), (3.5, 300, 200))
     assert verdict(q("repetitions", [1], 2), truth_of(o1=wiggle(60))).status == "correct"  # 7.5 % of the diagonal
     assert verdict(q("repetitions", [1], 2), truth_of(o1=wiggle(12))).status == "doubtful"  # 1.5 %
+
+
+# -- windowed kinds: a stretch of time, the track matched to truth over that stretch only ----------------------------
+# an object that goes right for 2 s, then down for 2 s
+RIGHT_DOWN = path((0, 100, 100), (2, 400, 100), (4, 400, 400))
+
+
+def test_windowed_kinds_against_truth():
+    truth = truth_of(o1=RIGHT_DOWN, o2=STILL, o3=DOWN)
+    assert verdict(q("direction_during", [1], "right", t0=0.2, t1=1.8), truth).status == "correct"
+    assert verdict(q("direction_during", [1], "down", t0=2.2, t1=3.8), truth).status == "correct"
+    assert verdict(q("direction_during", [1], "right", t0=2.2, t1=3.8), truth).status == "wrong"
+    assert verdict(q("direction_during", [1], "down-right", t0=1.0, t1=3.0), truth).status == "correct"
+    assert verdict(q("direction_during", [1], "right", t0=1.5, t1=2.2), truth).status == "doubtful"  # about 22 deg
+    assert verdict(q("region_at", [1], "top-left", t=0.1), truth).status == "correct"
+    assert verdict(q("region_at", [1], "top", t=1.5), truth).status == "correct"  # x = 325, y = 100
+    assert verdict(q("region_at", [1], "top-left", t=0.75), truth).status == "doubtful"  # x = 212.5 of 213.3
+    # relative positions at a time: o1 (325, 100) against o2 (560, 400) at 1.5 s: dy 300 > dx 235 -> above
+    assert verdict(q("relative_at", [1, 2], "above", t=1.5), truth).status == "correct"
+    assert verdict(q("relative_at", [2, 1], "below", t=1.5), truth).status == "correct"
+    assert verdict(q("relative_at", [1, 2], "left", t=1.5), truth).status == "wrong"
+    assert verdict(q("relative_at", [1, 2], "above", t=1.0), truth).status == "doubtful"  # (250, 100): 310 vs 300
+    # faster over a window: o1 covers 150 px / s, o3 55 px / s, o2 nothing
+    assert verdict(q("faster_during", [1, 3], 1, t0=0.5, t1=1.5), truth).status == "correct"
+    assert verdict(q("faster_during", [1, 3], 3, t0=0.5, t1=1.5), truth).status == "wrong"
+    # both tracks on one truth object: no relation between two objects
+    assert verdict(q("relative_at", [1, 4], "left", t=1.0), truth, {1: 1, 4: 1}).status == "wrong"
+
+
+def test_grounded_direction_during_with_and_without_a_region():
+    other = path((0, 600, 100), (4, 600, 300))  # also goes down, on the right
+    truth = truth_of(o1=RIGHT_DOWN, o2=STILL, o3=other)
+    g = {"grounded": True, "window": "given"}
+    right = q("g_direction_during", [1, 2, 3], 1, win=(0.2, 1.8), direction="right", t0=0.2, t1=1.8, **g)
+    assert verdict(right, truth).status == "correct"
+    down = q("g_direction_during", [1, 2, 3], 1, win=(2.2, 3.8), direction="down", t0=2.2, t1=3.8, **g)
+    assert verdict(down, truth).status == "wrong"  # o3 goes down too
+    where = q("g_direction_during", [1, 2, 3], 1, win=(2.2, 3.8), direction="down", t0=2.2, t1=3.8,
+              region="center", t=3.0, **g)  # o1 at (400, 325) is in the centre, o3 at (600, 225) on the right
+    assert verdict(where, truth).status == "correct"
+    assert verdict({**where, "action_start_s": 0.2, "action_end_s": 1.0}, truth).status == "wrong"  # not its window
+
+
+def test_windowed_questions_match_tracks_over_their_window():
+    # track 10 follows o1 for the first half and o2 for the second (an id switch): over the whole clip it matches
+    # o2 (the Hungarian pick), over its first half o1
+    switched = {f: (RIGHT if f < N // 2 else DOWN)[f] for f in range(N)}
+    tracks = _track_rows(10, switched) + _track_rows(20, {f: DOWN[f] for f in range(N // 2, N)})
+    truth = {1: RIGHT, 2: DOWN}
+    assert L.window_match(L.boxes_by_track(tracks), truth, [10], range(40)) == {10: 1}
+    assert L.window_match(L.boxes_by_track(tracks), truth, [10], range(60, N)) == {10: 2}
+    assert L.window_match(L.boxes_by_track(tracks), {1: RIGHT}, [10], range(60, N)) == {}
+    rows = [q("direction_during", [10], "right", t0=0.1, t1=1.5), q("direction_during", [10], "down", t0=2.5,
+                                                                      t1=3.9)]
+    for k, r in enumerate(rows):
+        r.update(qa_id=f"q{k}", category="motion_recognition", question=f"question {k}", answer_text="x")
+    res = L.evaluate_video("v-00000000", [CLIP], tracks, rows, truth)
+    assert [x["status"] for x in res["questions"]] == ["correct", "correct"]

@@ -132,6 +132,34 @@ def expected_value(f: dict, traj: pl.DataFrame):
             path = recs[t]["path"]
             return np.interp(f["t"], [q["t"] for q in path], [q["ncy"] + q["nh"] / 2 for q in path])
         return (max if k == "nearest" else min)(f["tracks"], key=bottom)
+    if k in ("direction_during", "region_at"):
+        path = o["path"]
+        ts = [q["t"] for q in path]
+
+        def centre(t):
+            return np.interp(t, ts, [q["ncx"] for q in path]) * W, np.interp(t, ts, [q["ncy"] for q in path]) * H
+        if k == "region_at":  # the 3 x 3 grid cell of the centre at t
+            x, y = centre(f["t"])
+            grid = [["top-left", "top", "top-right"], ["left", "center", "right"],
+                    ["bottom-left", "bottom", "bottom-right"]]
+            return grid[min(int(3 * y / H), 2)][min(int(3 * x / W), 2)]
+        (x0, y0), (x1, y1) = centre(f["t0"]), centre(f["t1"])  # 45-degree sector of the displacement (y down)
+        sectors = ["right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right"]
+        return sectors[int(((math.degrees(math.atan2(y1 - y0, x1 - x0)) + 22.5) % 360) // 45)]
+    if k in ("relative_at", "faster_during"):
+        def at(t, tid):
+            path = recs[tid]["path"]
+            ts = [q["t"] for q in path]
+            return np.array([np.interp(t, ts, [q["ncx"] for q in path]) * W, np.interp(t, ts, [q["ncy"] for q in path]) * H])
+        a, b = f["tracks"]
+        if k == "relative_at":
+            dx, dy = at(f["t"], a) - at(f["t"], b)
+            return ("right" if dx > 0 else "left") if abs(dx) > abs(dy) else ("below" if dy > 0 else "above")
+
+        def length(tid):
+            pts = np.array([at(t, tid) for t in np.linspace(f["t0"], f["t1"], 50)])
+            return np.hypot(*np.diff(pts, axis=0).T).sum()
+        return a if length(a) > length(b) else b
     raise AssertionError(f"unknown kind {k}")
 
 
@@ -139,10 +167,12 @@ def answer_text_for(f: dict, refs: dict) -> str:
     """The option text a fact value must be shown as."""
     v = f["value"]
     k = f["kind"]
-    if k in ("direction", "direction_at", "first_move", "last_move"):
+    if k in ("direction", "direction_at", "first_move", "last_move", "direction_during"):
         return qa._DIR_OPTION[v]
-    if k in ("start_region", "end_region"):
+    if k in ("start_region", "end_region", "region_at"):
         return qa._cap(qa._REGION_TEXT[v])
+    if k == "relative_at":
+        return qa._RELATIVE_OPTION[v].format(y=refs[f["tracks"][1]])
     if k == "heading":
         return qa._SIDE_OPTION[v]
     if k == "activity":

@@ -26,14 +26,15 @@ def by_kind(rows: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-# five people well apart: three walk right, two walk left, all through the whole clip
+# five people well apart (their boxes never overlap): three walk right, two walk left, all through the whole clip
 CROWD = [
-    (1, "person", "red", 40, 100, [(0.0, 60, 120), (8.0, 420, 120)]),
-    (2, "person", "blue", 40, 100, [(0.0, 80, 260), (8.0, 460, 260)]),
-    (3, "person", "green", 40, 100, [(0.0, 100, 400), (8.0, 520, 400)]),
-    (4, "person", "yellow", 40, 100, [(0.0, 600, 190), (8.0, 260, 190)]),
-    (5, "person", "white", 40, 100, [(0.0, 580, 330), (8.0, 200, 330)]),
+    (1, "person", "red", 40, 80, [(0.0, 60, 50), (8.0, 380, 50)]),
+    (2, "person", "blue", 40, 80, [(0.0, 80, 230), (8.0, 460, 230)]),
+    (3, "person", "green", 40, 80, [(0.0, 100, 410), (8.0, 520, 410)]),
+    (4, "person", "yellow", 40, 80, [(0.0, 600, 140), (8.0, 260, 140)]),
+    (5, "person", "white", 40, 80, [(0.0, 580, 320), (8.0, 200, 320)]),
 ]
+LEFT_NOISY = [(0.0, 640, 50), (8.0, 480, 50)]  # a noisy track moving left, in row 1 but right of person 1
 
 
 def with_noisy_track(objs: list[tuple], keyframes: list[tuple], tid: int = 9) -> pl.DataFrame:
@@ -63,7 +64,7 @@ def test_crowd_counts_and_majority():
 
 def test_a_doubtful_track_removes_only_what_it_could_change():
     # a noisy track moving left: counts / majority / "which moves left" that it could change abstain ...
-    tracks = with_noisy_track(CROWD, [(0.0, 620, 60), (8.0, 300, 60)])
+    tracks = with_noisy_track(CROWD, LEFT_NOISY)
     kinds = by_kind(rows_of(tracks))
     assert all(f["direction"] != "left" for f in kinds.get("count_direction", []))
     assert not kinds.get("majority_direction")  # right 3 vs left 2 + the doubtful one: no clear majority
@@ -112,10 +113,10 @@ def test_entry_and_exit_order():
 
 
 def test_nearest_and_furthest_by_the_bottom_edge():
-    objs = [
-        (1, "person", "red", 40, 100, [(0.0, 100, 150), (8.0, 400, 150)]),
-        (2, "person", "blue", 60, 150, [(0.0, 50, 320), (8.0, 350, 320)]),
-        (3, "person", "green", 50, 120, [(0.0, 600, 230), (8.0, 300, 230)]),
+    objs = [  # well apart: their boxes never overlap
+        (1, "person", "red", 40, 100, [(0.0, 100, 150), (8.0, 300, 150)]),
+        (2, "person", "blue", 60, 150, [(0.0, 50, 320), (8.0, 250, 320)]),
+        (3, "person", "green", 50, 120, [(0.0, 600, 230), (8.0, 450, 230)]),
     ]
     kinds = by_kind(qa.rule_questions(*facts_of(objs), CLIP))
     assert [f["value"] for f in kinds["nearest"]] == [2]
@@ -148,19 +149,20 @@ def test_grounded_questions_in_a_crowd_with_a_doubtful_track():
 
 
 def test_abstention_is_deterministic():
-    tracks = with_noisy_track(CROWD, [(0.0, 620, 60), (8.0, 300, 60)])
+    tracks = with_noisy_track(CROWD, LEFT_NOISY)
     a, b = rows_of(tracks), rows_of(tracks)
     assert [r["question"] for r in a] == [r["question"] for r in b]
     assert np.isfinite([len(a)]).all()
 
 
 def test_a_clip_where_every_object_is_doubtful_gives_no_question_and_a_reason_per_track():
-    # two people crossing (an id switch there would reverse both directions) and a third with very noisy boxes
-    crossing = [
-        (1, "person", "red", 40, 100, [(0.0, 60, 200), (8.0, 580, 200)]),
-        (2, "person", "blue", 40, 100, [(0.0, 580, 220), (8.0, 60, 220)]),
+    # two cars passing each other in neighbouring lanes, their boxes overlapping all the time (an id switch
+    # anywhere would reverse both directions), and a person with very noisy boxes
+    passing = [
+        (1, "car", "red", 180, 80, [(0.0, 280, 200), (8.0, 450, 200)]),
+        (2, "car", "blue", 180, 80, [(0.0, 450, 220), (8.0, 280, 220)]),
     ]
-    tracks = with_noisy_track(crossing, [(0.0, 100, 420), (8.0, 500, 420)], tid=3)
+    tracks = with_noisy_track(passing, [(0.0, 100, 420), (8.0, 500, 420)], tid=3)
     traj = trajectories(tracks, W, H)
     pairs = pair_relations(traj)
     assert traj["kept"].all()
@@ -175,3 +177,68 @@ def test_a_clip_where_every_object_is_doubtful_gives_no_question_and_a_reason_pe
     # a clip without doubtful tracks is left as it is
     clean = trajectories(make_tracks(CROWD), W, H)
     assert qa.annotate_doubts(clean, [CLIP]).equals(clean)
+
+
+def test_crossing_tracks_are_asked_about_only_away_from_the_crossing():
+    # 1 walks right, 2 walks left; their boxes overlap around t = 4 s, where the tracker may swap them: nothing
+    # about either whole track is asked, but what each shows well before or after the crossing is
+    crossing = [
+        (1, "person", "red", 40, 100, [(0.0, 60, 200), (8.0, 580, 200)]),
+        (2, "person", "blue", 40, 100, [(0.0, 580, 220), (8.0, 60, 220)]),
+    ]
+    traj = trajectories(make_tracks(crossing), W, H)
+    pairs = pair_relations(traj)
+    rows = qa.rule_questions(traj, pairs, CLIP) + qa.grounded_questions(traj, pairs, CLIP)
+    kinds = Counter(json.loads(r["fact"])["kind"] for r in rows)
+    assert kinds and set(kinds) <= {"direction_during", "region_at", "relative_at", "faster_during",
+                                    "g_direction_during"}, kinds
+    assert kinds["direction_during"] >= 2 and kinds["region_at"] >= 2
+    pad = qa.QAParams().window_pad_s
+    overlap = [k / 10 for k in range(80) if abs(520 - 130 * k / 10) < 40 - 1e-6]  # sampled times, |dx| < 40 px
+    near = (overlap[0] - pad + 1e-6, overlap[-1] + pad - 1e-6)  # stretches keep pad s away (to float precision)
+    for r in rows:
+        f = json.loads(r["fact"])
+        t0, t1 = (f["t0"], f["t1"]) if "t0" in f else (f["t"], f["t"])
+        assert t1 <= near[0] or t0 >= near[1], (r["question"], near)
+        if f["kind"] == "direction_during":  # named by the colour its boxes have in the window
+            tid = f["tracks"][0]
+            assert (tid == 1) == ("red" in r["question"]) and f["value"] == ("right" if tid == 1 else "left")
+
+
+def test_a_track_that_changes_colour_is_asked_about_only_by_window_colour():
+    # one track, red for its first half and blue for its second (it may have followed two objects): the path keeps
+    # each box's colour, nothing about the whole track is asked, and each window names the colour its boxes have
+    walker = [(1, "person", "red", 40, 100, [(0.0, 60, 200), (8.0, 580, 200)])]
+    other = [(2, "person", "green", 40, 100, [(0.0, 300, 420), (8.0, 320, 420)])]
+    tracks = make_tracks(walker + other)
+    tracks = tracks.with_columns(pl.when((pl.col("track_id") == 1) & (pl.col("t_s") >= 4.0)).then(pl.lit("blue"))
+                                 .otherwise(pl.col("color")).alias("color"))
+    traj = trajectories(tracks, W, H)
+    path = traj.filter(pl.col("track_id") == 1)["path"][0]
+    assert {q["color"] for q in path if q["t"] < 4.0} == {"red"} and {q["color"] for q in path if q["t"] >= 4.0} == {
+        "blue"}
+    pairs = pair_relations(traj)
+    assert "colour_changes" in qa.doubts(traj, pairs, CLIP)[1]
+    rows = qa.rule_questions(traj, pairs, CLIP)
+    about = [(json.loads(r["fact"]), r["question"]) for r in rows if json.loads(r["fact"])["tracks"][:1] == [1]]
+    assert about and all(f["kind"] in ("direction_during", "region_at", "relative_at", "faster_during")
+                         for f, _ in about)
+    for f, text in about:
+        t0, t1 = (f["t0"], f["t1"]) if "t0" in f else (f["t"] - 0.5, f["t"] + 0.5)
+        if t1 <= 4.0:
+            assert "red person" in text and "blue" not in text, text
+        elif t0 >= 4.0:
+            assert "blue person" in text and "red" not in text, text
+
+
+def test_a_stretch_never_spans_a_gap_in_the_track():
+    objs = [(1, "person", "red", 40, 100, [(0.0, 60, 200), (8.0, 580, 200)])]
+    tracks = make_tracks(objs).filter((pl.col("t_s") < 3.0) | (pl.col("t_s") > 4.5))  # not seen for 1.5 s
+    traj = trajectories(tracks, W, H)
+    ctx = qa._Ctx(traj, pair_relations(traj), CLIP, qa.QAParams())
+    spans = qa._clear_stretches(ctx, ctx.objs[0].rec, 0.4)
+    assert len(spans) == 2 and spans[0][1] < 3.0 and spans[1][0] > 4.5
+    for r in qa.rule_questions(traj, pair_relations(traj), CLIP):
+        f = json.loads(r["fact"])
+        if "t0" in f:
+            assert f["t1"] < 3.0 or f["t0"] > 4.5
