@@ -185,7 +185,7 @@ class QAParams:
                                      "through the edge", ge=0)
     depth_margin: float = param(0.05, "nearest / furthest: the bottom edge must beat the runner-up's by this "
                                       "fraction of the frame height", ge=0)
-    window_min_s: float = param(1.0, "windowed questions: shortest stretch asked about, seconds", ge=0)
+    window_min_s: float = param(0.6, "windowed questions: shortest stretch asked about, seconds", ge=0)
     point_min_s: float = param(0.4, "... and, for a question about one moment (where / relative position), the "
                                     "clear stretch around it", ge=0)
     window_pad_s: float = param(0.3, "... a stretch keeps this far (seconds) from the track's ends and from any "
