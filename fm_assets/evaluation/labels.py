@@ -204,6 +204,12 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _mean_iou(boxes: dict[int, tuple], truth: dict[int, tuple]) -> float:
+    """Sum of the box IoUs on the frames both have / number of frames either has (0 when none)."""
+    either = len(boxes.keys() | truth.keys())
+    return sum(box_iou(boxes[f], truth[f]) for f in boxes.keys() & truth.keys()) / either if either else 0.0
+
+
 def match_tracks(tracks: dict[int, dict[int, tuple]], truth: dict[int, dict[int, tuple]],
                  frames: Iterable[int] | None = None, min_iou: float = MIN_IOU) -> tuple[dict[int, int], dict]:
     """(track id -> truth id, {(track, truth): mean IoU}) by Hungarian assignment on the mean IoU over the
@@ -217,14 +223,8 @@ def match_tracks(tracks: dict[int, dict[int, tuple]], truth: dict[int, dict[int,
     tr = {o: ({f: b for f, b in truth[o].items() if f in keep} if keep is not None else truth[o]) for o in oids}
     score = np.zeros((len(tids), len(oids)))
     for i, tid in enumerate(tids):
-        boxes = tracks[tid]
         for j, oid in enumerate(oids):
-            g = tr[oid]
-            both = boxes.keys() & g.keys()
-            if not both:
-                continue
-            either = len(boxes.keys() | g.keys())
-            score[i, j] = sum(box_iou(boxes[f], g[f]) for f in both) / either
+            score[i, j] = _mean_iou(tracks[tid], tr[oid])
     rows, cols = linear_sum_assignment(-score)
     scores = {(tids[i], oids[j]): float(score[i, j]) for i in range(len(tids)) for j in range(len(oids))
               if score[i, j] > 0}
@@ -771,11 +771,7 @@ def window_match(tracks: dict[int, dict[int, tuple]], truth: dict[int, dict[int,
         boxes = {f: b for f, b in tracks.get(tid, {}).items() if f in keep}
         best, score = None, min_iou
         for oid, g in truth.items():
-            gb = {f: b for f, b in g.items() if f in keep}
-            either = len(boxes.keys() | gb.keys())
-            if not either:
-                continue
-            v = sum(box_iou(boxes[f], gb[f]) for f in boxes.keys() & gb.keys()) / either
+            v = _mean_iou(boxes, {f: b for f, b in g.items() if f in keep})
             if v >= score:
                 best, score = oid, v
         if best is not None:
@@ -1095,7 +1091,8 @@ def evaluate_video(video_id: str, clips: list[dict], tracks: list[dict], questio
     for c in sorted(kept, key=lambda c: c["start_frame"]):
         tb = boxes_by_track(by_clip_tracks.get(c["clip_id"], []))
         ct = clip_truth(truth, c)
-        m, scores = match_tracks(tb, {o: truth[o] for o in ct.objs}, sampled_frames(c, tb))
+        sampled = sampled_frames(c, tb)
+        m, scores = match_tracks(tb, {o: truth[o] for o in ct.objs}, sampled)
         matches[c["clip_id"]] = {t: [o, round(scores[(t, o)], 3)] for t, o in m.items()}
         for q in questions:
             if q["clip_id"] != c["clip_id"] or q.get("kept") is False:
@@ -1112,7 +1109,7 @@ def evaluate_video(video_id: str, clips: list[dict], tracks: list[dict], questio
                     t0, t1 = ((float(fact["t0"]), float(fact["t1"])) if "t0" in fact
                               else (float(fact["t"]) - WINDOW_PAD_S, float(fact["t"]) + WINDOW_PAD_S))
                     fps = float(c["fps"])
-                    frames = [f for f in sampled_frames(c, tb) if t0 - 1e-6 <= f / fps <= t1 + 1e-6]
+                    frames = [f for f in sampled if t0 - 1e-6 <= f / fps <= t1 + 1e-6]
                     qm = window_match(tb, {o: truth[o] for o in ct.objs}, _needed(fact), frames)
                 except (KeyError, TypeError, ValueError):
                     qm = m

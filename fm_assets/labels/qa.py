@@ -1282,12 +1282,12 @@ def _near_times(ctx: _Ctx, r: dict) -> dict[int, list[float]]:
     other track of the clip (kept or dropped)."""
     if "_near" not in r:
         out: dict[int, list[float]] = {}
+        ts, mine = _arrays(r)
         for x in ctx.everyone:
             if x["track_id"] == r["track_id"] or not x.get("path") or x.get("t_start") is None:
                 continue
             if x["t_end"] < r["t_start"] or x["t_start"] > r["t_end"]:
                 continue
-            ts, mine = _arrays(r)
             xt, theirs = _arrays(x)
             seen = (ts >= x["t_start"]) & (ts <= x["t_end"])
             b = np.column_stack([np.interp(ts, xt, theirs[:, k]) for k in range(4)])
@@ -1325,6 +1325,13 @@ def _clear_stretches(ctx: _Ctx, r: dict, min_s: float) -> list[tuple[float, floa
     where its boxes change colour for good (``_colour_switches``: it may follow another object from there), from
     its box touching the frame's edge and from any moment its box comes near another track's box (kept or
     dropped: an occlusion, a merge or split, a possible id switch); never across a gap in its boxes."""
+    if "_runs" not in r:
+        r["_runs"] = _clear_runs(ctx, r)
+    return [(a, b) for a, b in r["_runs"] if b - a >= min_s - 1e-9]
+
+
+def _clear_runs(ctx: _Ctx, r: dict) -> list[tuple[float, float]]:
+    """Every clear stretch of a track, however short (see _clear_stretches)."""
     path = r.get("path") or []
     p = ctx.p
     if not path or r.get("t_start") is None or r.get("box_noise") is None or r["box_noise"] > p.max_box_noise:
@@ -1346,8 +1353,7 @@ def _clear_stretches(ctx: _Ctx, r: dict, min_s: float) -> list[tuple[float, floa
             start = i
         if (not good or gap_after[i]) and start is not None:
             end = i if good else i - 1
-            if ts[end] - ts[start] >= min_s - 1e-9:
-                out.append((float(ts[start]), float(ts[end])))
+            out.append((float(ts[start]), float(ts[end])))
             start = None
     return out
 
@@ -1438,9 +1444,7 @@ def _window_move(ctx: _Ctx, r: dict, t0: float, t1: float, p: QAParams) -> tuple
     a, b = _path_at(r["path"], t0, w, h), _path_at(r["path"], t1, w, h)
     d = b - a
     net = math.hypot(d[0], d[1])
-    pts = np.array([_path_at(r["path"], t0, w, h)[:2]] + [[q["ncx"] * w, q["ncy"] * h] for q in r["path"]
-                                                           if t0 < q["t"] < t1] + [b[:2]])
-    length = float(np.hypot(*np.diff(pts, axis=0).T).sum())
+    length = _centre_length(r, t0, t1)
     dirs = _perturbed_directions(d[0], d[1], b[2] / max(a[2], 1e-9), diag, p)
     return dirs, net / diag, length / max(net, 1e-9)
 
@@ -1512,12 +1516,18 @@ def _common(sa: list[tuple[float, float]], sb: list[tuple[float, float]], min_s:
                    if min(u1, v1) - max(u0, v0) >= min_s - 1e-9), key=lambda w: (w[0] - w[1], w[0]))
 
 
+def _centre_length(r: dict, t0: float, t1: float) -> float:
+    """Length (px) of a track's smoothed centre path over [t0, t1]: its points inside, the ends interpolated."""
+    w, h = int(r["width"]), int(r["height"])
+    ts, xy = _arrays(r)
+    at = np.concatenate([[t0], ts[(ts > t0) & (ts < t1)], [t1]])
+    pts = np.column_stack([np.interp(at, ts, xy[:, 0]) * w, np.interp(at, ts, xy[:, 1]) * h])
+    return float(np.hypot(*np.diff(pts, axis=0).T).sum())
+
+
 def _path_length(r: dict, t0: float, t1: float) -> float:
     """Length of a track's smoothed centre path over [t0, t1], in frame diagonals."""
-    w, h = int(r["width"]), int(r["height"])
-    ts = [t0] + [q["t"] for q in r["path"] if t0 < q["t"] < t1] + [t1]
-    pts = np.array([_path_at(r["path"], t, w, h)[:2] for t in ts])
-    return float(np.hypot(*np.diff(pts, axis=0).T).sum()) / math.hypot(w, h)
+    return _centre_length(r, t0, t1) / math.hypot(int(r["width"]), int(r["height"]))
 
 
 def _q_faster_during(ctx: _Ctx, a: _Obj, b: _Obj, sa: list[tuple[float, float]],
@@ -1533,7 +1543,7 @@ def _q_faster_during(ctx: _Ctx, a: _Obj, b: _Obj, sa: list[tuple[float, float]],
                                                    and _steady_between(b.rec, t0, t1, ctx.p)):
         return None
     la, lb = _path_length(a.rec, t0, t1), _path_length(b.rec, t0, t1)
-    fast, slow = (a, b) if la > lb else (b, a)
+    fast = a if la > lb else b
     if (max(la, lb) < 0.05 or max(la, lb) < ctx.p.speed_margin * min(la, lb)
             or min(a.rec["distance"] or 0.0, b.rec["distance"] or 0.0) < ctx.p.min_reliable_distance):
         return None
