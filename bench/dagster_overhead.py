@@ -1,5 +1,5 @@
-"""Benchmark: Dagster's overhead per video partition when ONE backfill labels 100 small videos, through the
-project's own machinery.
+"""Benchmark: Dagster's overhead per video partition when ONE backfill labels many small videos (``--partitions``,
+default 100; issue 14's target is measured at 1,000), through the project's own machinery.
 
 For each batch size B (``--batches``, default 10 and 25):
 
@@ -18,7 +18,7 @@ For each batch size B (``--batches``, default 10 and 25):
    batches of B partitions (partition-range tags, as a backfill run gets), timed after the imports.
 
 Overhead per partition = (backfill wall time, from the backfill's creation to its completion - in-process
-compute time) / 100. Target: <= 0.3 s. Also reported, as a second figure and not the target's definition: the
+compute time) / partitions. Target: <= 0.3 s at 100 partitions, <= 0.1 s at 1,000 (issue 14). Also reported, as a second figure and not the target's definition: the
 overhead without the backfill daemon's two polling waits (its loop is a fixed 30 s in Dagster 1.13: from the
 backfill's creation to the first run's submission, and from the last run's end to the backfill's completion),
 i.e. (first run submitted -> last run end - in-process compute) / 100: what the project's settings
@@ -66,7 +66,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TARGET_S = 0.3
+def target_s(partitions: int) -> float:
+    """The target per partition: 0.3 s at 100 partitions; 0.1 s from 1,000 (issue 14), where the backfill daemon's
+    two 30 s waits weigh a tenth as much."""
+    return 0.1 if partitions >= 1000 else 0.3
 EXECUTOR = {"default": "the project's (workspace.yaml)", "multiprocess": "multiprocess (bench/defs_with_executor.py)",
             "in_process": "in-process (bench/defs_with_executor.py)"}
 PY = sys.executable
@@ -444,7 +447,7 @@ def markdown(results, start, facts, command, when, videos_desc) -> str:
              "`dagster-daemon run -w workspace.yaml` emits one backfill of all missing partitions; backfill wall = "
              "the backfill's creation to its completion; in-process compute = the same assets and checks for the same "
              "videos in the same batches with `execute_in_process` (imports excluded); overhead = (backfill wall - "
-             f"in-process compute) / partitions; target <= {TARGET_S:g} s. Second figure (not the target's definition): "
+             f"in-process compute) / partitions; target <= {target_s(n) if isinstance(n, int) else 0.3:g} s. Second figure (not the target's definition): "
              "the overhead without the backfill daemon's two polling waits (backfill -> first run submitted, last run "
              "end -> backfill done; the daemon's loop is a fixed 30 s) = (first run submitted -> last run end - "
              "in-process compute) / partitions. Run slots / dequeue s = the run queue's max_concurrent_runs and "
@@ -538,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
                         r["overhead_without_daemon_waits_s"] = (r["run_phase_s"] - compute["compute_s"]) / args.partitions
                     print(f"batch {batch}, {variant}, slots/dequeue {_slots(r)}: {r['n_runs']} runs {r['run_status']}, backfill {r['backfill_s']:.1f} s, "
                           f"in-process {compute['compute_s']:.1f} s -> overhead {r['overhead_per_partition_s']:.3f} "
-                          f"s/partition (target {TARGET_S}); qa_pairs {r['qa_pairs_materialized']}/{r['partitions']}",
+                          f"s/partition (target {target_s(args.partitions):g}); qa_pairs {r['qa_pairs_materialized']}/{r['partitions']}",
                           flush=True)
                 else:
                     print(f"batch {batch}, {variant}: {r.get('error')}", flush=True)

@@ -8,9 +8,10 @@ decoder settings of fm_resources.video.decode: first video stream, ``thread_type
 best of 3. The process is `python bench/fm_run.py --child run ...`, which wraps fm_resources.video.decode (a
 counter, nothing else) and then calls `fm`'s own main(), so the run is exactly `fm run`'s and also reports its
 decode passes: how many times a pass over the video started, by which stage, and the frames each pass decoded.
-Peak RSS is the child's ru_maxrss (`fm run` executes in-process; with `clip_pool: process` the
-detector's worker processes are not in it), and a 0.1 s sampling of its resident memory says which stage holds
-the peak. Per-stage seconds are the
+Peak RSS is the child's VmHWM at its end (`fm run` executes in-process; with `clip_pool: process` the
+detector's worker processes are not in it; not the child's ru_maxrss, which Linux carries over from the parent's
+memory at the fork: with --long, the parent has just held the source's decoded frames), and a 0.1 s sampling of
+its resident memory says which stage holds the peak. Per-stage seconds are the
 lake's `stage_runs` (as `fm sql -f sql/reports/stage_seconds.sql` shows them; `videos` and `raw_clips` are one step,
 ingest, shown as raw_clips).
 
@@ -123,7 +124,11 @@ def child(argv: list[str], report: Path) -> int:
         rc = main()
     finally:
         done.set()
-        report.write_text(json.dumps({"passes": passes, "rss": rss}))
+        # the peak resident memory of this process since its exec (not ru_maxrss, which also counts what the
+        # parent held when it forked this child: e.g. the frames --long decoded)
+        with open("/proc/self/status") as fh:
+            hwm = next((int(ln.split()[1]) // 1024 for ln in fh if ln.startswith("VmHWM:")), None)
+        report.write_text(json.dumps({"passes": passes, "rss": rss, "peak_rss_mb": hwm}))
     return int(rc or 0)
 
 
@@ -174,7 +179,7 @@ def measure(video: Path, pool: str | None = None) -> dict:
             t0 = time.perf_counter()
             p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(report), "run", "-q",
                                   *extra, str(folder)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-            _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS
+            _, status, usage = os.wait4(p.pid, 0)
             wall = time.perf_counter() - t0
         rc = os.waitstatus_to_exitcode(status)
         if rc != 0:
@@ -190,7 +195,8 @@ def measure(video: Path, pool: str | None = None) -> dict:
         n = decode_only(video)
         decode.append(time.perf_counter() - t)
     return {"video": video.name + (f" ({pool})" if pool else ""), "frames": n, "decode_s": round(min(decode), 3), "fm_run_s": round(wall, 2),
-            "ratio": round(wall / min(decode), 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            "ratio": round(wall / min(decode), 1),
+            "peak_rss_mb": counted.get("peak_rss_mb") or round(usage.ru_maxrss / 1024),
             "passes": counted["passes"], "stages": stages, "peak_mb_by_stage": peak_by_stage(steps, counted["rss"])}
 
 

@@ -189,10 +189,12 @@ def llm_model() -> str:
 
 
 def backfill_batch() -> int:
-    """Video partitions per run when a backfill runs (FM_BACKFILL_BATCH, default 10): bigger batches spend less
-    time starting runs (about 3.5 s per run: the run's process start and its turn in the run queue); smaller ones
-    give small backfills more runs to spread over the cores; a failure fails (and retries) its whole batch."""
-    return max(1, int(os.environ.get("FM_BACKFILL_BATCH", "10")))
+    """Video partitions per run when a backfill runs (FM_BACKFILL_BATCH, default 25): bigger batches spend less
+    time starting runs (each run is a new process that imports the code location, Dagster and, for `tracks`,
+    mmdet, and writes its run's events); smaller ones give small backfills more runs to spread over the cores; a
+    failure fails (and retries) its whole batch. At 1,000 small videos on 2 CPUs, 25 cost -0.11 s per partition
+    over in-process compute and 10 cost 0.18 s (bench/dagster_overhead.py, BENCHMARKS.md)."""
+    return max(1, int(os.environ.get("FM_BACKFILL_BATCH", "25")))
 
 
 def pool_limits() -> dict[str, int]:

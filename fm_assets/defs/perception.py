@@ -69,15 +69,15 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
            detections: pl.DataFrame, tracker: TrackerResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
     def one(video_id: str):
         started = time.perf_counter()
-        rows, n_frames, next_id = [], 0, 1
+        parts, n_frames, next_id = [frame([], TRACKS)], 0, 1
         video_dets = of_video(detections, video_id)
         for run in shot_runs(of_video(raw_clips, video_id).filter(pl.col("kept"))):
             run_dets = video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run]))
             run_rows, run_frames, next_id = shot_track_rows(video_id, run, run_dets, tracker.track_clip,
                                                             config.to_params(), next_id)
-            rows += run_rows
+            parts.append(frame(run_rows, TRACKS))  # a table per run: one run's rows are Python dicts at a time
             n_frames += run_frames
-        df = frame(rows, TRACKS)
+        df = pl.concat(parts)
         elapsed = time.perf_counter() - started
         metadata = {
             "tracker": tracker.kind,

@@ -3,6 +3,7 @@ over a clip, table rows, track labels, overlays, MOT."""
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import time
@@ -186,9 +187,11 @@ def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | 
             by_track.setdefault(r["track_id"], []).append(r["det_label"])
         if r["det_color"] is not None:
             colours.setdefault(r["track_id"], []).append(r["det_color"])
+    label = {t: track_label(v) for t, v in by_track.items()}  # one vote per track, not one per box
+    colour = {t: track_label(v) for t, v in colours.items()}
     for r in rows:
-        r["label"] = track_label(by_track.get(r["track_id"], ["object"]))
-        r["color"] = track_label(colours[r["track_id"]]) if r["track_id"] in colours else None
+        r["label"] = label.get(r["track_id"], "object")
+        r["color"] = colour.get(r["track_id"])
         del r["det_label"], r["det_color"]
     return rows
 
@@ -386,7 +389,7 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     boxes, scores, t_s = d.select("x1", "y1", "x2", "y2").to_numpy(), d["score"].to_numpy(), d["t_s"].to_numpy()
     labels = d["label"].to_list()
     colours = d["color"].to_list() if "color" in d.columns else [None] * len(d)
-    hists = d["hist"].to_list() if "hist" in d.columns else [None] * len(d)
+    hists, has_hist = hist_matrix(d)
     frames, spans, clip_of = [], [], {}
     for clip in run:
         for f in sampled_frames(clip["start_frame"], clip["end_frame"], step):
@@ -396,22 +399,23 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
             clip_of[f] = clip["clip_id"]
     tracked = track_clip([Detections(boxes[a:b], scores[a:b], labels[a:b]) if b > a else Detections.empty()
                           for a, b in spans])
-    seqs: dict[int, list[tuple[int, Any]]] = {}  # per track: (frame, appearance histogram) of its boxes
+    seqs: dict[int, list[tuple[int, int]]] = {}  # per track: (frame, row of `hists`) of its boxes with a histogram
     for (f, _, _, _), (a, b), frame_boxes in zip(frames, spans, tracked):
         for box in frame_boxes:
-            if 0 <= box.det_index < b - a and hists[a + box.det_index] is not None:
-                seqs.setdefault(box.track_id, []).append((f, hists[a + box.det_index]))  # the table's list, no copy
+            if 0 <= box.det_index < b - a and has_hist[a + box.det_index]:
+                seqs.setdefault(box.track_id, []).append((f, a + box.det_index))
     rows = track_rows(video_id, "", frames, tracked)
     if params.split_similarity > 0:
-        rows, seqs = split_on_appearance(rows, seqs, params)
-    rows = bridge_tracklets(rows, {t: np.mean([h for _, h in seq], axis=0) for t, seq in seqs.items()}, params)
+        rows, seqs = split_on_appearance(rows, seqs, hists, params)
+    rows = bridge_tracklets(rows, {t: hists[[i for _, i in seq]].mean(axis=0) for t, seq in seqs.items()}, params)
     for key in ("label", "color"):  # a joined track's label and colour: the majority over its boxes
         votes: dict[int, list[str]] = {}
         for r in rows:
             if r[key] is not None:
                 votes.setdefault(r["track_id"], []).append(r[key])
+        winner = {t: track_label(v) for t, v in votes.items()}
         for r in rows:
-            r[key] = track_label(votes[r["track_id"]]) if r["track_id"] in votes else r[key]
+            r[key] = winner.get(r["track_id"], r[key])
     order: dict[int, int] = {}
     for r in sorted(rows, key=lambda r: (r["frame_idx"], r["track_id"])):
         order.setdefault(r["track_id"], first_id + len(order))
@@ -421,21 +425,36 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     return rows, len(frames), first_id + len(order)
 
 
-def split_on_appearance(rows: list[dict], seqs: dict[int, list[tuple[int, Sequence[float]]]],
-                        p: TrackParams) -> tuple[list[dict], dict[int, list[tuple[int, Sequence[float]]]]]:
+def hist_matrix(dets: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The detections' appearance histograms as one uint8 matrix (a row per detection; a long shot has hundreds of
+    thousands, which as Python lists cost ten times the memory) and which rows have one."""
+    n = len(dets)
+    if "hist" not in dets.columns or dets["hist"].null_count() == n:
+        return np.zeros((n, 0), np.uint8), np.zeros(n, bool)
+    lens = dets["hist"].list.len().fill_null(0).to_numpy()
+    width = int(lens.max())
+    has = (lens == width) & (width > 0)
+    out = np.zeros((n, width), np.uint8)
+    if has.any():
+        out[has] = dets["hist"].filter(pl.Series(has)).explode().to_numpy().astype(np.uint8).reshape(-1, width)
+    return out, has
+
+
+def split_on_appearance(rows: list[dict], seqs: dict[int, list[tuple[int, int]]], hists: np.ndarray,
+                        p: TrackParams) -> tuple[list[dict], dict[int, list[tuple[int, int]]]]:
     """Cut a track where its colour histogram changes for good (the tracker followed one object, then another):
-    the cut is at the frame that best separates the track's boxes (`seqs`: per track, its boxes' (frame,
-    histogram) in time order) into two runs of at least `split_min_boxes`, when the two runs' mean histograms
-    intersect less than `split_similarity`. The later run gets a new id. Returns the rows and the (frame,
-    histogram) runs of the tracks after the cuts."""
+    the cut is at the frame that best separates the track's boxes (`seqs`: per track, its boxes' (frame, row of
+    `hists`) in time order) into two runs of at least `split_min_boxes`, when the two runs' mean histograms
+    intersect less than `split_similarity`. The later run gets a new id. Returns the rows and the (frame, row)
+    runs of the tracks after the cuts."""
     next_id = max((r["track_id"] for r in rows), default=0) + 1
     cut_at: dict[int, tuple[int, int]] = {}
-    out: dict[int, list[tuple[int, Sequence[float]]]] = {}
+    out: dict[int, list[tuple[int, int]]] = {}
     for tid, seq in seqs.items():
         n, k = len(seq), p.split_min_boxes
         best = None
         if n >= 2 * k:
-            h = np.array([x for _, x in seq])
+            h = hists[[i for _, i in seq]].astype(float)
             h = h / np.maximum(h.sum(axis=1, keepdims=True), 1e-9)
             csum = np.cumsum(h, axis=0)
             for i in range(k, n - k + 1):
@@ -499,9 +518,14 @@ def bridge_tracklets(rows: list[dict], hists: dict[int, np.ndarray], p: TrackPar
     if p.bridge_gap_s <= 0 or not rows:
         return rows
     ends = _ends(rows)
+    by_start = sorted(ends, key=lambda t: ends[t]["t0"])
+    starts = [ends[t]["t0"] for t in by_start]
     cands = []
     for a, ea in ends.items():
-        for b, eb in ends.items():
+        # only the tracklets starting within the gap after A ends (a long shot has thousands of tracklets)
+        lo, hi = bisect.bisect_right(starts, ea["t1"]), bisect.bisect_right(starts, ea["t1"] + p.bridge_gap_s + 1e-6)
+        for b in by_start[lo:hi]:
+            eb = ends[b]
             gap = eb["t0"] - ea["t1"]
             if a == b or not (0 < gap <= p.bridge_gap_s):
                 continue

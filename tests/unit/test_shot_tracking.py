@@ -5,7 +5,14 @@ import numpy as np
 import polars as pl
 
 from fm_assets.labels.schemas import DETECTIONS, frame
-from fm_assets.labels.tracking import TrackParams, bridge_tracklets, hist_similarity, shot_runs, shot_track_rows
+from fm_assets.labels.tracking import (
+    TrackParams,
+    bridge_tracklets,
+    hist_matrix,
+    hist_similarity,
+    shot_runs,
+    shot_track_rows,
+)
 from fm_resources.trackers import TrackerResource
 
 FPS = 10.0
@@ -100,6 +107,38 @@ def test_bridging_takes_the_best_link_once():
     out = bridge_tracklets(rows, hists, TrackParams())
     joined = {(b, r["track_id"]) for b, r in zip(before, out)}
     assert joined == {(1, 1), (2, 2), (3, 1), (4, 2)}
+
+
+def test_bridging_over_many_tracklets_joins_each_lane_at_the_gap_limit():
+    # a long shot has thousands of tracklets, so only those starting within the gap after one ends are compared:
+    # each tracklet still joins the next one on its lane, which starts exactly bridge_gap_s later
+    def rows_of(tid, t0, t1, y):
+        return [{"track_id": tid, "frame_idx": int(round(t * 10)), "t_s": t, "x1": 10.0 * t, "y1": y,
+                 "x2": 10.0 * t + 40, "y2": y + 80, "label": "person", "color": None}
+                for t in np.round(np.arange(t0, t1 + 1e-9, 0.1), 3)]
+    rows, lane = [], {}
+    for k in range(60):  # 3 lanes far apart, 20 tracklets each: 2 s on, 1.5 s off
+        tid, y = k + 1, 200.0 * (k % 3)
+        rows += rows_of(tid, 3.5 * (k // 3), 3.5 * (k // 3) + 2.0, y)
+        lane[tid] = k % 3
+    hists = {t: np.array(RED, float) for t in lane}
+    out = bridge_tracklets([dict(r) for r in rows], hists, TrackParams(bridge_gap_s=1.5))
+    joined = {r["track_id"] for r in out}
+    assert len(joined) == 3  # every lane became one track
+    assert {lane[t] for t in joined} == {0, 1, 2}
+    assert all(lane[r["track_id"]] == lane[t] for r, t in zip(out, [r["track_id"] for r in rows]))
+    # one second shorter a gap allowed: nothing is joined
+    assert len({r["track_id"] for r in bridge_tracklets([dict(r) for r in rows], hists, TrackParams(bridge_gap_s=1.0))}) == 60
+
+
+def test_hist_matrix_keeps_each_rows_histogram_and_marks_the_missing():
+    dets = pl.DataFrame({"hist": [RED, None, BLUE, [1, 2]]}, schema={"hist": pl.List(pl.UInt8)})
+    m, has = hist_matrix(dets)
+    assert m.dtype == np.uint8 and m.shape == (4, 36)
+    assert has.tolist() == [True, False, True, False]  # a histogram of another length is not comparable
+    assert m[0].tolist() == RED and m[2].tolist() == BLUE and not m[1].any()
+    m, has = hist_matrix(pl.DataFrame({"x": [1, 2]}))
+    assert m.shape == (2, 0) and not has.any()
 
 
 def test_hist_similarity():
