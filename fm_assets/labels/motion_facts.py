@@ -7,7 +7,8 @@ A track is a sequence of boxes at sampled presentation times ``t_s`` (gaps allow
 
 - ``path``: centre and size of each box smoothed by a centred local-linear fit (a Savitzky-Golay filter of
   order 1 that accepts irregular times) over ``smooth_s`` seconds, normalised to [0, 1] by the frame width /
-  height, with each box's own colour name (``color``).  This is what prompts and overlays show.
+  height, with the colour name of the track's row at that time (``color``: the `tracks` table holds each
+  track's majority colour, so today it is one colour along a track).  This is what prompts and overlays show.
 - a *continuous piecewise-linear fit* of the state (cx, cy, size) - the synthetic generator's own motion
   model (linear between keyframes) - from which every fact is read.  size = sqrt(w * h) x the track's median
   diagonal / sqrt(w * h): the box diagonal while the aspect ratio holds.  Each coordinate is measured in units
@@ -350,7 +351,8 @@ def _ratio(first: np.ndarray, last: np.ndarray) -> float:
 def _path(t: np.ndarray, boxes: np.ndarray, width: int, height: int, smooth_s: float,
           colours: list[str | None] | None = None) -> list[dict]:
     """Smoothed, normalised path: [{t, ncx, ncy, nw, nh, color}] (centre and size of the box / frame size, and
-    the box's own colour name: a track that switched objects changes colour along its path)."""
+    the colour name of the track's row at that time; the `tracks` table gives every row of a track its majority
+    colour, so a path has one colour unless its rows come from elsewhere)."""
     if len(t) == 0:
         return []
     state = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 / width, (boxes[:, 1] + boxes[:, 3]) / 2 / height,

@@ -1306,7 +1306,10 @@ def _touching(ctx: _Ctx, r: dict) -> set[int]:
 
 def _colour_switches(path: list[dict], share: float, span: float = 1.0) -> list[float]:
     """Times where the box's colour name changes for good: the colour of at least ``share`` of the boxes in the
-    ``span`` seconds before differs from that of the ``span`` seconds after (one flickering box is no change)."""
+    ``span`` seconds before differs from that of the ``span`` seconds after (one flickering box is no change).
+    The path's colours come from the `tracks` table, which gives a track's rows its majority colour: on the
+    pipeline's own output this finds no switch (nor does _colour_changes); per-box colours would need a column
+    there."""
     out = []
     for q in path:
         before = [x.get("color") for x in path if q["t"] - span <= x["t"] < q["t"]]
