@@ -2,14 +2,14 @@
 
 Used by ``fm demo``, tests and benchmarks.  ``render_scene`` writes three files per scene::
 
-    <name>.mp4         H.264 (libx264, yuv420p, crf 18, preset veryfast, 2 fixed frame threads), frame i
+    <name>.mp4         H.264 (libx264 C code, yuv420p, crf 18, preset veryfast, one thread), frame i
                        has pts i in time base 1/fps, so its presentation time is exactly i / fps.
     <name>.gt.txt      MOTChallenge ground truth ``frame,id,x,y,w,h,1,-1,-1,-1``: frame is 1-based over the
                        video's frames, (x, y) the top-left corner and (w, h) the size in pixels, one line per
                        visible object per frame, sorted by frame then id.
     <name>.facts.json  motion facts computed exactly from the keyframes (never from pixels), defined below.
 
-Same spec + seed -> byte-identical mp4 (fixed encoder options and thread count, no wall-clock metadata,
+Same spec + seed -> byte-identical mp4 (fixed encoder options, one encoder thread, no wall-clock metadata,
 bit-exact muxing), given the same PyAV/FFmpeg/x264 build.
 
 Motion model
@@ -571,8 +571,13 @@ def render_frames(spec: SceneSpec, seed: int = 0) -> Iterator[tuple[int, np.ndar
         yield i, img
 
 
-ENCODER_OPTIONS = {"crf": "18", "preset": "veryfast"}
-ENCODER_THREADS = 2  # fixed: x264 output depends on the thread count, not on timing
+# x264's C code, one thread: with its SIMD code (this libx264 build, AVX-512 CPU) the same frames encoded twice in
+# one process gave different bytes (decoded pixels off by up to 4 grey levels from the second frame on, with one
+# thread or two) whenever the frames were rendered between encoder calls, so a seed did not fix its video. The C
+# code gives the same bytes every time and on every CPU, at about 4x the encoding time (0.3 -> 1.3 s for 81
+# 640x480 frames).
+ENCODER_OPTIONS = {"crf": "18", "preset": "veryfast", "x264-params": "asm=0"}
+ENCODER_THREADS = 1
 
 
 def _encode(spec: SceneSpec, seed: int, path: Path) -> None:
@@ -581,14 +586,13 @@ def _encode(spec: SceneSpec, seed: int, path: Path) -> None:
 
 
 def write_h264(path: Path, frames: Iterator[tuple[int, np.ndarray]], width: int, height: int, rate: Fraction) -> None:
-    """H.264 mp4 of RGB frames (index, image) with the fixed encoder settings above (bit-exact muxing, fixed thread
-    count: the same frames give the same bytes); frame i has pts i in time base 1 / rate."""
+    """H.264 mp4 of RGB frames (index, image) with the fixed encoder settings above (bit-exact muxing, one
+    thread: the same frames give the same bytes); frame i has pts i in time base 1 / rate."""
     with av.open(str(path), "w", format="mp4", container_options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libx264", rate=rate, options=dict(ENCODER_OPTIONS))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = 1 / rate
-        stream.codec_context.thread_type = "FRAME"
-        stream.codec_context.thread_count = ENCODER_THREADS
+        stream.codec_context.thread_count = ENCODER_THREADS  # no frame threading: see ENCODER_THREADS
         for i, img in frames:
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i

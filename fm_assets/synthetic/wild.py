@@ -33,8 +33,8 @@ What a scene holds
 
 Files (``render_wild`` / ``render_wild_scene``) in out_dir, for scene ``wild-0007`` (seed 7)::
 
-    wild-0007.mp4         H.264 with generator.py's encoder settings (libx264, yuv420p, crf 18, preset veryfast,
-                          2 fixed frame threads, bitexact mp4); frame i has pts i in time base 1/fps.
+    wild-0007.mp4         H.264 with generator.py's encoder settings (libx264 C code, yuv420p, crf 18, preset
+                          veryfast, one encoder thread, bitexact mp4); frame i has pts i in time base 1/fps.
     wild-0007.gt.txt      MOTChallenge ``frame,id,x,y,w,h,1,-1,vis,-1``: frame 1-based over the video's frames;
                           (x, y, w, h) the tight box of the part of the object's outline that is in the frame
                           (jitter included; an object cut by the frame's edge gets the box of its part inside);
