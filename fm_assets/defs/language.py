@@ -108,7 +108,7 @@ def qa_pairs(context: AssetExecutionContext, config: QAConfig, raw_clips: pl.Dat
         def ask(clip: dict) -> tuple[list[dict], dict]:
             traj = per_clip(video_traj, clip["clip_id"])
             pairs = pair_relations(traj)
-            rows = qa.rule_questions(traj, pairs, clip, params) + qa.grounded_questions(traj, pairs, clip, params)
+            rows = qa.clip_questions(traj, pairs, clip, params)
             usage = {"tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "cached": False}
             cap = caption_of.get(clip["clip_id"])
             if llm.is_offline or params.llm_questions == 0 or not cap or cap["status"] != "ok" or not len(traj):

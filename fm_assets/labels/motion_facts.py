@@ -7,8 +7,9 @@ A track is a sequence of boxes at sampled presentation times ``t_s`` (gaps allow
 
 - ``path``: centre and size of each box smoothed by a centred local-linear fit (a Savitzky-Golay filter of
   order 1 that accepts irregular times) over ``smooth_s`` seconds, normalised to [0, 1] by the frame width /
-  height, with the colour name of the track's row at that time (``color``: the `tracks` table holds each
-  track's majority colour, so today it is one colour along a track).  This is what prompts and overlays show.
+  height, with the colour name of the box at that time (``color``: the `tracks` table's ``box_color``, the
+  colour of the box's own detection, so a path shows where a track's boxes change colour).  This is what
+  prompts and overlays show.
 - a *continuous piecewise-linear fit* of the state (cx, cy, size) - the synthetic generator's own motion
   model (linear between keyframes) - from which every fact is read.  size = sqrt(w * h) x the track's median
   diagonal / sqrt(w * h): the box diagonal while the aspect ratio holds.  Each coordinate is measured in units
@@ -314,7 +315,10 @@ def _majority(labels: list[str | None]) -> str | None:
 
 def _track_row(g: pl.DataFrame, width: int, height: int, params: TrajectoryParams) -> dict:
     """Path, facts, kept and drop_reason of one track's rows (sorted by time)."""
-    colour = pl.col("color").first() if "color" in g.columns else pl.lit(None, pl.String).alias("color")
+    # the path's colour at each time: the box's own detection colour (`box_color`); a tracks table written before
+    # that column existed has only the track's majority colour
+    src = next((c for c in ("box_color", "color") if c in g.columns), None)
+    colour = pl.col(src).first().alias("color") if src else pl.lit(None, pl.String).alias("color")
     g = (g.drop_nulls(["t_s", "x1", "y1", "x2", "y2"])
          .group_by("t_s", maintain_order=True).agg(pl.col("x1", "y1", "x2", "y2").mean(), colour))  # one per time
     t = g["t_s"].to_numpy().astype(float)
@@ -351,8 +355,7 @@ def _ratio(first: np.ndarray, last: np.ndarray) -> float:
 def _path(t: np.ndarray, boxes: np.ndarray, width: int, height: int, smooth_s: float,
           colours: list[str | None] | None = None) -> list[dict]:
     """Smoothed, normalised path: [{t, ncx, ncy, nw, nh, color}] (centre and size of the box / frame size, and
-    the colour name of the track's row at that time; the `tracks` table gives every row of a track its majority
-    colour, so a path has one colour unless its rows come from elsewhere)."""
+    the colour name of the box at that time)."""
     if len(t) == 0:
         return []
     state = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 / width, (boxes[:, 1] + boxes[:, 3]) / 2 / height,

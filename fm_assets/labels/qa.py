@@ -129,6 +129,7 @@ __all__ = [
     "Q_TYPES",
     "QAParams",
     "annotate_doubts",
+    "clip_questions",
     "doubts",
     "finalize",
     "grounded_questions",
@@ -830,7 +831,16 @@ def rule_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: 
 
     Rows carry the QA_PAIRS columns except qa_id / option_a..d / answer, plus ``options`` (the answer first,
     then three distractors) and ``kind``; :func:`finalize` turns them into table rows."""
+    return _rule_rows(_Ctx(traj, pairs, clip, params or QAParams()))
+
+
+def clip_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: QAParams | None = None) -> list[dict]:
+    """:func:`rule_questions` then :func:`grounded_questions` of one clip, from one judgement of its tracks."""
     ctx = _Ctx(traj, pairs, clip, params or QAParams())
+    return _rule_rows(ctx) + _grounded_rows(ctx)
+
+
+def _rule_rows(ctx: _Ctx) -> list[dict]:
     rows: list[dict | None] = []
     for o in ctx.objs:
         if o.usable and o.untrusted:  # an id may be switched: only what holds either way
@@ -1307,9 +1317,7 @@ def _touching(ctx: _Ctx, r: dict) -> set[int]:
 def _colour_switches(path: list[dict], share: float, span: float = 1.0) -> list[float]:
     """Times where the box's colour name changes for good: the colour of at least ``share`` of the boxes in the
     ``span`` seconds before differs from that of the ``span`` seconds after (one flickering box is no change).
-    The path's colours come from the `tracks` table, which gives a track's rows its majority colour: on the
-    pipeline's own output this finds no switch (nor does _colour_changes); per-box colours would need a column
-    there."""
+    The path's colours are its boxes' own (the `tracks` table's ``box_color``)."""
     out = []
     for q in path:
         before = [x.get("color") for x in path if q["t"] - span <= x["t"] < q["t"]]
@@ -1721,7 +1729,10 @@ def grounded_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict,
     one object: ``target_track_id``, ``answer_text`` (its referring expression) and the window of the asked-about
     motion [action_start_s, action_end_s] (absolute seconds, inside the clip and the track's span).  Same row
     layout as :func:`rule_questions` with ``options`` None."""
-    ctx = _Ctx(traj, pairs, clip, params or QAParams())
+    return _grounded_rows(_Ctx(traj, pairs, clip, params or QAParams()))
+
+
+def _grounded_rows(ctx: _Ctx) -> list[dict]:
     if not ctx.objs:
         return []
     rows: list[dict | None] = []

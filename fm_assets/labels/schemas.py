@@ -31,7 +31,8 @@ DETECTIONS = {
 TRACKS = {
     "video_id": pl.String, "clip_id": pl.String, "track_id": pl.Int32, "frame_idx": pl.Int32, "t_s": pl.Float64,
     "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32, "y2": pl.Float32, "score": pl.Float32, "label": pl.String,
-    "color": pl.String,
+    "color": pl.String,  # the track's majority colour name, on every row of the track
+    "box_color": pl.String,  # the colour name of this box's own detection (None: no detection behind the box)
 }
 
 

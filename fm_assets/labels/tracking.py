@@ -170,7 +170,8 @@ def track_label(labels: list[str]) -> str:
 def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | None, list[str], list[str | None]]],
                tracked: list[list[TrackedBox]]) -> list[dict]:
     """Rows of the tracks table for one clip: frames = (frame_idx, t_s, that frame's detection labels and colours
-    in det_idx order)."""
+    in det_idx order). `label` and `color` are the track's majority over its boxes; `box_color` is each box's own
+    detection colour."""
     rows: list[dict[str, Any]] = []
     for (frame_idx, t_s, labels, det_colours), boxes in zip(frames, tracked):
         for b in boxes:
@@ -192,7 +193,8 @@ def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | 
     for r in rows:
         r["label"] = label.get(r["track_id"], "object")
         r["color"] = colour.get(r["track_id"])
-        del r["det_label"], r["det_color"]
+        r["box_color"] = r.pop("det_color")  # the box's own colour: where a track's boxes change colour
+        del r["det_label"]
     return rows
 
 

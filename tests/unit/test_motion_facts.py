@@ -296,6 +296,18 @@ def test_clips_and_labels_are_kept_apart() -> None:
     assert pairs.select("clip_id", "a", "b").rows() == [("v:0", 1, 2), ("v:0", 2, 1)]  # never across clips
 
 
+def test_path_colour_is_each_boxs_own_and_the_track_colour_the_majority() -> None:
+    t = np.arange(0, 3, 0.1)  # 30 boxes: 20 red, then the track follows something blue
+    boxes = ["red"] * 20 + ["blue"] * 10
+    g = one_track(t, box_at(100 + 50 * t, 100)).with_columns(color=pl.lit("red"), box_color=pl.Series(boxes))
+    row = trajectories(g, 640, 480).row(0, named=True)
+    assert row["color"] == "red"
+    assert [q["color"] for q in row["path"]] == boxes
+    # a tracks table written before box_color existed: the path shows the track's colour
+    old = trajectories(g.drop("box_color"), 640, 480).row(0, named=True)
+    assert {q["color"] for q in old["path"]} == {"red"}
+
+
 def test_pair_relations_moving_apart_and_same_start() -> None:
     t = np.arange(0, 4, 0.08)
     move = np.clip(t - 1, 0, 2)

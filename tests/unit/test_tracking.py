@@ -151,3 +151,5 @@ def test_track_colour_is_the_majority_of_its_detections():
     dets = [Detections(np.array([[10.0 + i, 10, 50 + i, 60]]), np.array([0.9]), ["object"]) for i in range(4)]
     rows = track_rows("v", "c", frames, tracker.track_clip(dets))
     assert rows and {r["color"] for r in rows} == {"red"}
+    # each box keeps its own detection's colour: where a track's boxes change colour stays visible downstream
+    assert [r["box_color"] for r in sorted(rows, key=lambda r: r["frame_idx"])] == ["red", "red", "orange", "red"]
