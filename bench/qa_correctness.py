@@ -46,7 +46,7 @@ from fm_assets.evaluation import labels as L  # noqa: E402
 from fm_assets.labels import qa  # noqa: E402
 from fm_assets.labels.ids import make_video_id  # noqa: E402
 from fm_assets.labels.motion_facts import pair_relations, trajectories  # noqa: E402
-from fm_assets.labels.schemas import QA_PAIRS, TRACKS, frame  # noqa: E402
+from fm_assets.labels.schemas import QA_PAIRS, frame  # noqa: E402
 from fm_assets.labels.tracking import DetectionParams, clip_track_rows, detect_video  # noqa: E402
 from fm_resources.detection.resource import DetectorResource  # noqa: E402
 from fm_resources.trackers import TrackerResource  # noqa: E402
@@ -63,7 +63,7 @@ def run_pipeline(truth: S.SceneTruth, spec: S.SceneSpec, detector, tracker: Trac
     clip_row = {"clip_id": clip_id, "start_frame": 0, "end_frame": n}
     dets = detect_video(video_id, decode(truth.mp4, 0), pl.DataFrame([clip_row]), fps, detector,
                         DetectionParams()).table
-    tracks = frame(clip_track_rows(video_id, clip_row, dets, tracker.track_clip)[0], TRACKS)
+    tracks = clip_track_rows(video_id, clip_row, dets, tracker.track_clip)[0]
     traj = trajectories(tracks, spec.width, spec.height)
     pairs = pair_relations(traj)
     clip = {"video_id": video_id, "clip_id": clip_id, "start_s": 0.0, "end_s": truth.facts["duration_s"]}

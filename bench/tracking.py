@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 import polars as pl  # noqa: E402
 
 from fm_assets.evaluation.mot_metrics import evaluate, parse_mot, read_mot  # noqa: E402
-from fm_assets.labels.schemas import TRACKS, frame  # noqa: E402
 from fm_assets.labels.tracking import (  # noqa: E402
     DetectionParams,
     clip_track_rows,
@@ -55,7 +54,7 @@ def run_once(video: Path, n_frames: int, fps: float, sample_fps: float, detector
     dets, n_sampled, busy_det = run.table, run.frames, run.busy_s
     t1 = time.perf_counter()
     step = sample_step(fps, sample_fps)
-    tracks = frame(clip_track_rows("v", clip, dets, tracker.track_clip)[0], TRACKS)
+    tracks = clip_track_rows("v", clip, dets, tracker.track_clip)[0]
     busy_track = time.perf_counter() - t1
     return tracks, n_sampled, busy_det, busy_track, step
 

@@ -63,14 +63,14 @@ def measure(n: int, objects: int) -> dict:
     clips, dets = shot(n, objects)
     tracker = TrackerResource()
     started = time.perf_counter()
-    rows, _, _ = shot_track_rows("v", clips, dets, tracker.track_clip, TrackParams())
+    table, _, _ = shot_track_rows("v", clips, dets, tracker.track_clip, TrackParams())
     seconds = time.perf_counter() - started
     tracemalloc.start()
     shot_track_rows("v", clips, dets, tracker.track_clip, TrackParams())
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"frames": n, "detections": len(dets), "seconds": seconds, "s_per_1000": 1000 * seconds / len(dets),
-            "peak_bytes_per_detection": peak / len(dets), "tracks": len({r["track_id"] for r in rows})}
+            "peak_bytes_per_detection": peak / len(dets), "tracks": table["track_id"].n_unique()}
 
 
 def main() -> int:

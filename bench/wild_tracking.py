@@ -53,12 +53,12 @@ def score(seed: int, out: Path, det_kw: dict, trk_kw: dict, per_clip: bool = Fal
     dets = detect_video(t.mp4.stem, decode(t.mp4, 0), pl.DataFrame(clips), fps, MotionDetector(**det_kw),
                         DetectionParams()).table
     runs = [[c] for c in clips] if per_clip else [clips]  # --per-clip: a fresh tracker per clip (before issue 13)
-    tracked, next_id = [], 1
+    tracked, next_id = [frame([], TRACKS)], 1
     for run in runs:
         got, _, next_id = shot_track_rows(t.mp4.stem, run, dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run])),
                                           TrackerResource().track_clip, TrackParams(**trk_kw), next_id)
-        tracked += got
-    tracks = frame(tracked, TRACKS)
+        tracked.append(got)
+    tracks = pl.concat(tracked)
     m = evaluate(gt, parse_mot(mot_text(tracks)), n)
     return {"scene": t.mp4.stem, "gt_boxes": len(gt), "ids": tracks["track_id"].n_unique() if len(tracks) else 0, **m}
 

@@ -31,6 +31,12 @@ class ClipTracker:
     def __init__(self, mmdet_tracker) -> None:
         self._tracker = mmdet_tracker
         self._frame = 0
+        # mmdet's trackers keep every box of a track in Python lists (a tensor each), so on a long shot their memory
+        # grows with its length; they read only the last entries: the last box and frame, len(bboxes) against
+        # num_tentatives, OC-SORT's observation vel_delta_t back or the last one seen (a lost track is dropped
+        # after num_frames_retain frames). Entries older than that are dropped after each frame: same tracks.
+        t = mmdet_tracker
+        self._history = t.num_frames_retain + getattr(t, "num_tentatives", 0) + getattr(t, "vel_delta_t", 0) + 2
 
     def update(self, det: Detections) -> list[TrackedBox]:
         import torch
@@ -45,6 +51,10 @@ class ClipTracker:
         )
         self._frame += 1
         out = self._tracker.track(sample)
+        for track in self._tracker.tracks.values():
+            for history in track.values():
+                if isinstance(history, list) and len(history) > self._history:
+                    del history[: len(history) - self._history]
         if not len(out):
             return []
         boxes = out.bboxes.numpy()

@@ -73,9 +73,9 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
         video_dets = of_video(detections, video_id)
         for run in shot_runs(of_video(raw_clips, video_id).filter(pl.col("kept"))):
             run_dets = video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run]))
-            run_rows, run_frames, next_id = shot_track_rows(video_id, run, run_dets, tracker.track_clip,
-                                                            config.to_params(), next_id)
-            parts.append(frame(run_rows, TRACKS))  # a table per run: one run's rows are Python dicts at a time
+            run_table, run_frames, next_id = shot_track_rows(video_id, run, run_dets, tracker.track_clip,
+                                                             config.to_params(), next_id)
+            parts.append(run_table)
             n_frames += run_frames
         df = pl.concat(parts)
         elapsed = time.perf_counter() - started

@@ -540,8 +540,9 @@ def _local_rss(t: np.ndarray, y: np.ndarray, lo: float, hi: float, knots: np.nda
     right = np.clip((s - k) / (hi - k), 0.0, 1.0)  # hat of the vertex at hi
     mid = 1.0 - left - right
     cols = {None: [left, mid, right], "left": [left + mid, right], "right": [left, mid + right]}[flat]
-    xtx = np.stack([np.stack([(u * v).sum(axis=1) for v in cols], axis=-1) for u in cols], axis=-2)
-    xty = np.stack([u @ y for u in cols], axis=1)  # knots x columns x coordinates
+    x = np.stack(cols, axis=1)  # knots x columns x samples
+    xtx = x @ x.transpose(0, 2, 1)
+    xty = x @ y  # knots x columns x coordinates
     coef = np.linalg.solve(xtx + 1e-9 * np.eye(len(cols)), xty)
     return (y * y).sum() - (coef * xty).sum(axis=(1, 2))
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, cast
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ from fm_assets.labels.ids import seed_for
 from fm_assets.labels.masks import rle_columns
 from fm_assets.labels.params import check_bounds, param
 from fm_assets.labels.plots import jpeg
-from fm_assets.labels.schemas import DETECTIONS, frame
+from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
 from fm_assets.labels.types import Detections, TrackedBox, VideoFrame
 
 
@@ -167,35 +167,49 @@ def track_label(labels: list[str]) -> str:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
+def majority(table: pl.DataFrame, key: str, col: str) -> pl.DataFrame:
+    """Per `key`, the most frequent non-null `col` (ties broken by name, as track_label): columns key, col."""
+    return (table.filter(pl.col(col).is_not_null()).group_by(key, col).len()
+            .sort([key, "len", col], descending=[False, True, False])
+            .group_by(key, maintain_order=True).agg(pl.col(col).first()))
+
+
 def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | None, list[str], list[str | None]]],
-               tracked: list[list[TrackedBox]]) -> list[dict]:
-    """Rows of the tracks table for one clip: frames = (frame_idx, t_s, that frame's detection labels and colours
-    in det_idx order). `label` and `color` are the track's majority over its boxes; `box_color` is each box's own
-    detection colour."""
-    rows: list[dict[str, Any]] = []
-    for (frame_idx, t_s, labels, det_colours), boxes in zip(frames, tracked):
+               tracked: list[list[TrackedBox]]) -> pl.DataFrame:
+    """The tracks table of one clip (or run of clips), a column per field, in the tracker's order: frames =
+    (frame_idx, t_s, that frame's detection labels and colours in det_idx order), tracked = the tracker's boxes on
+    each. `label` and `color` are the track's majority over its boxes' detections, `box_color` each box's own
+    detection colour. Besides the TRACKS columns: `_pos` (the box's frame, as an index into `frames`) and `_det`
+    (its detection on that frame; -1: none)."""
+    n = sum(len(boxes) for boxes in tracked)
+    pos, tid, det = np.empty(n, np.int64), np.empty(n, np.int64), np.full(n, -1, np.int64)
+    xyxy, score = np.empty((n, 4), np.float64), np.empty(n, np.float64)
+    k = 0
+    for j, boxes in enumerate(tracked):  # the one loop over boxes: no Python object per box is kept
+        n_dets = len(frames[j][2])
         for b in boxes:
-            rows.append({
-                "video_id": video_id, "clip_id": clip_id, "track_id": b.track_id, "frame_idx": frame_idx, "t_s": t_s,
-                "x1": float(b.box[0]), "y1": float(b.box[1]), "x2": float(b.box[2]), "y2": float(b.box[3]),
-                "score": b.score, "det_label": labels[b.det_index] if 0 <= b.det_index < len(labels) else None,
-                "det_color": det_colours[b.det_index] if 0 <= b.det_index < len(det_colours) else None,
-            })
-    by_track: dict[int, list[str]] = {}
-    colours: dict[int, list[str]] = {}
-    for r in rows:
-        if r["det_label"] is not None:
-            by_track.setdefault(r["track_id"], []).append(r["det_label"])
-        if r["det_color"] is not None:
-            colours.setdefault(r["track_id"], []).append(r["det_color"])
-    label = {t: track_label(v) for t, v in by_track.items()}  # one vote per track, not one per box
-    colour = {t: track_label(v) for t, v in colours.items()}
-    for r in rows:
-        r["label"] = label.get(r["track_id"], "object")
-        r["color"] = colour.get(r["track_id"])
-        r["box_color"] = r.pop("det_color")  # the box's own colour: where a track's boxes change colour
-        del r["det_label"]
-    return rows
+            pos[k], tid[k], xyxy[k], score[k] = j, b.track_id, b.box, b.score
+            if 0 <= b.det_index < n_dets:
+                det[k] = b.det_index
+            k += 1
+    flat_labels = [x for f in frames for x in f[2]] + [None]  # every frame's detections, then "none"
+    flat_colours = [x for f in frames for x in f[3]] + [None]
+    first = np.cumsum([0] + [len(f[2]) for f in frames])[:-1]
+    at = np.where(det >= 0, first[pos] + det, len(flat_labels) - 1) if n else np.zeros(0, np.int64)
+    times = np.array([np.nan if f[1] is None else f[1] for f in frames], np.float64)
+    table = pl.DataFrame({
+        "video_id": pl.Series([video_id] * n, dtype=pl.String), "clip_id": pl.Series([clip_id] * n, dtype=pl.String),
+        "track_id": tid, "frame_idx": np.array([f[0] for f in frames], np.int64)[pos] if n else np.zeros(0, np.int64),
+        "t_s": pl.Series(times[pos] if n else np.zeros(0)).fill_nan(None),
+        "x1": xyxy[:, 0], "y1": xyxy[:, 1], "x2": xyxy[:, 2], "y2": xyxy[:, 3], "score": score,
+        "_label": pl.Series([flat_labels[i] for i in at], dtype=pl.String),
+        "box_color": pl.Series([flat_colours[i] for i in at], dtype=pl.String), "_pos": pos, "_det": det,
+    })
+    label = majority(table, "track_id", "_label").rename({"_label": "label"})  # one vote per track
+    colour = majority(table, "track_id", "box_color").rename({"box_color": "color"})
+    return (table.join(label, on="track_id", how="left", maintain_order="left")
+            .join(colour, on="track_id", how="left", maintain_order="left")
+            .with_columns(pl.col("label").fill_null("object")).drop("_label"))
 
 
 @dataclass
@@ -375,15 +389,16 @@ def shot_runs(clips: pl.DataFrame) -> list[list[dict]]:
 
 def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
                     track_clip: Callable[[list[Detections]], list[list[TrackedBox]]],
-                    params: TrackParams | None = None, first_id: int = 1) -> tuple[list[dict], int, int]:
-    """Rows of the tracks table for one run of clips (see shot_runs): every sampled frame of the run (with or
+                    params: TrackParams | None = None, first_id: int = 1) -> tuple[pl.DataFrame, int, int]:
+    """The tracks table (TRACKS) of one run of clips (see shot_runs): every sampled frame of the run (with or
     without boxes) goes, in time order, to `track_clip` (a FRESH tracker, e.g. TrackerResource.track_clip), so a
     track keeps its id from one clip of the shot to the next; tracklets are then joined across short gaps
     (bridge_tracklets) and numbered from `first_id` in order of appearance, so ids are unique within the video.
-    Each row carries the clip its frame belongs to. Returns (rows, frames fed to the tracker, next free id)."""
+    Each row carries the clip its frame belongs to. Returns (table, frames fed to the tracker, next free id).
+    The boxes are held as columns, not as a Python object each: a long shot has hundreds of thousands."""
     params = params or TrackParams()
     if dets.is_empty():
-        return [], 0, first_id
+        return frame([], TRACKS), 0, first_id
     step = int(dets["sample_step"][0])
     # the run's detections as arrays, each frame a slice (no per-frame DataFrame: a long shot has tens of thousands)
     d = dets.sort(["frame_idx", "det_idx"])
@@ -392,39 +407,43 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     labels = d["label"].to_list()
     colours = d["color"].to_list() if "color" in d.columns else [None] * len(d)
     hists, has_hist = hist_matrix(d)
-    frames, spans, clip_of = [], [], {}
+    frames, spans, clip_ids = [], [], []
     for clip in run:
         for f in sampled_frames(clip["start_frame"], clip["end_frame"], step):
             a, b = int(np.searchsorted(at, f, "left")), int(np.searchsorted(at, f, "right"))
             frames.append((f, float(t_s[a]) if b > a else None, labels[a:b], colours[a:b]))
             spans.append((a, b))
-            clip_of[f] = clip["clip_id"]
+            clip_ids.append(clip["clip_id"])
     tracked = track_clip([Detections(boxes[a:b], scores[a:b], labels[a:b]) if b > a else Detections.empty()
                           for a, b in spans])
-    seqs: dict[int, list[tuple[int, int]]] = {}  # per track: (frame, row of `hists`) of its boxes with a histogram
-    for (f, _, _, _), (a, b), frame_boxes in zip(frames, spans, tracked):
-        for box in frame_boxes:
-            if 0 <= box.det_index < b - a and has_hist[a + box.det_index]:
-                seqs.setdefault(box.track_id, []).append((f, a + box.det_index))
-    rows = track_rows(video_id, "", frames, tracked)
+    table = track_rows(video_id, "", frames, tracked)
+    del tracked
+    pos, det = table["_pos"].to_numpy(), table["_det"].to_numpy()
+    row = np.where(det >= 0, np.array([a for a, _ in spans], np.int64)[pos] + det, -1)  # the detection's row in d
+    # per track: (frame, row of `hists`) of its boxes with a histogram, in time order
+    with_hist = np.flatnonzero((row >= 0) & has_hist[np.maximum(row, 0)])
+    seqs = _per_track(table["track_id"].to_numpy()[with_hist], np.column_stack([table["frame_idx"].to_numpy()[with_hist],
+                                                                               row[with_hist]]))
     if params.split_similarity > 0:
-        rows, seqs = split_on_appearance(rows, seqs, hists, params)
-    rows = bridge_tracklets(rows, {t: hists[[i for _, i in seq]].mean(axis=0) for t, seq in seqs.items()}, params)
-    for key in ("label", "color"):  # a joined track's label and colour: the majority over its boxes
-        votes: dict[int, list[str]] = {}
-        for r in rows:
-            if r[key] is not None:
-                votes.setdefault(r["track_id"], []).append(r[key])
-        winner = {t: track_label(v) for t, v in votes.items()}
-        for r in rows:
-            r[key] = winner.get(r["track_id"], r[key])
-    order: dict[int, int] = {}
-    for r in sorted(rows, key=lambda r: (r["frame_idx"], r["track_id"])):
-        order.setdefault(r["track_id"], first_id + len(order))
-    for r in rows:
-        r["track_id"] = order[r["track_id"]]
-        r["clip_id"] = clip_of[r["frame_idx"]]
-    return rows, len(frames), first_id + len(order)
+        table, seqs = split_on_appearance(table, seqs, hists, params)
+    table = bridge_tracklets(table, {t: hists[seq[:, 1]].mean(axis=0) for t, seq in seqs.items()}, params)
+    # a joined track's label and colour: the majority over its boxes' (tracklet) label and colour
+    table = table.drop("label").join(majority(table, "track_id", "label"), on="track_id", how="left",
+                                     maintain_order="left")
+    table = table.join(majority(table, "track_id", "color").rename({"color": "_joined"}), on="track_id", how="left",
+                       maintain_order="left").with_columns(pl.coalesce("_joined", "color").alias("color"))
+    first = table.group_by("track_id").agg(pl.col("frame_idx").min()).sort("frame_idx", "track_id")
+    order = dict(zip(first["track_id"].to_list(), range(first_id, first_id + len(first))))
+    table = table.with_columns(track_id=pl.col("track_id").replace_strict(order),
+                               clip_id=pl.Series(clip_ids, dtype=pl.String).gather(pos))
+    return table.select([pl.col(k).cast(v) for k, v in TRACKS.items()]), len(frames), first_id + len(order)
+
+
+def _per_track(track_ids: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
+    """values (rows in time order) grouped by track id, each group in time order."""
+    order = np.argsort(track_ids, kind="stable")
+    ids, starts = np.unique(track_ids[order], return_index=True)
+    return {int(t): values[order[a:b]] for t, a, b in zip(ids, starts, [*starts[1:], len(order)])}
 
 
 def hist_matrix(dets: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -442,21 +461,21 @@ def hist_matrix(dets: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return out, has
 
 
-def split_on_appearance(rows: list[dict], seqs: dict[int, list[tuple[int, int]]], hists: np.ndarray,
-                        p: TrackParams) -> tuple[list[dict], dict[int, list[tuple[int, int]]]]:
+def split_on_appearance(table: pl.DataFrame, seqs: dict[int, np.ndarray], hists: np.ndarray,
+                        p: TrackParams) -> tuple[pl.DataFrame, dict[int, np.ndarray]]:
     """Cut a track where its colour histogram changes for good (the tracker followed one object, then another):
     the cut is at the frame that best separates the track's boxes (`seqs`: per track, its boxes' (frame, row of
-    `hists`) in time order) into two runs of at least `split_min_boxes`, when the two runs' mean histograms
-    intersect less than `split_similarity`. The later run gets a new id. Returns the rows and the (frame, row)
-    runs of the tracks after the cuts."""
-    next_id = max((r["track_id"] for r in rows), default=0) + 1
-    cut_at: dict[int, tuple[int, int]] = {}
-    out: dict[int, list[tuple[int, int]]] = {}
+    `hists`) in time order, an array of pairs) into two runs of at least `split_min_boxes`, when the two runs' mean
+    histograms intersect less than `split_similarity`. The later run gets a new id. Returns the table (columns
+    track_id and frame_idx used) and the (frame, row) runs of the tracks after the cuts."""
+    next_id = int(cast(int, table["track_id"].max())) + 1 if len(table) else 1
+    cuts: list[tuple[int, int, int]] = []  # (track, first frame of its later run, the run's id)
+    out: dict[int, np.ndarray] = {}
     for tid, seq in seqs.items():
         n, k = len(seq), p.split_min_boxes
         best = None
         if n >= 2 * k:
-            h = hists[[i for _, i in seq]].astype(float)
+            h = hists[seq[:, 1]].astype(float)
             h = h / np.maximum(h.sum(axis=1, keepdims=True), 1e-9)
             csum = np.cumsum(h, axis=0)
             for i in range(k, n - k + 1):
@@ -464,42 +483,44 @@ def split_on_appearance(rows: list[dict], seqs: dict[int, list[tuple[int, int]]]
                 if best is None or sim < best[0]:
                     best = (sim, i)
         if best is not None and best[0] < p.split_similarity:
-            cut_at[tid] = (seq[best[1]][0], next_id)
+            cuts.append((tid, int(seq[best[1], 0]), next_id))
             out[tid], out[next_id] = seq[:best[1]], seq[best[1]:]
             next_id += 1
         else:
             out[tid] = seq
-    for r in rows:
-        cut = cut_at.get(r["track_id"])
-        if cut is not None and r["frame_idx"] >= cut[0]:
-            r["track_id"] = cut[1]
-    return rows, out
+    if cuts:
+        c = np.array(sorted(cuts), np.int64)
+        ids, frames = table["track_id"].to_numpy(), table["frame_idx"].to_numpy()
+        at = np.clip(np.searchsorted(c[:, 0], ids), 0, len(c) - 1)  # the cut of each box's track, if it has one
+        moved = (c[at, 0] == ids) & (frames >= c[at, 1])
+        table = table.with_columns(track_id=pl.Series(np.where(moved, c[at, 2], ids)))
+    return table, out
 
 
 def clip_track_rows(video_id: str, clip: dict, dets: pl.DataFrame,
                     track_clip: Callable[[list[Detections]], list[list[TrackedBox]]],
-                    params: TrackParams | None = None) -> tuple[list[dict], int]:
-    """shot_track_rows of a single clip: (rows, frames fed to the tracker)."""
-    rows, n_frames, _ = shot_track_rows(video_id, [clip], dets, track_clip, params)
-    return rows, n_frames
+                    params: TrackParams | None = None) -> tuple[pl.DataFrame, int]:
+    """shot_track_rows of a single clip: (table, frames fed to the tracker)."""
+    table, n_frames, _ = shot_track_rows(video_id, [clip], dets, track_clip, params)
+    return table, n_frames
 
 
-def _ends(rows: list[dict]) -> dict[int, dict]:
+def _ends(table: pl.DataFrame) -> dict[int, dict]:
     """Per track: first / last time, box and centre velocity (px/s, fitted over up to 1 s at each end)."""
-    by: dict[int, list[dict]] = {}
-    for r in rows:
-        by.setdefault(r["track_id"], []).append(r)
+    d = table.select("track_id", "frame_idx", "t_s", "x1", "y1", "x2", "y2").with_row_index("_i")
+    d = d.sort("track_id", "frame_idx", "_i")
+    ids = d["track_id"].to_numpy()
+    t_all = d["t_s"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    b_all = d.select("x1", "y1", "x2", "y2").to_numpy().astype(float)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
     out = {}
-    for tid, rs in by.items():
-        rs.sort(key=lambda r: r["frame_idx"])
-        t = np.array([r["t_s"] if r["t_s"] is not None else np.nan for r in rs], float)
+    for a, z in zip(starts, [*starts[1:], len(ids)]):
+        t, b = t_all[a:z], b_all[a:z]
         if np.isnan(t).any():
             continue
-        b = np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rs], float)
         c = (b[:, :2] + b[:, 2:]) / 2
-
-        out[tid] = {"t0": t[0], "t1": t[-1], "b0": b[0], "b1": b[-1], "c0": c[0], "c1": c[-1],
-                    "v0": _velocity(t, c, t <= t[0] + 1.0), "v1": _velocity(t, c, t >= t[-1] - 1.0)}
+        out[int(ids[a])] = {"t0": t[0], "t1": t[-1], "b0": b[0], "b1": b[-1], "c0": c[0], "c1": c[-1],
+                            "v0": _velocity(t, c, t <= t[0] + 1.0), "v1": _velocity(t, c, t >= t[-1] - 1.0)}
     return out
 
 
@@ -510,16 +531,16 @@ def _velocity(t: np.ndarray, c: np.ndarray, sel: np.ndarray) -> np.ndarray:
     return np.array([np.polyfit(t[sel], c[sel, k], 1)[0] for k in range(2)])
 
 
-def bridge_tracklets(rows: list[dict], hists: dict[int, np.ndarray], p: TrackParams) -> list[dict]:
+def bridge_tracklets(table: pl.DataFrame, hists: dict[int, np.ndarray], p: TrackParams) -> pl.DataFrame:
     """Join tracklets across short gaps: tracklet A (ends at t1) is continued by B (starts at t0, 0 < t0 - t1 <=
     bridge_gap_s) when B's first box lies where A's motion leads (A's end moved on by its velocity; and A's end
     where B's motion comes from), within bridge_dist box diagonals x (1 + gap), their box heights agree within
     bridge_size_ratio, and their mean colour histograms intersect >= bridge_similarity (without histograms the
     distance must be half as small). Candidate links are taken cheapest first, each tracklet continuing at most
-    one and continued by at most one; B's rows get A's id."""
-    if p.bridge_gap_s <= 0 or not rows:
-        return rows
-    ends = _ends(rows)
+    one and continued by at most one; B's boxes get A's id (columns track_id, frame_idx, t_s, x1..y2 used)."""
+    if p.bridge_gap_s <= 0 or table.is_empty():
+        return table
+    ends = _ends(table)
     by_start = sorted(ends, key=lambda t: ends[t]["t0"])
     starts = [ends[t]["t0"] for t in by_start]
     cands = []
@@ -529,7 +550,7 @@ def bridge_tracklets(rows: list[dict], hists: dict[int, np.ndarray], p: TrackPar
         for b in by_start[lo:hi]:
             eb = ends[b]
             gap = eb["t0"] - ea["t1"]
-            if a == b or not (0 < gap <= p.bridge_gap_s):
+            if not 0 < gap <= p.bridge_gap_s:  # (the slice is widened by 1e-6)
                 continue
             ha, hb = ea["b1"][3] - ea["b1"][1], eb["b0"][3] - eb["b0"][1]
             if min(ha, hb) <= 0 or max(ha, hb) / min(ha, hb) > p.bridge_size_ratio:
@@ -549,14 +570,12 @@ def bridge_tracklets(rows: list[dict], hists: dict[int, np.ndarray], p: TrackPar
         if a not in nxt and b not in prv:
             nxt[a], prv[b] = b, a
     root = {}
-    for tid in ends:
+    for tid in prv:
         head = tid
         while head in prv:
             head = prv[head]
         root[tid] = head
-    for r in rows:
-        r["track_id"] = root.get(r["track_id"], r["track_id"])
-    return rows
+    return table.with_columns(pl.col("track_id").replace(root)) if root else table
 
 
 def _colour(track_id: int) -> tuple[int, int, int]:

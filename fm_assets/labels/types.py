@@ -47,7 +47,7 @@ class Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), [])
 
 
-@dataclass
+@dataclass(slots=True)  # a long shot's tracker output holds hundreds of thousands: no __dict__ each
 class TrackedBox:
     track_id: int
     box: np.ndarray  # x1, y1, x2, y2 (the tracker's box: the matched detection)

@@ -208,12 +208,15 @@ class MotionDetector:
         # 3b. ghosts: where something sat still for most of the clip and then left (or arrived late), the median
         # holds the object and the revealed background shows up as a blob. A ghost's outline is an edge of the
         # background image, not of the frame: such regions take the frame's pixels as background, then redo 3.
+        comps: list[list[tuple[int, int, np.ndarray]]] | None = None  # each frame's components, when found here
         if self.ghosts:
             bg_grad = _grad(bg.astype(np.uint8))
             acc, cnt = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
+            comps = []
             for i in range(n):
                 f_grad = None
-                for x, y, m in self._components(diff[i], thr, min_area_px):
+                comps.append(self._components(diff[i], thr, min_area_px))
+                for x, y, m in comps[i]:
                     if m.shape[0] * m.shape[1] > 0.3 * w * h:
                         continue  # a change over much of the frame (light, camera) is not a revealed background
                     if f_grad is None:
@@ -225,13 +228,14 @@ class MotionDetector:
             if cnt.any():
                 bg = np.where(cnt[..., None] > 0, acc / np.maximum(cnt, 1)[..., None], bg).round().astype(np.int16)
                 diff, thr = self._difference(small, bg, pick)
+                comps = None  # a new background: its components are found again below
 
         # 4-5. components -> split; per blob: box (work px), mask crop, cues
         per_frame: list[list[dict]] = []
         for i in range(n):
             strength = diff[i] / thr
             blobs = []
-            for x, y, m in self._components(diff[i], thr, min_area_px):
+            for x, y, m in comps[i] if comps is not None else self._components(diff[i], thr, min_area_px):
                 bh, bw = m.shape
                 parts = None
                 # a blob cut by the frame's top edge has no visible heads; one covering much of the frame is a

@@ -211,8 +211,9 @@ def test_a_track_that_changes_colour_is_asked_about_only_by_window_colour():
     walker = [(1, "person", "red", 40, 100, [(0.0, 60, 200), (8.0, 580, 200)])]
     other = [(2, "person", "green", 40, 100, [(0.0, 300, 420), (8.0, 320, 420)])]
     tracks = make_tracks(walker + other)
+    # as the tracker writes it: `color` the track's colour on every row, `box_color` each box's own
     tracks = tracks.with_columns(pl.when((pl.col("track_id") == 1) & (pl.col("t_s") >= 4.0)).then(pl.lit("blue"))
-                                 .otherwise(pl.col("color")).alias("color"))
+                                 .otherwise(pl.col("color")).alias("box_color"))
     traj = trajectories(tracks, W, H)
     path = traj.filter(pl.col("track_id") == 1)["path"][0]
     assert {q["color"] for q in path if q["t"] < 4.0} == {"red"} and {q["color"] for q in path if q["t"] >= 4.0} == {
@@ -242,3 +243,4 @@ def test_a_stretch_never_spans_a_gap_in_the_track():
         f = json.loads(r["fact"])
         if "t0" in f:
             assert f["t1"] < 3.0 or f["t0"] > 4.5
+

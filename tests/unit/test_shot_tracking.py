@@ -52,9 +52,10 @@ def test_one_tracker_over_the_shot_keeps_ids_across_clips_and_ids_are_unique_in_
     run = [clip(0, 0, 30), clip(1, 30, 60)]
     dets = det_rows(run, [{"x0": 10, "y": 10, "v": 4, "frames": set(range(60)), "hist": RED},
                           {"x0": 400, "y": 200, "v": -4, "frames": set(range(60)), "hist": BLUE}])
-    rows, n_frames, next_id = shot_track_rows("v", run, dets, TrackerResource().track_clip, first_id=1)
+    table, n_frames, next_id = shot_track_rows("v", run, dets, TrackerResource().track_clip, first_id=1)
     assert n_frames == 60 and next_id == 3
-    ids = pl.DataFrame(rows).group_by("track_id").agg(pl.col("clip_id").unique().sort(), pl.len())
+    rows = table.to_dicts()
+    ids = table.group_by("track_id").agg(pl.col("clip_id").unique().sort(), pl.len())
     assert sorted(ids["track_id"].to_list()) == [1, 2]
     assert all(c == ["v-000", "v-001"] for c in ids["clip_id"].to_list())  # one id through both clips
     assert {r["clip_id"] for r in rows if r["frame_idx"] < 30} == {"v-000"}
@@ -64,7 +65,7 @@ def test_one_tracker_over_the_shot_keeps_ids_across_clips_and_ids_are_unique_in_
     rows2, _, next2 = shot_track_rows("v", other, det_rows(other, [{"x0": 10, "y": 10, "v": 4, "frames": set(range(100, 130)),
                                                                        "hist": RED}]),
                                       TrackerResource().track_clip, first_id=next_id)
-    assert {r["track_id"] for r in rows2} == {3} and next2 == 4
+    assert set(rows2["track_id"]) == {3} and next2 == 4
 
 
 def gap_run(hist_after: list[int], jump: float = 0.0):
@@ -80,19 +81,19 @@ def test_a_gap_is_bridged_when_motion_and_colour_agree():
     run, dets = gap_run(RED)
     tracker = TrackerResource(keep_lost_frames=10).track_clip
     no_bridge = shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=0))[0]
-    assert len({r["track_id"] for r in no_bridge}) == 2  # the tracker alone loses it
-    rows = shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=2.5))[0]
-    assert {r["track_id"] for r in rows} == {1} and len(rows) == 40
+    assert no_bridge["track_id"].n_unique() == 2  # the tracker alone loses it
+    table = shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=2.5))[0]
+    assert set(table["track_id"]) == {1} and len(table) == 40
 
 
 def test_no_bridge_across_a_colour_change_a_jump_or_a_long_gap():
     tracker = TrackerResource(keep_lost_frames=10).track_clip
     run, dets = gap_run(BLUE)
-    assert len({r["track_id"] for r in shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=2.5))[0]}) == 2
+    assert shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=2.5))[0]["track_id"].n_unique() == 2
     run, dets = gap_run(RED, jump=300)
-    assert len({r["track_id"] for r in shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=2.5))[0]}) == 2
+    assert shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=2.5))[0]["track_id"].n_unique() == 2
     run, dets = gap_run(RED)
-    assert len({r["track_id"] for r in shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=1.5))[0]}) == 2
+    assert shot_track_rows("v", run, dets, tracker, TrackParams(bridge_gap_s=1.5))[0]["track_id"].n_unique() == 2
 
 
 def test_bridging_takes_the_best_link_once():
@@ -104,7 +105,7 @@ def test_bridging_takes_the_best_link_once():
     rows = rows_of(1, 0, 2, 0, 50) + rows_of(2, 0, 2, 400, -50) + rows_of(3, 3, 4, 0, 50) + rows_of(4, 3, 4, 400, -50)
     hists = {t: np.array(RED, float) for t in (1, 2, 3, 4)}
     before = [r["track_id"] for r in rows]
-    out = bridge_tracklets(rows, hists, TrackParams())
+    out = bridge_tracklets(pl.DataFrame(rows), hists, TrackParams()).to_dicts()
     joined = {(b, r["track_id"]) for b, r in zip(before, out)}
     assert joined == {(1, 1), (2, 2), (3, 1), (4, 2)}
 
@@ -122,13 +123,13 @@ def test_bridging_over_many_tracklets_joins_each_lane_at_the_gap_limit():
         rows += rows_of(tid, 3.5 * (k // 3), 3.5 * (k // 3) + 2.0, y)
         lane[tid] = k % 3
     hists = {t: np.array(RED, float) for t in lane}
-    out = bridge_tracklets([dict(r) for r in rows], hists, TrackParams(bridge_gap_s=1.5))
+    out = bridge_tracklets(pl.DataFrame(rows), hists, TrackParams(bridge_gap_s=1.5)).to_dicts()
     joined = {r["track_id"] for r in out}
     assert len(joined) == 3  # every lane became one track
     assert {lane[t] for t in joined} == {0, 1, 2}
     assert all(lane[r["track_id"]] == lane[t] for r, t in zip(out, [r["track_id"] for r in rows]))
     # one second shorter a gap allowed: nothing is joined
-    assert len({r["track_id"] for r in bridge_tracklets([dict(r) for r in rows], hists, TrackParams(bridge_gap_s=1.0))}) == 60
+    assert bridge_tracklets(pl.DataFrame(rows), hists, TrackParams(bridge_gap_s=1.0))["track_id"].n_unique() == 60
 
 
 def test_hist_matrix_keeps_each_rows_histogram_and_marks_the_missing():
@@ -152,9 +153,9 @@ def test_a_track_whose_colours_change_for_good_is_cut_in_two():
     swapped = det_rows(run, [{"x0": 10, "y": 50, "v": 5, "frames": set(range(20)), "hist": RED},
                              {"x0": 10, "y": 50, "v": 5, "frames": set(range(20, 40)), "hist": BLUE}])
     tracker = TrackerResource().track_clip
-    assert len({r["track_id"] for r in shot_track_rows("v", run, swapped, tracker, TrackParams(split_similarity=0))[0]}) == 1
-    rows = shot_track_rows("v", run, swapped, tracker, TrackParams(split_similarity=0.5))[0]
+    assert shot_track_rows("v", run, swapped, tracker, TrackParams(split_similarity=0))[0]["track_id"].n_unique() == 1
+    rows = shot_track_rows("v", run, swapped, tracker, TrackParams(split_similarity=0.5))[0].to_dicts()
     ids = {r["frame_idx"]: r["track_id"] for r in rows}
     assert len(set(ids.values())) == 2 and len({ids[f] for f in range(20)}) == 1 and ids[5] != ids[30]
     steady = det_rows(run, [{"x0": 10, "y": 50, "v": 5, "frames": set(range(40)), "hist": RED}])
-    assert len({r["track_id"] for r in shot_track_rows("v", run, steady, tracker, TrackParams(split_similarity=0.5))[0]}) == 1
+    assert shot_track_rows("v", run, steady, tracker, TrackParams(split_similarity=0.5))[0]["track_id"].n_unique() == 1

@@ -18,6 +18,18 @@ def moving_boxes(n_frames: int, starts: list[tuple[float, float]], v: float = 6.
 
 
 @pytest.mark.parametrize("kind", ["bytetrack", "ocsort"])
+def test_the_trackers_memory_does_not_grow_with_the_shot(kind):
+    # mmdet's trackers append every box of a track to Python lists; a long shot keeps only what they read
+    clip = TrackerResource(kind=kind).new_clip()
+    dets = moving_boxes(120, [(10, 10), (300, 200)], v=1.0)
+    dets[60:70] = [Detections(dets[k].boxes[:1], dets[k].scores[:1], ["person"]) for k in range(60, 70)]  # 2 hides
+    out = [clip.update(d) for d in dets]
+    assert [sorted(b.track_id for b in f) for f in out[5:]] == [[1] if 60 <= k < 70 else [1, 2] for k in range(5, 120)]
+    lengths = [len(v) for t in clip._tracker.tracks.values() for v in t.values() if isinstance(v, list)]
+    assert lengths and max(lengths) == clip._history < 120
+
+
+@pytest.mark.parametrize("kind", ["bytetrack", "ocsort"])
 def test_two_objects_keep_their_ids(kind):
     out = TrackerResource(kind=kind).track_clip(moving_boxes(20, [(10, 10), (300, 200)]))
     ids_per_frame = [sorted(b.track_id for b in f) for f in out]
@@ -66,7 +78,7 @@ def test_track_label_majority_and_rows():
     dets = moving_boxes(4, [(10, 10)])
     labels = ["person", "object", "person", "person"]
     tracked = TrackerResource(min_track_len=1).track_clip(dets)
-    rows = track_rows("v", "v-000", [(i, i / 10, [lab], [None]) for i, lab in enumerate(labels)], tracked)
+    rows = track_rows("v", "v-000", [(i, i / 10, [lab], [None]) for i, lab in enumerate(labels)], tracked).to_dicts()
     assert {r["label"] for r in rows} == {"person"} and [r["frame_idx"] for r in rows] == [0, 1, 2, 3]
 
 
@@ -149,7 +161,7 @@ def test_track_colour_is_the_majority_of_its_detections():
         frames.append((i, i / 10, ["object"], [c]))
     tracker = TrackerResource(min_track_len=1)
     dets = [Detections(np.array([[10.0 + i, 10, 50 + i, 60]]), np.array([0.9]), ["object"]) for i in range(4)]
-    rows = track_rows("v", "c", frames, tracker.track_clip(dets))
+    rows = track_rows("v", "c", frames, tracker.track_clip(dets)).to_dicts()
     assert rows and {r["color"] for r in rows} == {"red"}
     # each box keeps its own detection's colour: where a track's boxes change colour stays visible downstream
     assert [r["box_color"] for r in sorted(rows, key=lambda r: r["frame_idx"])] == ["red", "red", "orange", "red"]
