@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import io
 import json
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -404,8 +405,10 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     d = dets.sort(["frame_idx", "det_idx"])
     at = d["frame_idx"].to_numpy()
     boxes, scores, t_s = d.select("x1", "y1", "x2", "y2").to_numpy(), d["score"].to_numpy(), d["t_s"].to_numpy()
-    labels = d["label"].to_list()
-    colours = d["color"].to_list() if "color" in d.columns else [None] * len(d)
+    # one string object per distinct label / colour name, not one per detection
+    labels = [sys.intern(x) if x is not None else None for x in d["label"].to_list()]
+    colours = ([sys.intern(x) if x is not None else None for x in d["color"].to_list()] if "color" in d.columns
+               else [None] * len(d))
     hists, has_hist = hist_matrix(d)
     frames, spans, clip_ids = [], [], []
     for clip in run:
