@@ -406,9 +406,8 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     at = d["frame_idx"].to_numpy()
     boxes, scores, t_s = d.select("x1", "y1", "x2", "y2").to_numpy(), d["score"].to_numpy(), d["t_s"].to_numpy()
     # one string object per distinct label / colour name, not one per detection
-    labels = [sys.intern(x) if x is not None else None for x in d["label"].to_list()]
-    colours = ([sys.intern(x) if x is not None else None for x in d["color"].to_list()] if "color" in d.columns
-               else [None] * len(d))
+    labels = cast(list[str], _interned(d["label"]))
+    colours: list[str | None] = _interned(d["color"]) if "color" in d.columns else [None] * len(d)
     hists, has_hist = hist_matrix(d)
     frames, spans, clip_ids = [], [], []
     for clip in run:
@@ -440,6 +439,11 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     table = table.with_columns(track_id=pl.col("track_id").replace_strict(order),
                                clip_id=pl.Series(clip_ids, dtype=pl.String).gather(pos))
     return table.select([pl.col(k).cast(v) for k, v in TRACKS.items()]), len(frames), first_id + len(order)
+
+
+def _interned(names: pl.Series) -> list[str | None]:
+    """The names as a list holding one string object per distinct name (a long shot has hundreds of thousands)."""
+    return [sys.intern(x) if x is not None else None for x in names.to_list()]
 
 
 def _per_track(track_ids: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
