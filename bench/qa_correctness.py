@@ -4,7 +4,7 @@ pipeline stages without Dagster, on the synthetic scenes (fm_assets.synthetic.st
 For every scene (rendered with each --seeds value: the seed changes the textures, hence the detector's boxes):
 decode + the `motion` detector (fm_assets.defs.perception.detect_video, as the `detections` asset), a fresh tracker per
 clip (TrackerResource.track_clip, as the `tracks` asset), one clip spanning the whole video, then
-motion_facts.trajectories + pair_relations, then qa.rule_questions + grounded_questions + finalize.
+motion_facts.trajectories + pair_relations, then qa.clip_questions + finalize.
 
 Each question is scored against the scene's truth (facts.json and the keyframes, never the pipeline's facts) by
 the matching and scoring of `fm eval labels` (fm_assets.evaluation.labels): tracks are matched to truth objects by
@@ -210,7 +210,7 @@ def main() -> int:
             n_videos += 1
             match = match_tracks(tracks, truth_files.gt, {"start_frame": 0, "end_frame": spec.n_frames})
             truth = facts_truth(spec, truth_files.facts)
-            cands = qa.rule_questions(traj, pairs, clip, params) + qa.grounded_questions(traj, pairs, clip, params)
+            cands = qa.clip_questions(traj, pairs, clip, params)
             final = qa.finalize(cands, video_id, params)
             frame(final, QA_PAIRS)  # the table contract holds
             for name, rows in (("selected", final), ("candidates", cands if args.candidates else [])):

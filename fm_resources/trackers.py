@@ -60,7 +60,7 @@ class ClipTracker:
         boxes = out.bboxes.numpy()
         # the tracker returns the detections it kept, with their ids; which detection each one is (the first
         # within 1e-3 px of it: every box at once)
-        same = np.all(np.abs(det.boxes[None] - boxes[:, None]) <= 1e-3 + 1e-5 * np.abs(boxes[:, None]), axis=2)  # np.isclose
+        same = np.isclose(det.boxes[None], boxes[:, None], atol=1e-3).all(axis=2)
         which = np.where(same.any(axis=1), same.argmax(axis=1), -1)
         ids, scores = out.instances_id.tolist(), out.scores.tolist()
         return [TrackedBox(int(ids[k]) + 1, boxes[k], float(scores[k]), int(which[k])) for k in range(len(boxes))]

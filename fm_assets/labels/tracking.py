@@ -8,7 +8,7 @@ import io
 import json
 import sys
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -162,14 +162,9 @@ def detection_rows(video_id: str, clip_id: str, frame_idx: int, t_s: float, det:
     return rows
 
 
-def track_label(labels: list[str]) -> str:
-    """A track's label (or colour) is the majority of its detections' (ties broken by name, deterministically)."""
-    counts = Counter(labels)
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-
-
 def majority(table: pl.DataFrame, key: str, col: str) -> pl.DataFrame:
-    """Per `key`, the most frequent non-null `col` (ties broken by name, as track_label): columns key, col."""
+    """Per `key`, the most frequent non-null `col`, ties broken by name (deterministic): columns key, col. A
+    track's label and colour are the majority of its detections'."""
     return (table.filter(pl.col(col).is_not_null()).group_by(key, col).len()
             .sort([key, "len", col], descending=[False, True, False])
             .group_by(key, maintain_order=True).agg(pl.col(col).first()))
@@ -429,11 +424,8 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     if params.split_similarity > 0:
         table, seqs = split_on_appearance(table, seqs, hists, params)
     table = bridge_tracklets(table, {t: hists[seq[:, 1]].mean(axis=0) for t, seq in seqs.items()}, params)
-    # a joined track's label and colour: the majority over its boxes' (tracklet) label and colour
-    table = table.drop("label").join(majority(table, "track_id", "label"), on="track_id", how="left",
-                                     maintain_order="left")
-    table = table.join(majority(table, "track_id", "color").rename({"color": "_joined"}), on="track_id", how="left",
-                       maintain_order="left").with_columns(pl.coalesce("_joined", "color").alias("color"))
+    for key in ("label", "color"):  # a joined track's label and colour: the majority over its tracklets' boxes
+        table = table.drop(key).join(majority(table, "track_id", key), on="track_id", how="left", maintain_order="left")
     first = table.group_by("track_id").agg(pl.col("frame_idx").min()).sort("frame_idx", "track_id")
     order = dict(zip(first["track_id"].to_list(), range(first_id, first_id + len(first))))
     table = table.with_columns(track_id=pl.col("track_id").replace_strict(order),

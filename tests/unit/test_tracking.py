@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fm_assets.labels.tracking import box_colour, colour_name, mot_text, sample_step, track_label, track_rows
+from fm_assets.labels.tracking import box_colour, colour_name, majority, mot_text, sample_step, track_rows
 from fm_assets.labels.types import Detections
 from fm_resources.trackers import TrackerResource
 
@@ -73,8 +73,11 @@ def test_sample_step():
 
 
 def test_track_label_majority_and_rows():
-    assert track_label(["object", "person", "person"]) == "person"
-    assert track_label(["person", "object"]) == "object"  # tie: by name, deterministic
+    votes = pl.DataFrame({"k": [1, 1, 1, 2, 2, 3], "v": ["object", "person", "person", "person", "object", None]})
+    won = dict(majority(votes, "k", "v").iter_rows())
+    assert won[1] == "person"
+    assert won[2] == "object"  # tie: by name, deterministic
+    assert 3 not in won  # no vote: no winner
     dets = moving_boxes(4, [(10, 10)])
     labels = ["person", "object", "person", "person"]
     tracked = TrackerResource(min_track_len=1).track_clip(dets)
