@@ -59,8 +59,8 @@ STAGES = ("ingest", "detections", "tracks", "trajectories", "captions", "qa_pair
 
 # Functions whose cumulative time the profile breakdown reports (substring of "file:function").
 PROFILE_PARTS = [
-    ("ingest: analyse_video (probe + decode/scan + clip plan)", "clips.py:analyse_video"),
-    ("detections: detect_video (decode + rgb + detector + colours)", "perception.py:detect_video"),
+    ("ingest: analyse_video (probe + decode/scan + clip plan)", "ingest.py:analyse_video"),
+    ("detections: detect_video (decode + rgb + detector + colours)", "tracking.py:detect_video"),
     ("  motion detector (detect_clip)", "motion.py:detect_clip"),
     ("  colour naming (box_appearance)", "tracking.py:box_appearance"),
     ("  Frame.rgb", "video.py:rgb"),
@@ -68,9 +68,9 @@ PROFILE_PARTS = [
     ("tracks: overlay (decode to the middle frame + draw)", "perception.py:overlay"),
     ("trajectories: motion_facts.trajectories", "motion_facts.py:trajectories"),
     ("trajectories: pictures (plots.trajectory_pictures)", "plots.py:trajectory_pictures"),
-    ("trajectories: frames for the pictures (plots.grab_frames)", "plots.py:grab_frames"),
-    ("captions + qa: qa.rule_questions", "qa.py:rule_questions"),
-    ("captions + qa: qa.grounded_questions", "qa.py:grounded_questions"),
+    ("trajectories: stills for the pictures (clip_still)", "perception.py:clip_still"),
+    ("captions + qa: rule questions (qa._rule_rows)", "qa.py:_rule_rows"),
+    ("captions + qa: grounded questions (qa._grounded_rows)", "qa.py:_grounded_rows"),
     ("captions: template_caption", "captions.py:template_caption"),
     ("checks: Warehouse.connect (views over the lake)", "warehouse.py:connect"),
     ("checks: the check queries (offending_rows)", "checks.py:offending_rows"),
