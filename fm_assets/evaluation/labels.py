@@ -71,10 +71,14 @@ Windowed kinds (fact ``t0`` / ``t1``, or ``t``): each track they name is matched
 truth object its boxes cover best over the window (mean IoU over the window's sampled frames where either has a
 box, at least MIN_IOU; t +- WINDOW_PAD_S for a time; not one-to-one, so two pieces of one object's track both
 match it). direction_during: the direction word of the smoothed centre and size from t0 to t1 (wrong when the
-truth object is not seen at both); region_at: the cell of the smoothed centre at t; relative_at: the larger of the
+truth object is not seen at both; still_during asks the same of a window where the value is "stationary");
+heading_during: the side of the frame (as heading) of the smoothed centre's
+displacement from t0 to t1; region_at: the cell of the smoothed centre at t; relative_at: the larger of the
 centre offsets at t (left / right / above / below), doubtful when within RELATIVE_MARGIN (x 1.15) of the other or
 under RELATIVE_MIN (2 % of the diagonal); both tracks on one truth object are wrong; faster_during: the longer
-smoothed centre path over [t0, t1] (both seen throughout); g_direction_during: the one truth object, of those seen
+smoothed centre path over [t0, t1] (both seen throughout); approach_during: closer / apart when the distance
+between the smoothed centres changes by more than APPROACH_FRAC (5 %) of the diagonal from t0 to t1, same
+otherwise, doubtful within DISP_MARGIN of it, wrong when both tracks are one truth object; g_direction_during: the one truth object, of those seen
 at least MIN_WINDOW_VISIBLE_S (0.3 s) of the window, whose direction over its visible part of it is d (and whose
 centre is in the cell at the fact's t, with a region); its window is ``given``: the target's visible part of
 [t0, t1].
@@ -143,9 +147,11 @@ KNOWN_KINDS = {"direction", "direction_at", "activity", "start_region", "end_reg
                "last_move", "repetitions", "n_stops", "count_direction", "majority_direction", *OBJECT_KINDS,
                "g_longest", "g_fastest", "g_turns", "g_direction", "g_activity", "g_approach", "g_after_stop",
                "g_before_start", "g_starts_before", "g_starts_after", "g_cf_direction", "g_cf_mover",
-               "direction_during", "region_at", "relative_at", "faster_during", "g_direction_during"}
+               "direction_during", "heading_during", "still_during", "region_at", "relative_at", "faster_during",
+               "approach_during", "g_direction_during"}
 # kinds about a time window (fact t0 / t1, or t): their tracks are matched to truth over that window only
-WINDOWED_KINDS = {"direction_during", "region_at", "relative_at", "faster_during", "g_direction_during"}
+WINDOWED_KINDS = {"direction_during", "heading_during", "still_during", "region_at", "relative_at", "faster_during",
+                  "approach_during", "g_direction_during"}
 RELATIVE_MARGIN = 1.15  # relative_at: the larger offset must beat the other by this factor ...
 RELATIVE_MIN = 0.02  # ... and be at least this fraction of the diagonal
 WINDOW_PAD_S = 0.5  # region_at: the track is matched over t +- this
@@ -790,7 +796,8 @@ def _needed(fact: dict) -> list[int]:
     else:
         out = tracks[:1]
     out += [int(fact[k]) for k in ("ref", "with") if fact.get(k) is not None]
-    if fact.get("scope") == "pair" or kind in ("enters_first", "exits_first", "relative_at", "faster_during"):
+    if fact.get("scope") == "pair" or kind in ("enters_first", "exits_first", "relative_at", "faster_during",
+                                                "approach_during"):
         out += tracks
     return sorted(set(out))
 
@@ -819,15 +826,20 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
         if len(at) > 1:
             raise _Doubt(f"direction_at: t = {t:.2f} s within {ORDER_GAP_S} s of a segment boundary")
         return _one(seg.dirs, "segment direction"), value, None
-    if kind == "direction_during":
+    if kind in ("direction_during", "still_during"):
         moved = _moved(objs[o], float(fact["t0"]), float(fact["t1"]), diag)
         return (_one(moved, "direction") if moved else None), value, None
+    if kind == "heading_during":
+        a, b = objs[o].position(float(fact["t0"])), objs[o].position(float(fact["t1"]))
+        if a is None or b is None:
+            return None, value, None
+        return _one(_sides(b[0] - a[0], b[1] - a[1], diag), "heading"), value, None
     if kind == "region_at":
         at = objs[o].position(float(fact["t"]))
         if at is None:
             return None, value, None
         return _one(_regions(at[0], at[1], truth.width, truth.height), "region"), value, None
-    if kind in ("relative_at", "faster_during") and g[0] == g[1]:
+    if kind in ("relative_at", "faster_during", "approach_during") and g[0] == g[1]:
         return None, value, None  # both tracks are one truth object: no relation between two objects
     if kind == "relative_at":
         at = [objs[x].position(float(fact["t"])) for x in g[:2]]
@@ -838,6 +850,16 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
         if big < RELATIVE_MIN * diag or big < RELATIVE_MARGIN * small:
             raise _Doubt(f"relative_at: offset ({dx:.0f}, {dy:.0f}) px is near a diagonal or small")
         return (("right" if dx > 0 else "left") if abs(dx) > abs(dy) else ("below" if dy > 0 else "above")), value, None
+    if kind == "approach_during":
+        t0, t1 = float(fact["t0"]), float(fact["t1"])
+        ends = [(objs[x].position(t0), objs[x].position(t1)) for x in g[:2]]
+        if any(e is None for pair in ends for e in pair):
+            return None, value, None
+        (a0, a1), (b0, b1) = ends
+        ch = (math.hypot(a1[0] - b1[0], a1[1] - b1[1]) - math.hypot(a0[0] - b0[0], a0[1] - b0[1])) / diag
+        if abs(abs(ch) - APPROACH_FRAC) < DISP_MARGIN:
+            raise _Doubt(f"approach_during: distance change {ch:+.3f} near +-{APPROACH_FRAC}")
+        return ("closer" if ch < -APPROACH_FRAC else "apart" if ch > APPROACH_FRAC else "same"), value, None
     if kind == "faster_during":
         t0, t1 = float(fact["t0"]), float(fact["t1"])
         lengths = {x: _path_length(objs[x], t0, t1, truth.fps) for x in g[:2]}

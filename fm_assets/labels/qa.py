@@ -52,7 +52,8 @@ Ambiguity guards (no question rather than a doubtful one)
   length >= ``min_reliable_distance``, mean speed >= ``min_reliable_speed``), with a steady box size
   (``max_size_ratio``: no toward / away mixed in, whose onsets the centre-based facts miss) and really still
   stops (centre within ``still_tolerance``: no slow move missed); stops lasting 0.3-0.8 s (near the 0.5 s
-  definition) and back-and-forth legs of 0.5-3 % of the diagonal (near the 1 % definition) make the counts
+  definition), back-and-forth legs of 0.5-3 % of the diagonal (near the 1 % definition) and a repetition count
+  that the smoothed path does not repeat (the fit's course may hold a reversal of a few frames) make the counts
   doubtful;
 - orders need a gap >= ``min_order_gap_s``, comparisons (longest / fastest) a ratio >= ``min_margin_ratio``,
   "which object ..." a unique object with every other object clearly not matching;
@@ -81,15 +82,25 @@ kept track without noisy boxes, named by its referring expression when it is tru
 boxes in the window ("the red person"), made unique among look-alikes seen then by "furthest to the left / right",
 "highest / lowest in the frame", or not asked.  A time is shown in seconds from the clip's start, one decimal
 (the fact holds absolute seconds):
-- ``direction_during`` (motion_recognition): the direction of a move segment's clear part lasting
-  ``window_min_s`` or more, steady box, nearly straight (``window_straightness``), one direction under the margins;
-- ``region_at`` (location_motion): the grid cell of the centre at the middle of a clear stretch (two times at
-  most, different cells), the box of its usual size there (not a merge, not a part) on a track that travels
+- ``direction_during`` (motion_recognition): the direction of the clear part of a move segment (or of a run of
+  move segments with no stop between) lasting
+  ``window_min_s`` or more, nearly straight (``window_straightness``), one direction under the margins, a steady
+  box or a centre shift larger than any change of the box's width or height there (a translation);
+- ``heading_during`` (location_motion): the side of the frame such a motion heads to when its direction word sits
+  between two sectors (no ``direction_during``) but the side is clear under the same margins;
+- ``still_during`` (motion_recognition): "how does X move between a and b": it stays in place, over a stop segment
+  (less ``window_pad_s`` at each end) where its centre spans less than ``still_tolerance``, its box steady, on a
+  track that moves elsewhere; the distractors are motions;
+- ``region_at`` (location_motion): the grid cell of the centre at the middle of a clear stretch, or at a quarter
+  or three quarters of it when the middle is on a cell's border (two times at most, different cells), the box of its usual size there (not a merge, not a part) on a track that travels
   ``min_reliable_distance`` in all (a box that never moves may be a ghost of the background);
 - ``relative_at`` (location_motion): left of / right of / above / below another object at a time both are clear
   (``relative_dominance``, ``relative_min``);
 - ``faster_during`` (motion_objects): which of two covers more ground over their common clear stretch, by
   ``speed_margin``;
+- ``approach_during`` (motion_objects): whether two objects get closer together or move farther apart over a
+  common clear stretch (or its part before / after their closest or furthest moment), by ``approach_margin``
+  of the diagonal, the distance changing one way;
 - grounded, descriptive: ``g_direction_during`` ("which object moves <d> between a s and b s", with "in <region>"
   when others move d too elsewhere): every other track seen in the window (kept or dropped) clearly does not
   (wide margins); window ``given`` = the question's own [a, b].
@@ -119,7 +130,7 @@ import numpy as np
 import polars as pl
 
 from fm_assets.labels.ids import seed_for
-from fm_assets.labels.motion_facts import TrajectoryParams, classify_direction, monotone_legs
+from fm_assets.labels.motion_facts import TrajectoryParams, classify_direction, monotone_legs, repetitions
 from fm_assets.labels.params import check_bounds, param
 from fm_assets.labels.vocab import COLORS, REGIONS, SECTORS, region
 
@@ -202,6 +213,8 @@ class QAParams:
     relative_min: float = param(0.1, "... and at least this fraction of the frame's diagonal", ge=0)
     speed_margin: float = param(1.5, "which of two moves faster over a window: path lengths at least this far apart "
                                      "(a ratio)", ge=1)
+    approach_margin: float = param(0.1, "two objects get closer / farther apart over a window: the distance between "
+                                        "their centres changes by at least this fraction of the diagonal", ge=0)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -451,7 +464,7 @@ def _build_obj(r: dict, ref: str, p: QAParams) -> _Obj:
         moves.append({**s, "cands": cands, "shift": math.hypot(d[0], d[1]) / diag, "dur": s["t1"] - s["t0"]})
     inner = [s for k, s in enumerate(segs) if s["kind"] == "stop" and 0 < k < len(segs) - 1]
     stops_ok = reliable and not any(0.3 <= s["t1"] - s["t0"] <= 0.8 for s in inner)
-    reps_ok = reliable and _legs_clear(path, segs, w, h)
+    reps_ok = reliable and _legs_clear(path, segs, w, h, r["repetitions"])
     wide = set(_DIR_OPTION) | {"stationary"}
     if path and r["dx"] is not None:
         loose = replace(p, angle_margin_deg=p.doubt_angle_deg, displacement_margin=3 * p.displacement_margin,
@@ -510,14 +523,18 @@ def _still_stops(path: list[dict], segs: list[dict], w: int, h: int, p: QAParams
     return True
 
 
-def _legs_clear(path: list[dict], segs: list[dict], w: int, h: int) -> bool:
-    """No monotone leg of the dominant coordinate near the 1 % repetition threshold (0.5-3 % of the diagonal)."""
+def _legs_clear(path: list[dict], segs: list[dict], w: int, h: int, reps: int | None) -> bool:
+    """No monotone leg of the dominant coordinate near the 1 % repetition threshold (0.5-3 % of the diagonal),
+    measured on the smoothed path at the segment boundaries, and the repetitions counted there equal the track's
+    (counted on the piecewise fit's course): two readings of the same motion that disagree make it doubtful."""
     if not path or not segs:
         return False
     diag = math.hypot(w, h)
     times = [segs[0]["t0"]] + [s["t1"] for s in segs]
-    legs = monotone_legs(np.array([_path_at(path, t, w, h) for t in times]))
-    return not any(0.005 * diag <= abs(leg) <= 0.03 * diag for leg in legs)
+    coords = np.array([_path_at(path, t, w, h) for t in times])
+    legs = monotone_legs(coords)
+    return (not any(0.005 * diag <= abs(leg) <= 0.03 * diag for leg in legs)
+            and repetitions(coords, TrajectoryParams().repetition_min_frac * diag) == reps)
 
 
 def _box_diag(o: _Obj) -> float:
@@ -872,11 +889,14 @@ def _rule_rows(ctx: _Ctx) -> list[dict]:
     spans = {o.tid: _clear_stretches(ctx, o.rec, ctx.p.point_min_s) for o in ctx.objs}
     for o in ctx.objs:
         rows += [_q_direction_during(ctx, o, w) for w in _direction_windows(ctx, o)[:2]]
+        rows += [_q_heading_during(ctx, o, w) for w in _heading_windows(ctx, o)[:1]]
+        rows.append(_q_still_during(ctx, o))
         rows += _q_region_at(ctx, o, spans[o.tid])
     for i, a in enumerate(ctx.objs):
         for b in ctx.objs[i + 1:]:
             rows += _q_relative_at(ctx, a, b, spans[a.tid], spans[b.tid])
             rows.append(_q_faster_during(ctx, a, b, spans[a.tid], spans[b.tid]))
+            rows.append(_q_approach_during(ctx, a, b, spans[a.tid], spans[b.tid]))
     return [r for r in rows if r is not None]
 
 
@@ -1390,6 +1410,22 @@ def _steady_between(r: dict, t0: float, t1: float, p: QAParams) -> bool:
     return bool(size.max() / size.min() <= p.max_size_ratio and aspect.max() / aspect.min() <= p.max_aspect_change)
 
 
+def _translates_between(r: dict, t0: float, t1: float, p: QAParams) -> bool:
+    """The centre's motion over [t0, t1] is a translation of the object, not its box changing: the box is steady
+    there (_steady_between), or the centre's net shift is larger than any change of the box's width or height
+    over the window (the rule _build_obj applies to a whole track: a box edge that moves can shift the centre by
+    half its change at most)."""
+    if _steady_between(r, t0, t1, p):
+        return True
+    pts = [q for q in r["path"] if t0 <= q["t"] <= t1]
+    if len(pts) < 3:
+        return False
+    w, h = int(r["width"]), int(r["height"])
+    a, b = _path_at(r["path"], t0, w, h), _path_at(r["path"], t1, w, h)
+    span = max(np.ptp([q["nw"] for q in pts]) * w, np.ptp([q["nh"] for q in pts]) * h)
+    return bool(math.hypot(*(b[:2] - a[:2])) > span)
+
+
 def _seen_at(r: dict, t: float, p: QAParams) -> bool:
     """The track's box at time t can be asked about: its size steady over t +- 0.2 s (``max_size_ratio``) and
     within ``max_box_change`` of the track's median size (not two objects merged into one blob, not a part of
@@ -1460,25 +1496,98 @@ def _window_move(ctx: _Ctx, r: dict, t0: float, t1: float, p: QAParams) -> tuple
     return dirs, net / diag, length / max(net, 1e-9)
 
 
-def _direction_windows(ctx: _Ctx, o: _Obj) -> list[tuple[float, float, str]]:
-    """(t0, t1, direction) of the clear stretches of o's move segments, longest first: one direction under the
-    margins, at least 5 % of the diagonal, a nearly straight path and a steady box."""
-    out = []
-    segs = [s for s in o.rec["segments"] or [] if s["kind"] == "move"]
+def _move_spans(segments: list[dict]) -> list[tuple[float, float]]:
+    """The spans of a track's move segments, and of each run of two or more of them with no stop between (a
+    motion the piecewise fit cut where it bends a little: the window checks decide whether it is one direction)."""
+    spans: list[tuple[float, float]] = []
+    run: list[dict] = []
+    for s in [*segments, {"kind": "stop"}]:
+        if s["kind"] == "move":
+            spans.append((s["t0"], s["t1"]))
+            run.append(s)
+            continue
+        if len(run) >= 2:
+            spans.append((run[0]["t0"], run[-1]["t1"]))
+        run = []
+    return spans
+
+
+def _move_windows(ctx: _Ctx, o: _Obj) -> list[tuple[float, float, set[str], float, float]]:
+    """(t0, t1, direction words under the margins, dx px, dy px) of the clear parts of o's motions (_move_spans
+    within _clear_stretches), lasting ``window_min_s`` or more, with a translation (_translates_between), a net
+    shift of at least 5 % of the diagonal and a nearly straight path (``window_straightness``); longest first."""
+    if "_moves" in o.rec:
+        return o.rec["_moves"]
+    out: list[tuple[float, float, set[str], float, float]] = []
+    spans = _move_spans(o.rec["segments"] or [])
+    w, h = int(o.rec["width"]), int(o.rec["height"])
     for a, b in _clear_stretches(ctx, o.rec, ctx.p.window_min_s):
-        for s in segs:
-            t0, t1 = _snap(max(a, s["t0"]), min(b, s["t1"]), ctx.clip)
-            if t1 - t0 < ctx.p.window_min_s - 1e-9 or not _steady_between(o.rec, t0, t1, ctx.p):
+        for s0, s1 in spans:
+            t0, t1 = _snap(max(a, s0), min(b, s1), ctx.clip)
+            if t1 - t0 < ctx.p.window_min_s - 1e-9 or any(abs(t0 - x[0]) + abs(t1 - x[1]) < 1e-6 for x in out):
+                continue
+            if not _translates_between(o.rec, t0, t1, ctx.p):
                 continue
             dirs, shift, bend = _window_move(ctx, o.rec, t0, t1, ctx.p)
-            if len(dirs) == 1 and next(iter(dirs)) in SECTORS and shift >= 0.05 and bend <= ctx.p.window_straightness:
-                out.append((t0, t1, next(iter(dirs))))
-    out.sort(key=lambda w: (-(w[1] - w[0]), w[0]))
+            if shift >= 0.05 and bend <= ctx.p.window_straightness:
+                d = _path_at(o.rec["path"], t1, w, h) - _path_at(o.rec["path"], t0, w, h)
+                out.append((t0, t1, dirs, float(d[0]), float(d[1])))
+    out.sort(key=lambda x: (-(x[1] - x[0]), x[0]))
+    o.rec["_moves"] = out
+    return out
+
+
+def _direction_windows(ctx: _Ctx, o: _Obj) -> list[tuple[float, float, str]]:
+    """(t0, t1, direction) of o's clear motions (_move_windows) in one direction under the margins, longest
+    first, distinct directions."""
     picked: list[tuple[float, float, str]] = []
-    for w in out:  # distinct directions first
-        if all(w[2] != x[2] for x in picked):
-            picked.append(w)
+    for t0, t1, dirs, _dx, _dy in _move_windows(ctx, o):
+        d = next(iter(dirs))
+        if len(dirs) == 1 and d in SECTORS and all(d != x[2] for x in picked):
+            picked.append((t0, t1, d))
     return picked
+
+
+def _window_sides(dx: float, dy: float, diag: float, p: QAParams) -> set[str | None]:
+    """The sides of the frame (left / right / top / bottom) a displacement (px) heads to under p's angle and
+    displacement margins; None among them: it may be too small to head anywhere."""
+    ang, r = math.atan2(dy, dx), math.hypot(dx, dy)
+    out: set[str | None] = set()
+    for da in (-p.angle_margin_deg, 0.0, p.angle_margin_deg):
+        for dr in (-p.displacement_margin, 0.0, p.displacement_margin):
+            rr, a = max(r + dr * diag, 0.0), ang + math.radians(da)
+            out.add(_side(rr * math.cos(a), rr * math.sin(a), diag, dominance=1.0, min_frac=0.05))
+    return out
+
+
+def _heading_windows(ctx: _Ctx, o: _Obj) -> list[tuple[float, float, str]]:
+    """(t0, t1, side) of o's clear motions whose direction word sits between two sectors (no direction_during
+    question) but that head to one side of the frame under the same margins (within 45 degrees of an axis, by
+    ``angle_margin_deg``), longest first, distinct sides."""
+    picked: list[tuple[float, float, str]] = []
+    diag = math.hypot(int(o.rec["width"]), int(o.rec["height"]))
+    for t0, t1, dirs, dx, dy in _move_windows(ctx, o):
+        if len(dirs) < 2 or not dirs <= set(SECTORS):
+            continue
+        sides = _window_sides(dx, dy, diag, ctx.p)
+        side = next(iter(sides))
+        if len(sides) == 1 and side is not None and all(side != x[2] for x in picked):
+            picked.append((t0, t1, side))
+    return picked
+
+
+def _q_heading_during(ctx: _Ctx, o: _Obj, win: tuple[float, float, str]) -> dict | None:
+    t0, t1, side = win
+    x = _window_ref(ctx, o, t0, t1)
+    if x is None:
+        return None
+    q = ctx.pick(["Toward which side of the frame does {x} move between {a} s and {b} s?",
+                  "From {a} s to {b} s, which side of the frame is {x} heading toward?"], "heading_during", o.tid,
+                 t0, x=x, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
+    others = [e for e in _SIDE_OPTION if e != side]
+    ctx.rng("dis", "heading_during", o.tid, t0).shuffle(others)
+    return _mcq(ctx, "location_motion", "heading_during", q, _SIDE_OPTION[side], [_SIDE_OPTION[e] for e in others],
+                _fact("heading_during", [o.tid], side, t0=round(t0, 3), t1=round(t1, 3)))
 
 
 def _q_direction_during(ctx: _Ctx, o: _Obj, win: tuple[float, float, str]) -> dict | None:
@@ -1494,13 +1603,61 @@ def _q_direction_during(ctx: _Ctx, o: _Obj, win: tuple[float, float, str]) -> di
                 _fact("direction_during", [o.tid], d, t0=round(t0, 3), t1=round(t1, 3)))
 
 
+def _still_window(ctx: _Ctx, o: _Obj) -> tuple[float, float] | None:
+    """The longest clear part of one of o's stops (a stop segment less ``window_pad_s`` at each end, within
+    _clear_stretches) lasting ``window_min_s`` or more over which o really stays in place: its centre spans less than ``still_tolerance`` of
+    the diagonal, the net shift stays stationary under the margins, the box keeps its size and shape (no motion
+    toward or away from the camera), on a track that moves elsewhere (a box that never moves may be a ghost of
+    the background, see _seen_at)."""
+    r, p = o.rec, ctx.p
+    w, h = int(r["width"]), int(r["height"])
+    diag = math.hypot(w, h)
+    best = None
+    for a, b in _clear_stretches(ctx, r, p.window_min_s):
+        for s in r["segments"] or []:
+            if s["kind"] != "stop":
+                continue
+            # window_pad_s inside the stop: where the object slows down and starts again the path is smoothed
+            t0, t1 = _snap(max(a, s["t0"] + p.window_pad_s), min(b, s["t1"] - p.window_pad_s), ctx.clip)
+            if t1 - t0 < p.window_min_s - 1e-9 or (best and t1 - t0 <= best[1] - best[0]):
+                continue
+            pts = np.array([(q["ncx"] * w, q["ncy"] * h) for q in r["path"] if t0 <= q["t"] <= t1])
+            if len(pts) < 3 or math.hypot(*np.ptp(pts, axis=0)) >= p.still_tolerance * diag:
+                continue
+            ends = _path_at(r["path"], t1, w, h) - _path_at(r["path"], t0, w, h)
+            if (_perturbed_directions(ends[0], ends[1], 1.0, diag, p) != {"stationary"}
+                    or not _steady_between(r, t0, t1, p) or not _seen_at(r, (t0 + t1) / 2, p)):
+                continue
+            best = (t0, t1)
+    return best
+
+
+def _q_still_during(ctx: _Ctx, o: _Obj) -> dict | None:
+    """"How does X move between a s and b s?" when o stays in place then (_still_window); the distractors are
+    motions."""
+    win = _still_window(ctx, o)
+    if win is None:
+        return None
+    t0, t1 = win
+    x = _window_ref(ctx, o, t0, t1)
+    if x is None:
+        return None
+    q = ctx.pick(["How does {x} move between {a} s and {b} s?", "From {a} s to {b} s, what does {x} do?"],
+                 "still_during", o.tid, t0, x=x, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
+    rng = ctx.rng("dis", "still_during", o.tid, t0)
+    moves = [f"It moves {_DIR_PHRASE[d]}" for d in rng.sample(SECTORS, 3)]
+    return _mcq(ctx, "motion_recognition", "still_during", q, "It stays in place", moves,
+                _fact("still_during", [o.tid], "stationary", t0=round(t0, 3), t1=round(t1, 3)))
+
+
 def _q_region_at(ctx: _Ctx, o: _Obj, spans: list[tuple[float, float]]) -> list[dict | None]:
-    """Where o is at the middle of its clear stretches (a cell no margin can change; o moving then, see
-    _seen_at), at most two times with different answers, the longest stretches first."""
+    """Where o is at a moment of its clear stretches (a cell no margin can change; o moving then, see _seen_at),
+    at most two times with different answers: the longest stretches first, each at its middle, then at a quarter
+    and three quarters of it (an object on a cell's border at the middle is clear of it a little before or
+    after)."""
     rows: list[dict | None] = []
     cells_asked: set[str] = set()
-    for a, b in sorted(spans, key=lambda w: (-(w[1] - w[0]), w[0])):
-        t = _snap((a + b) / 2, (a + b) / 2 + 1.0, ctx.clip)[0]
+    for t, a, b in _moments(spans, ctx.clip):
         box = _box_at(o.rec, t)
         x = _window_ref(ctx, o, t - 0.5, t + 0.5)
         if box is None or x is None or not a <= t <= b or not _seen_at(o.rec, t, ctx.p):
@@ -1519,6 +1676,18 @@ def _q_region_at(ctx: _Ctx, o: _Obj, spans: list[tuple[float, float]]) -> list[d
         if len(rows) == 2:
             break
     return rows
+
+
+def _moments(spans: list[tuple[float, float]], clip: dict) -> list[tuple[float, float, float]]:
+    """(t, a, b): moments to ask about in stretches [a, b], the longest stretch first, each at its middle, then
+    at a quarter and at three quarters of it, shown times in tenths of a second (_snap)."""
+    out: list[tuple[float, float, float]] = []
+    for a, b in sorted(spans, key=lambda w: (-(w[1] - w[0]), w[0])):
+        for f in (0.5, 0.25, 0.75):
+            t = _snap(a + f * (b - a), a + f * (b - a) + 1.0, clip)[0]
+            if a <= t <= b and all(abs(t - m[0]) > 1e-6 for m in out):
+                out.append((t, a, b))
+    return out
 
 
 def _common(sa: list[tuple[float, float]], sb: list[tuple[float, float]], min_s: float) -> list[tuple[float, float]]:
@@ -1571,20 +1740,63 @@ def _q_faster_during(ctx: _Ctx, a: _Obj, b: _Obj, sa: list[tuple[float, float]],
                 _fact("faster_during", [a.tid, b.tid], fast.tid, t0=round(t0, 3), t1=round(t1, 3)))
 
 
+def _q_approach_during(ctx: _Ctx, a: _Obj, b: _Obj, sa: list[tuple[float, float]],
+                       sb: list[tuple[float, float]]) -> dict | None:
+    """Whether two objects get closer together or move farther apart over a part of a common clear stretch: the
+    stretch itself, or its part before / after the moment they are closest (furthest), the longest first that
+    lasts ``window_min_s`` or more and over which the distance between their centres changes by
+    ``approach_margin`` of the diagonal or more and never goes back by more than ``displacement_margin``; both
+    boxes of their usual size at the window's ends (_seen_at: no merge, no part, no ghost)."""
+    w, h = int(a.rec["width"]), int(a.rec["height"])
+    diag = math.hypot(w, h)
+    for lo, hi in _common(sa, sb, ctx.p.window_min_s):
+        ts = np.unique(np.concatenate([[lo, hi], *[[q["t"] for q in o.rec["path"] if lo < q["t"] < hi]
+                                                    for o in (a, b)]]))
+        pa = np.array([_path_at(a.rec["path"], t, w, h)[:2] for t in ts])
+        pb = np.array([_path_at(b.rec["path"], t, w, h)[:2] for t in ts])
+        dist = np.hypot(*(pa - pb).T)
+        turns = (float(ts[int(np.argmin(dist))]), float(ts[int(np.argmax(dist))]))
+        parts = {(lo, hi), *((lo, t) for t in turns), *((t, hi) for t in turns)}
+        for u, v in sorted(parts, key=lambda x: (x[0] - x[1], x[0])):
+            t0, t1 = _snap(u, v, ctx.clip)
+            if t1 - t0 < ctx.p.window_min_s - 1e-9 or not all(_seen_at(o.rec, t, ctx.p) for o in (a, b)
+                                                               for t in (t0, t1)):
+                continue
+            inside = (ts > t0) & (ts < t1)
+            d = np.concatenate([[np.interp(t0, ts, dist)], dist[inside], [np.interp(t1, ts, dist)]])
+            change = (d[-1] - d[0]) / diag
+            back = (d - np.minimum.accumulate(d)) if change < 0 else (np.maximum.accumulate(d) - d)
+            if abs(change) < ctx.p.approach_margin or back.max() > ctx.p.displacement_margin * diag:
+                continue
+            x, y = _window_ref(ctx, a, t0, t1), _window_ref(ctx, b, t0, t1)
+            if x is None or y is None:
+                continue
+            rel = "closer" if change < 0 else "apart"
+            q = ctx.pick(["How does the distance between {x} and {y} change from {a} s to {b} s?",
+                          "Between {a} s and {b} s, do {x} and {y} get closer together or move farther apart?"],
+                         "approach_during", a.tid, b.tid, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip), x=x, y=y)
+            text = {"closer": "They get closer together", "apart": "They move farther apart"}
+            return _mcq(ctx, "motion_objects", "approach_during", q, text[rel],
+                        [text["apart" if rel == "closer" else "closer"], "Their distance stays about the same",
+                         "Neither of them moves"],
+                        _fact("approach_during", [a.tid, b.tid], rel, t0=round(t0, 3), t1=round(t1, 3)))
+    return None
+
+
 _RELATIVE_OPTION = {"left": "To the left of {y}", "right": "To the right of {y}", "above": "Above {y}",
                     "below": "Below {y}"}
 
 
 def _q_relative_at(ctx: _Ctx, a: _Obj, b: _Obj, sa: list[tuple[float, float]],
                    sb: list[tuple[float, float]]) -> list[dict | None]:
-    """Where a is relative to b (left of / right of / above / below) at the middle of their common clear
-    stretches, longest first, at most two times with different answers (objects that pass each other): one axis
-    at least ``relative_dominance`` times the other and at least ``relative_min`` of the frame's diagonal apart."""
+    """Where a is relative to b (left of / right of / above / below) at moments of their common clear stretches
+    (_moments: the longest first, middle then quarters), at most two times with different answers (objects that
+    pass each other): one axis at least ``relative_dominance`` times the other and at least ``relative_min`` of
+    the frame's diagonal apart."""
     rows: list[dict | None] = []
     asked: set[str] = set()
     w, h = int(a.rec["width"]), int(a.rec["height"])
-    for lo, hi in _common(sa, sb, ctx.p.point_min_s):
-        t = _snap((lo + hi) / 2, (lo + hi) / 2 + 1.0, ctx.clip)[0]
+    for t, lo, hi in _moments(_common(sa, sb, ctx.p.point_min_s), ctx.clip):
         ba, bb = _box_at(a.rec, t), _box_at(b.rec, t)
         if ba is None or bb is None or not lo <= t <= hi or not (_seen_at(a.rec, t, ctx.p)
                                                                  and _seen_at(b.rec, t, ctx.p)):

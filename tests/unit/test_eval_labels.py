@@ -401,6 +401,30 @@ def test_windowed_kinds_against_truth():
     assert verdict(q("relative_at", [1, 4], "left", t=1.0), truth, {1: 1, 4: 1}).status == "wrong"
 
 
+def test_heading_still_and_approach_over_a_window():
+    # o1 right then down; o2 still; o4 down-right at 25 degrees below the horizontal over the clip
+    slant = path((0, 100, 300), (4, 500, 300 + 400 * math.tan(math.radians(25))))
+    truth = truth_of(o1=RIGHT_DOWN, o2=STILL, o4=slant)
+    assert verdict(q("heading_during", [4], "right", t0=0.5, t1=3.5), truth).status == "correct"
+    assert verdict(q("heading_during", [4], "bottom", t0=0.5, t1=3.5), truth).status == "wrong"
+    assert verdict(q("heading_during", [1], "bottom", t0=2.2, t1=3.8), truth).status == "correct"
+    assert verdict(q("heading_during", [1], "right", t0=1.0, t1=3.0), truth).status == "doubtful"  # 45 degrees
+    # still: o2 stays put, o1 moves
+    assert verdict(q("still_during", [2], "stationary", t0=1.0, t1=3.0), truth).status == "correct"
+    assert verdict(q("still_during", [1], "stationary", t0=1.0, t1=3.0), truth).status == "wrong"
+    # approach: o1 (100 -> 400, 100) against o2 (560, 400): 541 px at 0 s, 340 px at 2 s -> closer by 25 %
+    assert verdict(q("approach_during", [1, 2], "closer", t0=0.0, t1=2.0), truth).status == "correct"
+    assert verdict(q("approach_during", [1, 2], "apart", t0=0.0, t1=2.0), truth).status == "wrong"
+    # o1 and o4 both move right over the first 0.2 s at about the same speed: the distance changes by 1 %
+    assert verdict(q("approach_during", [1, 4], "closer", t0=0.0, t1=0.2), truth).status == "wrong"
+    # a change of about 5 % of the diagonal sits on the threshold: doubtful
+    near = path((0, 100, 100), (4, 100 + 4 * 40.0 / 2, 100))  # 40 px (5 % of 800) closer to o5 in 2 s
+    truth = truth_of(o1=near, o5=path((0, 500, 100)))
+    assert verdict(q("approach_during", [1, 5], "closer", t0=0.0, t1=2.0), truth).status == "doubtful"
+    # both tracks on one truth object: wrong
+    assert verdict(q("approach_during", [1, 6], "closer", t0=0.0, t1=2.0), truth, {1: 1, 6: 1}).status == "wrong"
+
+
 def test_grounded_direction_during_with_and_without_a_region():
     other = path((0, 600, 100), (4, 600, 300))  # also goes down, on the right
     truth = truth_of(o1=RIGHT_DOWN, o2=STILL, o3=other)

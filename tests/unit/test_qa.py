@@ -132,7 +132,7 @@ def expected_value(f: dict, traj: pl.DataFrame):
             path = recs[t]["path"]
             return np.interp(f["t"], [q["t"] for q in path], [q["ncy"] + q["nh"] / 2 for q in path])
         return (max if k == "nearest" else min)(f["tracks"], key=bottom)
-    if k in ("direction_during", "region_at"):
+    if k in ("direction_during", "heading_during", "still_during", "region_at"):
         path = o["path"]
         ts = [q["t"] for q in path]
 
@@ -144,9 +144,14 @@ def expected_value(f: dict, traj: pl.DataFrame):
                     ["bottom-left", "bottom", "bottom-right"]]
             return grid[min(int(3 * y / H), 2)][min(int(3 * x / W), 2)]
         (x0, y0), (x1, y1) = centre(f["t0"]), centre(f["t1"])  # 45-degree sector of the displacement (y down)
+        if k == "still_during":  # the centre stays within 1 % of the diagonal of where it was at t0
+            pts = [centre(t) for t in np.linspace(f["t0"], f["t1"], 20)]
+            return "stationary" if max(math.dist(q, (x0, y0)) for q in pts) < 0.01 * math.hypot(W, H) else "moves"
+        if k == "heading_during":  # the side of the frame: the larger of |dx|, |dy|
+            return ("right" if x1 > x0 else "left") if abs(x1 - x0) > abs(y1 - y0) else ("bottom" if y1 > y0 else "top")
         sectors = ["right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right"]
         return sectors[int(((math.degrees(math.atan2(y1 - y0, x1 - x0)) + 22.5) % 360) // 45)]
-    if k in ("relative_at", "faster_during"):
+    if k in ("relative_at", "faster_during", "approach_during"):
         def at(t, tid):
             path = recs[tid]["path"]
             ts = [q["t"] for q in path]
@@ -155,6 +160,9 @@ def expected_value(f: dict, traj: pl.DataFrame):
         if k == "relative_at":
             dx, dy = at(f["t"], a) - at(f["t"], b)
             return ("right" if dx > 0 else "left") if abs(dx) > abs(dy) else ("below" if dy > 0 else "above")
+        if k == "approach_during":  # the distance between the centres at t1 against t0
+            return "closer" if (np.linalg.norm(at(f["t1"], a) - at(f["t1"], b))
+                                < np.linalg.norm(at(f["t0"], a) - at(f["t0"], b))) else "apart"
 
         def length(tid):
             pts = np.array([at(t, tid) for t in np.linspace(f["t0"], f["t1"], 50)])
@@ -173,8 +181,12 @@ def answer_text_for(f: dict, refs: dict) -> str:
         return qa._cap(qa._REGION_TEXT[v])
     if k == "relative_at":
         return qa._RELATIVE_OPTION[v].format(y=refs[f["tracks"][1]])
-    if k == "heading":
+    if k in ("heading", "heading_during"):
         return qa._SIDE_OPTION[v]
+    if k == "still_during":
+        return "It stays in place"
+    if k == "approach_during":
+        return {"closer": "They get closer together", "apart": "They move farther apart"}[v]
     if k == "activity":
         return qa._ACTIVITY_OPTION[v]
     if k in ("repetitions", "n_stops"):
