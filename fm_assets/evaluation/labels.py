@@ -72,7 +72,8 @@ truth object its boxes cover best over the window (mean IoU over the window's sa
 box, at least MIN_IOU; t +- WINDOW_PAD_S for a time; not one-to-one, so two pieces of one object's track both
 match it). direction_during: the direction word of the smoothed centre and size from t0 to t1 (wrong when the
 truth object is not seen at both; still_during asks the same of a window where the value is "stationary");
-heading_during: the side of the frame (as heading) of the smoothed centre's
+then_during: the direction words of the smoothed centre over [t0, tm0] and over [tm1, t1] (the two phases, in
+order); heading_during: the side of the frame (as heading) of the smoothed centre's
 displacement from t0 to t1; region_at: the cell of the smoothed centre at t; relative_at: the larger of the
 centre offsets at t (left / right / above / below), doubtful when within RELATIVE_MARGIN (x 1.15) of the other or
 under RELATIVE_MIN (2 % of the diagonal); both tracks on one truth object are wrong; faster_during: the longer
@@ -147,11 +148,11 @@ KNOWN_KINDS = {"direction", "direction_at", "activity", "start_region", "end_reg
                "last_move", "repetitions", "n_stops", "count_direction", "majority_direction", *OBJECT_KINDS,
                "g_longest", "g_fastest", "g_turns", "g_direction", "g_activity", "g_approach", "g_after_stop",
                "g_before_start", "g_starts_before", "g_starts_after", "g_cf_direction", "g_cf_mover",
-               "direction_during", "heading_during", "still_during", "region_at", "relative_at", "faster_during",
-               "approach_during", "g_direction_during"}
+               "direction_during", "heading_during", "still_during", "then_during", "region_at", "relative_at",
+               "faster_during", "approach_during", "g_direction_during"}
 # kinds about a time window (fact t0 / t1, or t): their tracks are matched to truth over that window only
-WINDOWED_KINDS = {"direction_during", "heading_during", "still_during", "region_at", "relative_at", "faster_during",
-                  "approach_during", "g_direction_during"}
+WINDOWED_KINDS = {"direction_during", "heading_during", "still_during", "then_during", "region_at", "relative_at",
+                  "faster_during", "approach_during", "g_direction_during"}
 RELATIVE_MARGIN = 1.15  # relative_at: the larger offset must beat the other by this factor ...
 RELATIVE_MIN = 0.02  # ... and be at least this fraction of the diagonal
 WINDOW_PAD_S = 0.5  # region_at: the track is matched over t +- this
@@ -829,6 +830,14 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
     if kind in ("direction_during", "still_during"):
         moved = _moved(objs[o], float(fact["t0"]), float(fact["t1"]), diag)
         return (_one(moved, "direction") if moved else None), value, None
+    if kind == "then_during":
+        phases = []
+        for a, b in ((float(fact["t0"]), float(fact["tm0"])), (float(fact["tm1"]), float(fact["t1"]))):
+            moved = _moved(objs[o], a, b, diag)
+            if not moved:
+                return None, value, None
+            phases.append(_one(moved, "direction"))
+        return phases, list(value), None
     if kind == "heading_during":
         a, b = objs[o].position(float(fact["t0"])), objs[o].position(float(fact["t1"]))
         if a is None or b is None:

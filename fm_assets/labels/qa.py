@@ -91,6 +91,9 @@ boxes in the window ("the red person"), made unique among look-alikes seen then 
 - ``still_during`` (motion_recognition): "how does X move between a and b": it stays in place, over a stop segment
   (less ``window_pad_s`` at each end) where its centre spans less than ``still_tolerance``, its box steady, on a
   track that moves elsewhere; the distractors are motions;
+- ``then_during`` (temporal_order): "what does X do between a and b": two consecutive phases in order (stays in
+  place, then moves d; moves d, then stops; moves d, then d'), each clear over ``window_min_s`` once
+  ``window_pad_s`` around the change is left out, inside one clear stretch;
 - ``region_at`` (location_motion): the grid cell of the centre at the middle of a clear stretch, or at a quarter
   or three quarters of it when the middle is on a cell's border (two times at most, different cells), the box of its usual size there (not a merge, not a part) on a track that travels
   ``min_reliable_distance`` in all (a box that never moves may be a ghost of the background);
@@ -891,6 +894,7 @@ def _rule_rows(ctx: _Ctx) -> list[dict]:
         rows += [_q_direction_during(ctx, o, w) for w in _direction_windows(ctx, o)[:2]]
         rows += [_q_heading_during(ctx, o, w) for w in _heading_windows(ctx, o)[:1]]
         rows.append(_q_still_during(ctx, o))
+        rows.append(_q_then_during(ctx, o))
         rows += _q_region_at(ctx, o, spans[o.tid])
     for i, a in enumerate(ctx.objs):
         for b in ctx.objs[i + 1:]:
@@ -1603,15 +1607,36 @@ def _q_direction_during(ctx: _Ctx, o: _Obj, win: tuple[float, float, str]) -> di
                 _fact("direction_during", [o.tid], d, t0=round(t0, 3), t1=round(t1, 3)))
 
 
-def _still_window(ctx: _Ctx, o: _Obj) -> tuple[float, float] | None:
-    """The longest clear part of one of o's stops (a stop segment less ``window_pad_s`` at each end, within
-    _clear_stretches) lasting ``window_min_s`` or more over which o really stays in place: its centre spans less than ``still_tolerance`` of
-    the diagonal, the net shift stays stationary under the margins, the box keeps its size and shape (no motion
-    toward or away from the camera), on a track that moves elsewhere (a box that never moves may be a ghost of
-    the background, see _seen_at)."""
-    r, p = o.rec, ctx.p
+def _still_between(r: dict, t0: float, t1: float, p: QAParams) -> bool:
+    """The track really stays in place over [t0, t1]: its centre spans less than ``still_tolerance`` of the
+    diagonal, the net shift stays stationary under the margins and the box keeps its size and shape (no motion
+    toward or away from the camera)."""
     w, h = int(r["width"]), int(r["height"])
     diag = math.hypot(w, h)
+    pts = np.array([(q["ncx"] * w, q["ncy"] * h) for q in r["path"] if t0 <= q["t"] <= t1])
+    if len(pts) < 3 or math.hypot(*np.ptp(pts, axis=0)) >= p.still_tolerance * diag:
+        return False
+    ends = _path_at(r["path"], t1, w, h) - _path_at(r["path"], t0, w, h)
+    return _perturbed_directions(ends[0], ends[1], 1.0, diag, p) == {"stationary"} and _steady_between(r, t0, t1, p)
+
+
+def _moving_between(ctx: _Ctx, r: dict, t0: float, t1: float) -> str | None:
+    """The one direction (a sector) a track moves in over [t0, t1] when its motion there is clear: a translation
+    (_translates_between), one direction under the margins, at least 5 % of the diagonal, a nearly straight path
+    (``window_straightness``); None otherwise."""
+    if not _translates_between(r, t0, t1, ctx.p):
+        return None
+    dirs, shift, bend = _window_move(ctx, r, t0, t1, ctx.p)
+    d = next(iter(dirs))
+    ok = len(dirs) == 1 and d in SECTORS and shift >= 0.05 and bend <= ctx.p.window_straightness
+    return d if ok else None
+
+
+def _still_window(ctx: _Ctx, o: _Obj) -> tuple[float, float] | None:
+    """The longest clear part of one of o's stops (a stop segment less ``window_pad_s`` at each end, within
+    _clear_stretches) lasting ``window_min_s`` or more over which o really stays in place (_still_between), on
+    a track that moves elsewhere (a box that never moves may be a ghost of the background, see _seen_at)."""
+    r, p = o.rec, ctx.p
     best = None
     for a, b in _clear_stretches(ctx, r, p.window_min_s):
         for s in r["segments"] or []:
@@ -1621,15 +1646,55 @@ def _still_window(ctx: _Ctx, o: _Obj) -> tuple[float, float] | None:
             t0, t1 = _snap(max(a, s["t0"] + p.window_pad_s), min(b, s["t1"] - p.window_pad_s), ctx.clip)
             if t1 - t0 < p.window_min_s - 1e-9 or (best and t1 - t0 <= best[1] - best[0]):
                 continue
-            pts = np.array([(q["ncx"] * w, q["ncy"] * h) for q in r["path"] if t0 <= q["t"] <= t1])
-            if len(pts) < 3 or math.hypot(*np.ptp(pts, axis=0)) >= p.still_tolerance * diag:
-                continue
-            ends = _path_at(r["path"], t1, w, h) - _path_at(r["path"], t0, w, h)
-            if (_perturbed_directions(ends[0], ends[1], 1.0, diag, p) != {"stationary"}
-                    or not _steady_between(r, t0, t1, p) or not _seen_at(r, (t0 + t1) / 2, p)):
-                continue
-            best = (t0, t1)
+            if _still_between(r, t0, t1, p) and _seen_at(r, (t0 + t1) / 2, p):
+                best = (t0, t1)
     return best
+
+
+def _phase_text(phase: str) -> str:
+    return "stays in place" if phase == "stationary" else f"moves {_DIR_PHRASE[phase]}"
+
+
+def _q_then_during(ctx: _Ctx, o: _Obj) -> dict | None:
+    """"What does X do between a s and b s?" -> "It stays in place, then moves left" (or moves, then stops; or
+    one direction, then another): two consecutive segments of o inside one clear stretch, each clear over at
+    least ``window_min_s`` (_still_between / _moving_between) once ``window_pad_s`` around the change between
+    them is left out, with different answers; the longest such window. Distractors: the order reversed, the
+    second phase changed, one phase all along."""
+    p = ctx.p
+    best: tuple[float, float, float, float, str, str] | None = None
+    segs = o.rec["segments"] or []
+    for a, b in _clear_stretches(ctx, o.rec, 2 * p.window_min_s):
+        for s1, s2 in zip(segs, segs[1:]):
+            t0, m0 = _snap(max(a, s1["t0"] + (p.window_pad_s if s1["kind"] == "stop" else 0.0)),
+                           min(b, s1["t1"] - p.window_pad_s), ctx.clip)
+            m1, t1 = _snap(max(a, s2["t0"] + p.window_pad_s),
+                           min(b, s2["t1"] - (p.window_pad_s if s2["kind"] == "stop" else 0.0)), ctx.clip)
+            if min(m0 - t0, t1 - m1) < p.window_min_s - 1e-9 or (best and t1 - t0 <= best[1] - best[0]):
+                continue
+            first, second = [("stationary" if _still_between(o.rec, u, v, p) else None) if s["kind"] == "stop"
+                              else _moving_between(ctx, o.rec, u, v) for s, (u, v) in ((s1, (t0, m0)), (s2, (m1, t1)))]
+            if first and second and first != second and _seen_at(o.rec, (t0 + t1) / 2, p):
+                best = (t0, t1, m0, m1, first, second)
+    if best is None:
+        return None
+    t0, t1, m0, m1, first, second = best
+    x = _window_ref(ctx, o, t0, t1)
+    if x is None:
+        return None
+    rng = ctx.rng("dis", "then_during", o.tid, t0)
+    moving = [d for d in (first, second) if d != "stationary"]
+    other = rng.choice([d for d in SECTORS if d not in (first, second)])
+    answer = f"It {_phase_text(first)}, then {_phase_text(second)}"
+    distractors = [f"It {_phase_text(second)}, then {_phase_text(first)}",
+                   f"It {_phase_text(first)}, then {_phase_text(other)}",
+                   f"It {_phase_text(moving[0])} the whole time",
+                   f"It {_phase_text(other)}, then {_phase_text(second)}"]
+    q = ctx.pick(["What does {x} do between {a} s and {b} s?", "From {a} s to {b} s, how does {x} move?"],
+                 "then_during", o.tid, t0, x=x, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
+    return _mcq(ctx, "temporal_order", "then_during", q, answer, distractors,
+                _fact("then_during", [o.tid], [first, second], t0=round(t0, 3), t1=round(t1, 3), tm0=round(m0, 3),
+                      tm1=round(m1, 3)))
 
 
 def _q_still_during(ctx: _Ctx, o: _Obj) -> dict | None:

@@ -409,6 +409,11 @@ def test_heading_still_and_approach_over_a_window():
     assert verdict(q("heading_during", [4], "bottom", t0=0.5, t1=3.5), truth).status == "wrong"
     assert verdict(q("heading_during", [1], "bottom", t0=2.2, t1=3.8), truth).status == "correct"
     assert verdict(q("heading_during", [1], "right", t0=1.0, t1=3.0), truth).status == "doubtful"  # 45 degrees
+    # two phases in order: o1 right over [0.2, 1.8] then down over [2.2, 3.8]; o2 still then still is no change
+    assert verdict(q("then_during", [1], ["right", "down"], t0=0.2, tm0=1.8, tm1=2.2, t1=3.8), truth).status == "correct"
+    assert verdict(q("then_during", [1], ["down", "right"], t0=0.2, tm0=1.8, tm1=2.2, t1=3.8), truth).status == "wrong"
+    assert verdict(q("then_during", [2], ["stationary", "left"], t0=0.2, tm0=1.8, tm1=2.2, t1=3.8),
+                   truth).status == "wrong"
     # still: o2 stays put, o1 moves
     assert verdict(q("still_during", [2], "stationary", t0=1.0, t1=3.0), truth).status == "correct"
     assert verdict(q("still_during", [1], "stationary", t0=1.0, t1=3.0), truth).status == "wrong"

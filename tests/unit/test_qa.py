@@ -132,7 +132,7 @@ def expected_value(f: dict, traj: pl.DataFrame):
             path = recs[t]["path"]
             return np.interp(f["t"], [q["t"] for q in path], [q["ncy"] + q["nh"] / 2 for q in path])
         return (max if k == "nearest" else min)(f["tracks"], key=bottom)
-    if k in ("direction_during", "heading_during", "still_during", "region_at"):
+    if k in ("direction_during", "heading_during", "still_during", "then_during", "region_at"):
         path = o["path"]
         ts = [q["t"] for q in path]
 
@@ -144,6 +144,16 @@ def expected_value(f: dict, traj: pl.DataFrame):
                     ["bottom-left", "bottom", "bottom-right"]]
             return grid[min(int(3 * y / H), 2)][min(int(3 * x / W), 2)]
         (x0, y0), (x1, y1) = centre(f["t0"]), centre(f["t1"])  # 45-degree sector of the displacement (y down)
+        if k == "then_during":  # still or the 45-degree sector, over [t0, tm0] then over [tm1, t1]
+            out = []
+            for a, b in ((f["t0"], f["tm0"]), (f["tm1"], f["t1"])):
+                (xa, ya), (xb, yb) = centre(a), centre(b)
+                if max(math.dist(centre(t), (xa, ya)) for t in np.linspace(a, b, 20)) < 0.01 * math.hypot(W, H):
+                    out.append("stationary")
+                    continue
+                sectors = ["right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right"]
+                out.append(sectors[int(((math.degrees(math.atan2(yb - ya, xb - xa)) + 22.5) % 360) // 45)])
+            return out
         if k == "still_during":  # the centre stays within 1 % of the diagonal of where it was at t0
             pts = [centre(t) for t in np.linspace(f["t0"], f["t1"], 20)]
             return "stationary" if max(math.dist(q, (x0, y0)) for q in pts) < 0.01 * math.hypot(W, H) else "moves"
@@ -185,6 +195,8 @@ def answer_text_for(f: dict, refs: dict) -> str:
         return qa._SIDE_OPTION[v]
     if k == "still_during":
         return "It stays in place"
+    if k == "then_during":
+        return "It {}, then {}".format(*(qa._phase_text(x) for x in v))
     if k == "approach_during":
         return {"closer": "They get closer together", "apart": "They move farther apart"}[v]
     if k == "activity":

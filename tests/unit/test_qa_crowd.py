@@ -190,8 +190,8 @@ def test_crossing_tracks_are_asked_about_only_away_from_the_crossing():
     pairs = pair_relations(traj)
     rows = qa.rule_questions(traj, pairs, CLIP) + qa.grounded_questions(traj, pairs, CLIP)
     kinds = Counter(json.loads(r["fact"])["kind"] for r in rows)
-    assert kinds and set(kinds) <= {"direction_during", "heading_during", "still_during", "region_at", "relative_at",
-                                    "faster_during", "approach_during", "g_direction_during"}, kinds
+    assert kinds and set(kinds) <= {"direction_during", "heading_during", "still_during", "then_during", "region_at",
+                                    "relative_at", "faster_during", "approach_during", "g_direction_during"}, kinds
     # the one pair question over a window before the crossing: they walk toward each other
     assert [json.loads(r["fact"])["value"] for r in rows if json.loads(r["fact"])["kind"] == "approach_during"] in (
         [], ["closer"])
@@ -225,8 +225,9 @@ def test_a_track_that_changes_colour_is_asked_about_only_by_window_colour():
     assert "colour_changes" in qa.doubts(traj, pairs, CLIP)[1]
     rows = qa.rule_questions(traj, pairs, CLIP)
     about = [(json.loads(r["fact"]), r["question"]) for r in rows if json.loads(r["fact"])["tracks"][:1] == [1]]
-    assert about and all(f["kind"] in ("direction_during", "heading_during", "still_during", "region_at",
-                                       "relative_at", "faster_during", "approach_during") for f, _ in about)
+    assert about and all(f["kind"] in ("direction_during", "heading_during", "still_during", "then_during",
+                                       "region_at", "relative_at", "faster_during", "approach_during")
+                         for f, _ in about)
     for f, text in about:
         t0, t1 = (f["t0"], f["t1"]) if "t0" in f else (f["t"] - 0.5, f["t"] + 0.5)
         if t1 <= 4.0:

@@ -146,3 +146,20 @@ def test_a_repetition_count_needs_both_readings_to_agree():
     segs = [{"t0": 0.0, "t1": 4.0, "kind": "move"}, {"t0": 4.0, "t1": 4.1, "kind": "move"},
             {"t0": 4.1, "t1": 8.0, "kind": "move"}]
     assert qa._legs_clear(path, segs, W, H, 0) and not qa._legs_clear(path, segs, W, H, 1)
+
+
+def test_a_stop_then_a_move_is_asked_in_order():
+    # red stands 3 s, then walks left for 5 s; its window leaves window_pad_s out around the start of the walk
+    objs = [(1, "person", "red", 40, 80, [(0.0, 500, 120), (3.0, 500, 120), (8.0, 100, 120)]),
+            (2, "person", "green", 40, 80, [(0.0, 600, 420), (8.0, 200, 420)])]
+    rows, traj = rows_of(make_tracks(objs))
+    seq = of_kind(rows, "then_during")
+    assert [f["tracks"] for f, _ in seq] == [[1]]
+    f, row = seq[0]
+    assert f["value"] == ["stationary", "left"] and row["answer_text"] == "It stays in place, then moves to the left"
+    assert f["t0"] < f["tm0"] < 3.0 < f["tm1"] < f["t1"]
+    assert np.linalg.norm(centre(traj, 1, f["tm0"]) - centre(traj, 1, f["t0"])) < 1.0  # still before
+    d = centre(traj, 1, f["t1"]) - centre(traj, 1, f["tm1"])
+    assert d[0] < -100 and abs(d[1]) < 1.0  # left after
+    assert "It moves to the left, then stays in place" in row["options"] and row["category"] == "temporal_order"
+    assert len(set(row["options"])) == 4
