@@ -83,9 +83,9 @@ boxes in the window ("the red person"), made unique among look-alikes seen then 
 "highest / lowest in the frame", or not asked.  A time is shown in seconds from the clip's start, one decimal
 (the fact holds absolute seconds):
 - ``direction_during`` (motion_recognition): the direction of the clear part of a move segment (or of a run of
-  move segments with no stop between) lasting
-  ``window_min_s`` or more, nearly straight (``window_straightness``), one direction under the margins, a steady
-  box or a centre shift larger than any change of the box's width or height there (a translation);
+  move segments with no stop between) lasting ``window_min_s`` or more, nearly straight
+  (``window_straightness``), one direction under the margins, a steady box or a centre shift larger than any
+  change of the box's width or height there (a translation);
 - ``heading_during`` (location_motion): the side of the frame such a motion heads to when its direction word sits
   between two sectors (no ``direction_during``) but the side is clear under the same margins;
 - ``still_during`` (motion_recognition): "how does X move between a and b": it stays in place, over a stop segment
@@ -95,8 +95,9 @@ boxes in the window ("the red person"), made unique among look-alikes seen then 
   place, then moves d; moves d, then stops; moves d, then d'), each clear over ``window_min_s`` once
   ``window_pad_s`` around the change is left out, inside one clear stretch;
 - ``region_at`` (location_motion): the grid cell of the centre at the middle of a clear stretch, or at a quarter
-  or three quarters of it when the middle is on a cell's border (two times at most, different cells), the box of its usual size there (not a merge, not a part) on a track that travels
-  ``min_reliable_distance`` in all (a box that never moves may be a ghost of the background);
+  or three quarters of it when the middle is on a cell's border (two times at most, different cells), the box
+  of its usual size there (not a merge, not a part) on a track that travels ``min_reliable_distance`` in all (a
+  box that never moves may be a ghost of the background);
 - ``relative_at`` (location_motion): left of / right of / above / below another object at a time both are clear
   (``relative_dominance``, ``relative_min``);
 - ``faster_during`` (motion_objects): which of two covers more ground over their common clear stretch, by
@@ -733,6 +734,7 @@ class _Ctx:
                 o.why.append("ambiguous_referent")
         self.any_untrusted = any(o.untrusted for o in self.objs)
         self.colors_used = {o.rec.get("color") for o in self.objs}
+        self.window_refs: dict[tuple[int, float, float], str | None] = {}  # _window_ref's answers
 
     def rng(self, *parts: Any) -> random.Random:
         return random.Random(seed_for(self.clip.get("video_id"), self.clip.get("clip_id"), *parts))
@@ -1302,6 +1304,19 @@ def _arrays(r: dict) -> tuple[np.ndarray, np.ndarray]:
     return r["_xy"]
 
 
+def _colours(r: dict) -> list[str | None]:
+    """The colour names of a track's path points (aligned with _arrays' times), made once per track row."""
+    if "_colours" not in r:
+        r["_colours"] = [q.get("color") for q in r["path"]]
+    return r["_colours"]
+
+
+def _span(r: dict, t0: float, t1: float) -> slice:
+    """The path points of a track with t0 <= t <= t1 (its times increase)."""
+    ts, _ = _arrays(r)
+    return slice(int(np.searchsorted(ts, t0, "left")), int(np.searchsorted(ts, t1, "right")))
+
+
 def _box_at(r: dict, t: float) -> np.ndarray | None:
     """(ncx, ncy, nw, nh) of a track's path at time t, None outside its span."""
     path = r.get("path") or []
@@ -1342,10 +1357,14 @@ def _colour_switches(path: list[dict], share: float, span: float = 1.0) -> list[
     """Times where the box's colour name changes for good: the colour of at least ``share`` of the boxes in the
     ``span`` seconds before differs from that of the ``span`` seconds after (one flickering box is no change).
     The path's colours are its boxes' own (the `tracks` table's ``box_color``)."""
-    out = []
+    out: list[float] = []
+    colours = [x.get("color") for x in path]
+    if len(set(colours)) < 2:
+        return out  # one colour all along: no change
+    ts = np.array([x["t"] for x in path])  # increasing: the points of a time window are a slice
     for q in path:
-        before = [x.get("color") for x in path if q["t"] - span <= x["t"] < q["t"]]
-        after = [x.get("color") for x in path if q["t"] <= x["t"] < q["t"] + span]
+        lo, mid, hi = np.searchsorted(ts, [q["t"] - span, q["t"], q["t"] + span], "left")
+        before, after = colours[lo:mid], colours[mid:hi]
         if not before or not after:
             continue
         (cb, nb), (ca, na) = Counter(before).most_common(1)[0], Counter(after).most_common(1)[0]
@@ -1435,10 +1454,13 @@ def _seen_at(r: dict, t: float, p: QAParams) -> bool:
     within ``max_box_change`` of the track's median size (not two objects merged into one blob, not a part of
     one), on a track that travels at least ``min_reliable_distance`` in all (a motion detector's box that never
     really moves may be a ghost of the background, not an object)."""
-    pts = [q for q in r["path"] if t - 0.2 <= q["t"] <= t + 0.2]
-    if len(pts) < 3 or (r.get("distance") or 0.0) < p.min_reliable_distance:
+    if "_usual" not in r:
+        _, xy = _arrays(r)
+        r["_size"] = np.sqrt(np.clip(xy[:, 2] * xy[:, 3], 1e-12, None))
+        r["_usual"] = float(np.median(r["_size"]))
+    size, usual = r["_size"][_span(r, t - 0.2, t + 0.2)], r["_usual"]
+    if len(size) < 3 or (r.get("distance") or 0.0) < p.min_reliable_distance:
         return False
-    size, usual = _sizes(pts), float(np.median(_sizes(r["path"])))
     return bool(size.max() / size.min() <= p.max_size_ratio
                 and max(size.max(), usual) / min(size.min(), usual) <= p.max_box_change)
 
@@ -1456,8 +1478,16 @@ def _window_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
     start, middle and end (o seen at all three, each look-alike at one at least)."""
     if not o.untrusted:
         return None if _numbered(o.ref) else o.ref
+    key = (o.tid, t0, t1)
+    if key not in ctx.window_refs:
+        ctx.window_refs[key] = _colour_ref(ctx, o, t0, t1)
+    return ctx.window_refs[key]
+
+
+def _colour_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
+    """_window_ref of a doubtful track."""
     noun = _noun(o.rec.get("label"))
-    cols = [q.get("color") for q in o.rec["path"] if t0 <= q["t"] <= t1]
+    cols = _colours(o.rec)[_span(o.rec, t0, t1)]
     top = Counter(cols).most_common(1)
     if not top or top[0][1] < ctx.p.window_colour_share * len(cols):
         return None
@@ -1469,7 +1499,7 @@ def _window_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
             continue
         if x["t_end"] < t0 - 1.0 or x["t_start"] > t1 + 1.0:
             continue
-        seen = {q.get("color") for q in x.get("path") or [] if t0 - 1.0 <= q["t"] <= t1 + 1.0} | {x.get("color")}
+        seen = set(_colours(x)[_span(x, t0 - 1.0, t1 + 1.0)]) | {x.get("color")}
         if colour in seen:
             alike.append(x)
     if not alike:
@@ -1815,11 +1845,10 @@ def _q_approach_during(ctx: _Ctx, a: _Obj, b: _Obj, sa: list[tuple[float, float]
     w, h = int(a.rec["width"]), int(a.rec["height"])
     diag = math.hypot(w, h)
     for lo, hi in _common(sa, sb, ctx.p.window_min_s):
-        ts = np.unique(np.concatenate([[lo, hi], *[[q["t"] for q in o.rec["path"] if lo < q["t"] < hi]
-                                                    for o in (a, b)]]))
-        pa = np.array([_path_at(a.rec["path"], t, w, h)[:2] for t in ts])
-        pb = np.array([_path_at(b.rec["path"], t, w, h)[:2] for t in ts])
-        dist = np.hypot(*(pa - pb).T)
+        (ta, xa), (tb, xb) = _arrays(a.rec), _arrays(b.rec)
+        ts = np.unique(np.concatenate([[lo, hi], ta[(ta > lo) & (ta < hi)], tb[(tb > lo) & (tb < hi)]]))
+        dist = np.hypot(np.interp(ts, ta, xa[:, 0]) * w - np.interp(ts, tb, xb[:, 0]) * w,
+                        np.interp(ts, ta, xa[:, 1]) * h - np.interp(ts, tb, xb[:, 1]) * h)
         turns = (float(ts[int(np.argmin(dist))]), float(ts[int(np.argmax(dist))]))
         parts = {(lo, hi), *((lo, t) for t in turns), *((t, hi) for t in turns)}
         for u, v in sorted(parts, key=lambda x: (x[0] - x[1], x[0])):

@@ -45,7 +45,8 @@ def test_a_stop_gives_a_still_question_inside_the_stop():
     assert 3.0 + pad - 1e-9 <= f["t0"] < f["t1"] <= 6.0 - pad + 1e-9 and f["t1"] - f["t0"] >= qa.QAParams().window_min_s
     assert f["value"] == "stationary" and row["answer_text"] == "It stays in place"
     assert all(o.startswith("It moves ") for o in row["options"][1:]) and len(set(row["options"])) == 4
-    assert max(np.linalg.norm(centre(traj, 1, t) - centre(traj, 1, f["t0"])) for t in np.linspace(f["t0"], f["t1"], 9)) < 1.0
+    drift = [np.linalg.norm(centre(traj, 1, t) - centre(traj, 1, f["t0"])) for t in np.linspace(f["t0"], f["t1"], 9)]
+    assert max(drift) < 1.0
     assert row["category"] == "motion_recognition" and "red person" in row["question"]
 
 
