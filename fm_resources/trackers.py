@@ -28,9 +28,13 @@ def register_mmdet() -> None:
 class ClipTracker:
     """Feeds one clip's detections, frame by frame (including frames without detections), to an mmdet tracker."""
 
-    def __init__(self, mmdet_tracker) -> None:
+    def __init__(self, mmdet_tracker, buffer: float = 0.0) -> None:
         self._tracker = mmdet_tracker
         self._frame = 0
+        # C-BIoU's buffered matching: each box is widened by `buffer` of its width and height on every side before
+        # the tracker sees it, so that a small object moving more than its own size between sampled frames still
+        # overlaps its last box; the rows keep the detection's own box
+        self._grow = 1.0 + 2.0 * buffer
         # mmdet's trackers keep every box of a track in Python lists (a tensor each), so on a long shot their memory
         # grows with its length; they read only the last entries: the last box and frame, len(bboxes) against
         # num_tentatives, OC-SORT's observation vel_delta_t back or the last one seen (a lost track is dropped
@@ -43,9 +47,13 @@ class ClipTracker:
         from mmdet.structures import DetDataSample
         from mmengine.structures import InstanceData
 
+        given = det.boxes.copy()
+        if self._grow != 1.0 and len(given):
+            centre, half = (given[:, :2] + given[:, 2:]) / 2, (given[:, 2:] - given[:, :2]) * (self._grow / 2)
+            given = np.concatenate([centre - half, centre + half], axis=1).astype(given.dtype)
         sample = DetDataSample(metainfo={"frame_id": self._frame})
         sample.pred_instances = InstanceData(
-            bboxes=torch.from_numpy(det.boxes.copy()),
+            bboxes=torch.from_numpy(given.copy()),
             scores=torch.from_numpy(det.scores.copy()),
             labels=torch.zeros(len(det), dtype=torch.long),  # class-agnostic association
         )
@@ -60,8 +68,12 @@ class ClipTracker:
         boxes = out.bboxes.numpy()
         # the tracker returns the detections it kept, with their ids; which detection each one is (the first
         # within 1e-3 px of it: every box at once)
-        same = np.isclose(det.boxes[None], boxes[:, None], atol=1e-3).all(axis=2)
+        same = np.isclose(given[None], boxes[:, None], atol=1e-3).all(axis=2)
         which = np.where(same.any(axis=1), same.argmax(axis=1), -1)
+        if self._grow != 1.0:  # back to the detections' own boxes (a box the tracker made itself: unwidened)
+            centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) / (2 * self._grow)
+            boxes = np.where((which >= 0)[:, None], det.boxes[np.maximum(which, 0)],
+                             np.concatenate([centre - half, centre + half], axis=1)).astype(boxes.dtype)
         ids, scores = out.instances_id.tolist(), out.scores.tolist()
         return [TrackedBox(int(ids[k]) + 1, boxes[k], float(scores[k]), int(which[k])) for k in range(len(boxes))]
 
@@ -79,6 +91,8 @@ class TrackerResource(ConfigurableResource):
     num_tentatives: int = Field(3, description="frames before a new track is confirmed")
     keep_lost_frames: int = Field(30, description="frames a lost track is remembered (num_frames_retain)")
     min_track_len: int = Field(5, description="tracks with fewer boxes are dropped")
+    match_buffer: float = Field(0.0, ge=0.0, description="boxes are matched widened by this share of their width and "
+                                                          "height on each side (C-BIoU): small, fast objects")
 
     def new_clip(self) -> ClipTracker:
         register_mmdet()
@@ -106,7 +120,7 @@ class TrackerResource(ConfigurableResource):
                 num_tentatives=self.num_tentatives,
                 num_frames_retain=self.keep_lost_frames,
             )
-        return ClipTracker(tracker)
+        return ClipTracker(tracker, self.match_buffer)
 
     def track_clip(self, detections: Sequence[Detections]) -> list[list[TrackedBox]]:
         """Track one clip; returns, per frame, the boxes with track ids (tracks shorter than min_track_len removed)."""

@@ -168,3 +168,18 @@ def test_track_colour_is_the_majority_of_its_detections():
     assert rows and {r["color"] for r in rows} == {"red"}
     # each box keeps its own detection's colour: where a track's boxes change colour stays visible downstream
     assert [r["box_color"] for r in sorted(rows, key=lambda r: r["frame_idx"])] == ["red", "red", "orange", "red"]
+
+
+@pytest.mark.parametrize("kind, speed", [("bytetrack", 25.0), ("ocsort", 10.0)])
+def test_a_buffered_match_follows_an_object_fast_for_its_size(kind, speed):
+    # a 26 x 14 box moving `speed` px a frame: its boxes overlap too little for the tracker's IoU thresholds (ByteTrack
+    # confirms a new track above IoU 0.3 (at 25 px: 0.02), OC-SORT matches above 0.5 (at 10 px: 0.44)), so no track;
+    # widened by match_buffer (C-BIoU) they overlap enough, one track follows it, and the rows keep the
+    # detections' own boxes
+    dets = [Detections(np.array([[100.0 + speed * i, 200, 126 + speed * i, 214]]), np.array([0.9]), ["object"])
+            for i in range(15)]
+    assert not any(TrackerResource(kind=kind).track_clip(dets))
+    buffered = TrackerResource(kind=kind, match_buffer=0.3).track_clip(dets)
+    assert {b.track_id for frame in buffered for b in frame} == {1} and all(len(f) == 1 for f in buffered)
+    for frame, d in zip(buffered, dets):
+        assert frame[0].det_index == 0 and np.allclose(frame[0].box, d.boxes[0])
