@@ -70,7 +70,9 @@ class MotionDetector:
         hog_min_person: smallest person the scan looks for, as a fraction of the blob's height.
         hog_hit: SVM margin a scanned window needs to count as a person.
         masks: return COCO RLE masks (pycocotools, counts as str) at the frame's resolution.
-        persistence_window: neighbouring frames on each side that the persistence cue looks at.
+        persistence_window: neighbouring frames on each side that the persistence cue looks at (a blob there
+            is the same object when it overlaps, or has its size within 2x and lies within its own size per
+            frame of it: a small fast object does not overlap itself from frame to frame).
         merge: join a small fragment to the larger blob right above or below it (a head, feet, legs that the
             threshold cut off the body).
         ghosts: find "ghosts" (background revealed where an object sat for most of the clip: their outline
@@ -562,7 +564,8 @@ class MotionDetector:
         return left + [(a + best, b + best) for a, b in right]
 
     def _persistence(self, boxes_w: list[np.ndarray], i: int) -> np.ndarray:
-        """Per blob of frame i: fraction of the neighbouring frames (within the window) with an overlapping blob."""
+        """Per blob of frame i: fraction of the neighbouring frames (within the window) with a blob that follows
+        it (_follows)."""
         cur = boxes_w[i]
         hits = np.zeros(len(cur), np.float32)
         seen = 0
@@ -571,7 +574,7 @@ class MotionDetector:
                 continue
             seen += 1
             if len(boxes_w[j]):
-                hits += (_iou(cur, boxes_w[j]).max(axis=1) > 0.3).astype(np.float32)
+                hits += _follows(cur, boxes_w[j], abs(j - i)).astype(np.float32)
         return hits / seen if seen else np.ones(len(cur), np.float32)
 
     def _score(self, b: dict, persist: float, min_area_px: float) -> float:
@@ -725,6 +728,19 @@ def _inter(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
     iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
     return np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+
+
+def _follows(a: np.ndarray, b: np.ndarray, gap: int) -> np.ndarray:
+    """Per box of a: a box of b (gap frames away) is the same object: they overlap (IoU > 0.3), or b's box has
+    a's size within a factor 2 and its centre within gap times a's larger side (an object moving up to its own
+    size a frame: a small fast one no longer overlaps itself)."""
+    near = _iou(a, b) > 0.3
+    ca, cb = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+    sa, sb = a[:, 2:] - a[:, :2], b[:, 2:] - b[:, :2]
+    ratio = (sb[None, :, 0] * sb[None, :, 1]) / np.maximum(sa[:, None, 0] * sa[:, None, 1], 1e-6)
+    dist = np.hypot(*(ca[:, None, :] - cb[None, :, :]).transpose(2, 0, 1))
+    moved = (dist <= gap * sa.max(axis=1)[:, None]) & (ratio >= 0.5) & (ratio <= 2.0)
+    return (near | moved).any(axis=1)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
