@@ -25,6 +25,12 @@ def register_mmdet() -> None:
     register_all_modules(init_default_scope=False)
 
 
+def _scaled(boxes: np.ndarray, factor: float) -> np.ndarray:
+    """xyxy boxes scaled by `factor` about their centres, in their own dtype."""
+    centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) * (factor / 2)
+    return np.concatenate([centre - half, centre + half], axis=1).astype(boxes.dtype)
+
+
 class ClipTracker:
     """Feeds one clip's detections, frame by frame (including frames without detections), to an mmdet tracker."""
 
@@ -47,10 +53,7 @@ class ClipTracker:
         from mmdet.structures import DetDataSample
         from mmengine.structures import InstanceData
 
-        given = det.boxes.copy()
-        if self._grow != 1.0 and len(given):
-            centre, half = (given[:, :2] + given[:, 2:]) / 2, (given[:, 2:] - given[:, :2]) * (self._grow / 2)
-            given = np.concatenate([centre - half, centre + half], axis=1).astype(given.dtype)
+        given = _scaled(det.boxes, self._grow) if self._grow != 1.0 else det.boxes
         sample = DetDataSample(metainfo={"frame_id": self._frame})
         sample.pred_instances = InstanceData(
             bboxes=torch.from_numpy(given.copy()),
@@ -71,9 +74,7 @@ class ClipTracker:
         same = np.isclose(given[None], boxes[:, None], atol=1e-3).all(axis=2)
         which = np.where(same.any(axis=1), same.argmax(axis=1), -1)
         if self._grow != 1.0:  # back to the detections' own boxes (a box the tracker made itself: unwidened)
-            centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) / (2 * self._grow)
-            boxes = np.where((which >= 0)[:, None], det.boxes[np.maximum(which, 0)],
-                             np.concatenate([centre - half, centre + half], axis=1)).astype(boxes.dtype)
+            boxes = np.where((which >= 0)[:, None], det.boxes[np.maximum(which, 0)], _scaled(boxes, 1.0 / self._grow))
         ids, scores = out.instances_id.tolist(), out.scores.tolist()
         return [TrackedBox(int(ids[k]) + 1, boxes[k], float(scores[k]), int(which[k])) for k in range(len(boxes))]
 

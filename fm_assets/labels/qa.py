@@ -1353,23 +1353,23 @@ def _touching(ctx: _Ctx, r: dict) -> set[int]:
     return set(_near_times(ctx, r)) if r.get("path") and r.get("t_start") is not None else set()
 
 
-def _colour_switches(path: list[dict], share: float, span: float = 1.0) -> list[float]:
-    """Times where the box's colour name changes for good: the colour of at least ``share`` of the boxes in the
-    ``span`` seconds before differs from that of the ``span`` seconds after (one flickering box is no change).
+def _colour_switches(r: dict, share: float, span: float = 1.0) -> list[float]:
+    """Times where a track's box colour name changes for good: the colour of at least ``share`` of the boxes in
+    the ``span`` seconds before differs from that of the ``span`` seconds after (one flickering box is no change).
     The path's colours are its boxes' own (the `tracks` table's ``box_color``)."""
     out: list[float] = []
-    colours = [x.get("color") for x in path]
+    colours = _colours(r)
     if len(set(colours)) < 2:
         return out  # one colour all along: no change
-    ts = np.array([x["t"] for x in path])  # increasing: the points of a time window are a slice
-    for q in path:
-        lo, mid, hi = np.searchsorted(ts, [q["t"] - span, q["t"], q["t"] + span], "left")
+    ts, _ = _arrays(r)  # increasing: the points of a time window are a slice
+    for t in ts.tolist():
+        lo, mid, hi = np.searchsorted(ts, [t - span, t, t + span], "left")
         before, after = colours[lo:mid], colours[mid:hi]
         if not before or not after:
             continue
         (cb, nb), (ca, na) = Counter(before).most_common(1)[0], Counter(after).most_common(1)[0]
         if cb != ca and nb >= share * len(before) and na >= share * len(after):
-            out.append(q["t"])
+            out.append(t)
     return out
 
 
@@ -1391,9 +1391,9 @@ def _clear_runs(ctx: _Ctx, r: dict) -> list[tuple[float, float]]:
     if not path or r.get("t_start") is None or r.get("box_noise") is None or r["box_noise"] > p.max_box_noise:
         return []  # noisy boxes: no stretch of them is clear
     c0, c1 = float(ctx.clip["start_s"]), float(ctx.clip["end_s"])
-    ts = np.array([q["t"] for q in path])
+    ts, _ = _arrays(r)
     bad = [q["t"] for q in path if _at_edge(q, p.edge_margin)] + [t for ts_ in _near_times(ctx, r).values() for t in ts_]
-    bad += _colour_switches(path, p.window_colour_share)
+    bad += _colour_switches(r, p.window_colour_share)
     lo, hi = max(r["t_start"] + p.window_pad_s, c0), min(r["t_end"] - p.window_pad_s, c1)
     ok = (ts >= lo) & (ts <= hi)
     for t in bad:
@@ -1440,12 +1440,12 @@ def _translates_between(r: dict, t0: float, t1: float, p: QAParams) -> bool:
     half its change at most)."""
     if _steady_between(r, t0, t1, p):
         return True
-    pts = [q for q in r["path"] if t0 <= q["t"] <= t1]
-    if len(pts) < 3:
+    xy = _arrays(r)[1][_span(r, t0, t1)]
+    if len(xy) < 3:
         return False
     w, h = int(r["width"]), int(r["height"])
     a, b = _path_at(r["path"], t0, w, h), _path_at(r["path"], t1, w, h)
-    span = max(np.ptp([q["nw"] for q in pts]) * w, np.ptp([q["nh"] for q in pts]) * h)
+    span = max(np.ptp(xy[:, 2]) * w, np.ptp(xy[:, 3]) * h)
     return bool(math.hypot(*(b[:2] - a[:2])) > span)
 
 
@@ -1517,9 +1517,11 @@ def _colour_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
     return None
 
 
-def _window_move(ctx: _Ctx, r: dict, t0: float, t1: float, p: QAParams) -> tuple[set[str], float, float]:
-    """(direction words under p's margins, net shift / diagonal, path length / net shift) of a track over
-    [t0, t1] (sectors only: its box keeps its size there)."""
+def _window_move(ctx: _Ctx, r: dict, t0: float, t1: float,
+                 p: QAParams) -> tuple[set[str], float, float, np.ndarray]:
+    """(direction words under p's margins, net shift / diagonal, path length / net shift, the centre's
+    displacement (dx, dy, size change) px) of a track over [t0, t1] (sectors only: its box keeps its size
+    there)."""
     w, h = int(r["width"]), int(r["height"])
     diag = math.hypot(w, h)
     a, b = _path_at(r["path"], t0, w, h), _path_at(r["path"], t1, w, h)
@@ -1527,7 +1529,7 @@ def _window_move(ctx: _Ctx, r: dict, t0: float, t1: float, p: QAParams) -> tuple
     net = math.hypot(d[0], d[1])
     length = _centre_length(r, t0, t1)
     dirs = _perturbed_directions(d[0], d[1], b[2] / max(a[2], 1e-9), diag, p)
-    return dirs, net / diag, length / max(net, 1e-9)
+    return dirs, net / diag, length / max(net, 1e-9), d
 
 
 def _move_spans(segments: list[dict]) -> list[tuple[float, float]]:
@@ -1546,26 +1548,40 @@ def _move_spans(segments: list[dict]) -> list[tuple[float, float]]:
     return spans
 
 
+def _clear_motion(ctx: _Ctx, r: dict, t0: float, t1: float) -> tuple[set[str], float, float] | None:
+    """(direction words under the margins, dx px, dy px) of a track over [t0, t1] when its motion there is clear:
+    a translation (_translates_between), a net shift of at least 5 % of the diagonal and a nearly straight path
+    (``window_straightness``); None otherwise."""
+    if not _translates_between(r, t0, t1, ctx.p):
+        return None
+    dirs, shift, bend, d = _window_move(ctx, r, t0, t1, ctx.p)
+    if shift < 0.05 or bend > ctx.p.window_straightness:
+        return None
+    return dirs, float(d[0]), float(d[1])
+
+
+def _one_sector(dirs: set[str]) -> str | None:
+    """The direction word when there is one and it is a sector (not toward / away / stationary)."""
+    d = next(iter(dirs), None)
+    return d if len(dirs) == 1 and d in SECTORS else None
+
+
 def _move_windows(ctx: _Ctx, o: _Obj) -> list[tuple[float, float, set[str], float, float]]:
     """(t0, t1, direction words under the margins, dx px, dy px) of the clear parts of o's motions (_move_spans
-    within _clear_stretches), lasting ``window_min_s`` or more, with a translation (_translates_between), a net
-    shift of at least 5 % of the diagonal and a nearly straight path (``window_straightness``); longest first."""
+    within _clear_stretches) lasting ``window_min_s`` or more whose motion is clear there (_clear_motion);
+    longest first."""
     if "_moves" in o.rec:
         return o.rec["_moves"]
     out: list[tuple[float, float, set[str], float, float]] = []
     spans = _move_spans(o.rec["segments"] or [])
-    w, h = int(o.rec["width"]), int(o.rec["height"])
     for a, b in _clear_stretches(ctx, o.rec, ctx.p.window_min_s):
         for s0, s1 in spans:
             t0, t1 = _snap(max(a, s0), min(b, s1), ctx.clip)
             if t1 - t0 < ctx.p.window_min_s - 1e-9 or any(abs(t0 - x[0]) + abs(t1 - x[1]) < 1e-6 for x in out):
                 continue
-            if not _translates_between(o.rec, t0, t1, ctx.p):
-                continue
-            dirs, shift, bend = _window_move(ctx, o.rec, t0, t1, ctx.p)
-            if shift >= 0.05 and bend <= ctx.p.window_straightness:
-                d = _path_at(o.rec["path"], t1, w, h) - _path_at(o.rec["path"], t0, w, h)
-                out.append((t0, t1, dirs, float(d[0]), float(d[1])))
+            motion = _clear_motion(ctx, o.rec, t0, t1)
+            if motion is not None:
+                out.append((t0, t1, *motion))
     out.sort(key=lambda x: (-(x[1] - x[0]), x[0]))
     o.rec["_moves"] = out
     return out
@@ -1576,8 +1592,8 @@ def _direction_windows(ctx: _Ctx, o: _Obj) -> list[tuple[float, float, str]]:
     first, distinct directions."""
     picked: list[tuple[float, float, str]] = []
     for t0, t1, dirs, _dx, _dy in _move_windows(ctx, o):
-        d = next(iter(dirs))
-        if len(dirs) == 1 and d in SECTORS and all(d != x[2] for x in picked):
+        d = _one_sector(dirs)
+        if d is not None and all(d != x[2] for x in picked):
             picked.append((t0, t1, d))
     return picked
 
@@ -1643,7 +1659,8 @@ def _still_between(r: dict, t0: float, t1: float, p: QAParams) -> bool:
     toward or away from the camera)."""
     w, h = int(r["width"]), int(r["height"])
     diag = math.hypot(w, h)
-    pts = np.array([(q["ncx"] * w, q["ncy"] * h) for q in r["path"] if t0 <= q["t"] <= t1])
+    xy = _arrays(r)[1][_span(r, t0, t1)]
+    pts = np.column_stack([xy[:, 0] * w, xy[:, 1] * h])
     if len(pts) < 3 or math.hypot(*np.ptp(pts, axis=0)) >= p.still_tolerance * diag:
         return False
     ends = _path_at(r["path"], t1, w, h) - _path_at(r["path"], t0, w, h)
@@ -1651,15 +1668,10 @@ def _still_between(r: dict, t0: float, t1: float, p: QAParams) -> bool:
 
 
 def _moving_between(ctx: _Ctx, r: dict, t0: float, t1: float) -> str | None:
-    """The one direction (a sector) a track moves in over [t0, t1] when its motion there is clear: a translation
-    (_translates_between), one direction under the margins, at least 5 % of the diagonal, a nearly straight path
-    (``window_straightness``); None otherwise."""
-    if not _translates_between(r, t0, t1, ctx.p):
-        return None
-    dirs, shift, bend = _window_move(ctx, r, t0, t1, ctx.p)
-    d = next(iter(dirs))
-    ok = len(dirs) == 1 and d in SECTORS and shift >= 0.05 and bend <= ctx.p.window_straightness
-    return d if ok else None
+    """The one direction (a sector) a track moves in over [t0, t1] when its motion there is clear
+    (_clear_motion) and one direction under the margins; None otherwise."""
+    motion = _clear_motion(ctx, r, t0, t1)
+    return None if motion is None else _one_sector(motion[0])
 
 
 def _still_window(ctx: _Ctx, o: _Obj) -> tuple[float, float] | None:

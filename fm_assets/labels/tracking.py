@@ -507,19 +507,17 @@ def clip_track_rows(video_id: str, clip: dict, dets: pl.DataFrame,
 def _ends(table: pl.DataFrame) -> dict[int, dict]:
     """Per track: first / last time, box and centre velocity (px/s, fitted over up to 1 s at each end)."""
     d = table.select("track_id", "frame_idx", "t_s", "x1", "y1", "x2", "y2").with_row_index("_i")
-    d = d.sort("track_id", "frame_idx", "_i")
-    ids = d["track_id"].to_numpy()
-    t_all = d["t_s"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    b_all = d.select("x1", "y1", "x2", "y2").to_numpy().astype(float)
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
+    d = d.sort("frame_idx", "_i")
+    tb = np.column_stack([d["t_s"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                          d.select("x1", "y1", "x2", "y2").to_numpy().astype(float)])
     out = {}
-    for a, z in zip(starts, [*starts[1:], len(ids)]):
-        t, b = t_all[a:z], b_all[a:z]
+    for tid, rows in _per_track(d["track_id"].to_numpy(), tb).items():
+        t, b = rows[:, 0], rows[:, 1:]
         if np.isnan(t).any():
             continue
         c = (b[:, :2] + b[:, 2:]) / 2
-        out[int(ids[a])] = {"t0": t[0], "t1": t[-1], "b0": b[0], "b1": b[-1], "c0": c[0], "c1": c[-1],
-                            "v0": _velocity(t, c, t <= t[0] + 1.0), "v1": _velocity(t, c, t >= t[-1] - 1.0)}
+        out[tid] = {"t0": t[0], "t1": t[-1], "b0": b[0], "b1": b[-1], "c0": c[0], "c1": c[-1],
+                    "v0": _velocity(t, c, t <= t[0] + 1.0), "v1": _velocity(t, c, t >= t[-1] - 1.0)}
     return out
 
 

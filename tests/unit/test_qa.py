@@ -86,6 +86,12 @@ def kinds(rows) -> Counter:
 # Answers equal the facts
 
 
+def sector(dx: float, dy: float) -> str:
+    """The 45-degree sector of a displacement (y down)."""
+    sectors = ["right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right"]
+    return sectors[int(((math.degrees(math.atan2(dy, dx)) + 22.5) % 360) // 45)]
+
+
 def expected_value(f: dict, traj: pl.DataFrame):
     """Recompute a rule question's answer from the trajectory facts (independently of qa's code paths)."""
     recs = {r["track_id"]: r for r in traj.filter(pl.col("kept")).to_dicts()}
@@ -151,16 +157,14 @@ def expected_value(f: dict, traj: pl.DataFrame):
                 if max(math.dist(centre(t), (xa, ya)) for t in np.linspace(a, b, 20)) < 0.01 * math.hypot(W, H):
                     out.append("stationary")
                     continue
-                sectors = ["right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right"]
-                out.append(sectors[int(((math.degrees(math.atan2(yb - ya, xb - xa)) + 22.5) % 360) // 45)])
+                out.append(sector(xb - xa, yb - ya))
             return out
         if k == "still_during":  # the centre stays within 1 % of the diagonal of where it was at t0
             pts = [centre(t) for t in np.linspace(f["t0"], f["t1"], 20)]
             return "stationary" if max(math.dist(q, (x0, y0)) for q in pts) < 0.01 * math.hypot(W, H) else "moves"
         if k == "heading_during":  # the side of the frame: the larger of |dx|, |dy|
             return ("right" if x1 > x0 else "left") if abs(x1 - x0) > abs(y1 - y0) else ("bottom" if y1 > y0 else "top")
-        sectors = ["right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right"]
-        return sectors[int(((math.degrees(math.atan2(y1 - y0, x1 - x0)) + 22.5) % 360) // 45)]
+        return sector(x1 - x0, y1 - y0)
     if k in ("relative_at", "faster_during", "approach_during"):
         def at(t, tid):
             path = recs[tid]["path"]
