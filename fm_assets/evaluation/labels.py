@@ -837,7 +837,7 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
             if not moved:
                 return None, value, None
             phases.append(_one(moved, "direction"))
-        return phases, list(value), None
+        return phases, value, None
     if kind == "heading_during":
         a, b = objs[o].position(float(fact["t0"])), objs[o].position(float(fact["t1"]))
         if a is None or b is None:
@@ -1058,8 +1058,8 @@ def score_question(row: dict, truth: ClipTruth | None, match: dict[int, int]) ->
         return Verdict("wrong", str(exc))
     except _Doubt as exc:
         return Verdict("doubtful", str(exc))
-    except (KeyError, TypeError, ValueError) as exc:
-        return Verdict("unscored", f"malformed fact ({exc})")
+    except (KeyError, IndexError, TypeError, ValueError) as exc:  # e.g. a pair kind naming one track
+        return Verdict("unscored", f"malformed fact ({exc!r})")
     obj = kind.startswith("g_") or kind in OBJECT_KINDS
     if want is None:
         return Verdict("wrong", f"truth has no unique answer (question says {_show(got, obj)})")

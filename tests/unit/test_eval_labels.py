@@ -428,6 +428,9 @@ def test_heading_still_and_approach_over_a_window():
     assert verdict(q("approach_during", [1, 5], "closer", t0=0.0, t1=2.0), truth).status == "doubtful"
     # both tracks on one truth object: wrong
     assert verdict(q("approach_during", [1, 6], "closer", t0=0.0, t1=2.0), truth, {1: 1, 6: 1}).status == "wrong"
+    # malformed facts are not scored (and do not stop the evaluation)
+    assert verdict(q("approach_during", [1], "closer", t0=0.0, t1=2.0), truth).status == "unscored"
+    assert verdict(q("then_during", [1], ["right", "down"], t0=0.2, t1=3.8), truth).status == "unscored"
 
 
 def test_grounded_direction_during_with_and_without_a_region():
