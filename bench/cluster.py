@@ -7,7 +7,7 @@
    - `single`: the default set-up of one machine: a fresh FM_HOME, the SQLite instance fm writes, the in-process
      executor, the lake and the videos on local disk;
    - `cluster`: deploy/celery/loopback.py: Postgres, Redis, a moto S3 server (lake and inputs), the daemon, a `gpu`
-     worker (detections, 1 process) and a `cpu` worker (every other step, 2 processes), each with its own scratch.
+     worker (ingest: scan + detections, 1 process) and a `cpu` worker (every other step, 2 processes), each with its own scratch.
    Timed from the backfill's creation to the moment every run has ended and every asset of every video is
    materialized (`wall`), and the run phase alone (first run's start to last run's end). Both include the backfill
    daemon's first pass (its loop is a fixed 30 s in Dagster 1.13), neither its last one (marking it done).

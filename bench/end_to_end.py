@@ -6,7 +6,7 @@ For every video, in ONE process against a temporary FM_HOME (its own Dagster ins
 1. decode-only: av.open, first video stream, ``thread_type = "AUTO"`` (the decoder settings of
    fm_resources.video.decode), decode every frame, no conversion;
 2. decode + RGB: fm_resources.video.decode over every frame and ``Frame.rgb()`` on each (the conversion the
-   `detections` asset does on its sampled frames; `ingest` reads the luma plane, which needs no conversion);
+   `ingest` step does on the sampled frames it detects on; `ingest` reads the luma plane, which needs no conversion);
 3. end-to-end: the `label_videos` job for that video partition through Dagster, in this process, exactly as
    `fm run` does (fm_assets.cli.run_videos: ``job.execute_in_process(partition_key=..., instance=...,
    asset_selection=<all per-video assets>)``) with the embedded defaults: `motion` detector, ByteTrack, the
@@ -15,7 +15,7 @@ For every video, in ONE process against a temporary FM_HOME (its own Dagster ins
 
 Per video it prints frames, decode-only s, decode+RGB s, end-to-end s, the ratios (target: end-to-end <= 2x
 decode-only), the per-stage seconds of the lake's `stage_runs` table (wall time of each asset's step, as
-`fm sql -f sql/reports/stage_seconds.sql` shows them; `videos` and `raw_clips` are one step, `ingest`), the
+`fm sql -f sql/reports/stage_seconds.sql` shows them; `videos`, `raw_clips` and `detections` are one step, `ingest`), the
 time spent in check steps (from the run's Dagster event log) and the rest of the run (Dagster between steps).
 The warm-up run of each video also counts how often the pipeline decodes the video (passes, frames decoded,
 RGB conversions) by wrapping fm_resources.video.decode / Frame.rgb for that run only.
@@ -54,13 +54,14 @@ if str(ROOT) not in sys.path:
 
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "videos"
 TARGET = 2.0
-ASSET_STEPS = ("ingest", "detections", "tracks", "trajectories", "captions", "qa_pairs")
-STAGES = ("ingest", "detections", "tracks", "trajectories", "captions", "qa_pairs")
+ASSET_STEPS = ("ingest", "tracks", "trajectories", "captions", "qa_pairs")
+STAGES = ("ingest", "tracks", "trajectories", "captions", "qa_pairs")
 
 # Functions whose cumulative time the profile breakdown reports (substring of "file:function").
 PROFILE_PARTS = [
-    ("ingest: analyse_video (probe + decode/scan + clip plan)", "ingest.py:analyse_video"),
-    ("detections: detect_video (decode + rgb + detector + colours)", "tracking.py:detect_video"),
+    ("ingest: analyse_video (probe + the one decode pass: scan, clip plan, detections)", "ingest.py:analyse_video"),
+    ("  the scan (Scanner.add)", "clipping.py:add"),
+    ("  detections: DetectionPass.clip (rgb kept; detector + colours, where not in a pool)", "tracking.py:clip"),
     ("  motion detector (detect_clip)", "motion.py:detect_clip"),
     ("  colour naming (box_appearance)", "tracking.py:box_appearance"),
     ("  Frame.rgb", "video.py:rgb"),
@@ -158,8 +159,8 @@ class Pipeline:
         got = dict(df.iter_rows())
         out = {}
         for stage in STAGES:
-            if stage == "ingest":  # videos and raw_clips are the two outputs of the one `ingest` step
-                vals = [got[a] for a in ("videos", "raw_clips") if got.get(a) is not None]
+            if stage == "ingest":  # videos, raw_clips and detections are the outputs of the one `ingest` step
+                vals = [got[a] for a in ("videos", "raw_clips", "detections") if got.get(a) is not None]
                 out[stage] = max(vals) if vals else None
             else:
                 out[stage] = got.get(stage)

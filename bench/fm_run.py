@@ -12,8 +12,8 @@ Peak RSS is the child's VmHWM at its end (`fm run` executes in-process; with `cl
 detector's worker processes are not in it; not the child's ru_maxrss, which Linux carries over from the parent's
 memory at the fork: with --long, the parent has just held the source's decoded frames), and a 0.1 s sampling of
 its resident memory says which stage holds the peak. Per-stage seconds are the
-lake's `stage_runs` (as `fm sql -f sql/reports/stage_seconds.sql` shows them; `videos` and `raw_clips` are one step,
-ingest, shown as raw_clips).
+lake's `stage_runs` (as `fm sql -f sql/reports/stage_seconds.sql` shows them; `videos`, `raw_clips` and `detections` are one
+step, ingest, shown as "ingest + detections").
 
 ``--long SRC --repeat N`` first makes a long real video from SRC: its frames played forward, backward, forward, ...
 N times (so it stays continuous footage: one shot), H.264 by PyAV with the synthetic scenes' fixed encoder settings
@@ -236,13 +236,14 @@ def main() -> int:
         args.json.write_text(json.dumps(result, indent=1))
     if args.markdown:
         print(machine.run_header(result, "One `fm run` per video, fresh FM_HOME, embedded defaults."))
-        stages = ("raw_clips", "detections", "tracks", "trajectories", "captions", "qa_pairs", "splits")
+        # videos, raw_clips and detections are one step (`ingest`: one decode pass), shown as its `detections`
+        stages = ("detections", "tracks", "trajectories", "captions", "qa_pairs", "splits")
         print("| video | frames | decode-only s | fm run s | ratio | peak RSS MB | decode passes (frames) | "
-              + " | ".join(stages) + " | rest |")
+              + " | ".join(("ingest + detections", *stages[1:])) + " | rest |")
         print("|---|--:|--:|--:|--:|--:|---|" + "--:|" * (len(stages) + 1))
         for r in result["videos"]:
             passes = ", ".join(f"{p['by'].split('.')[0]} ({p['frames']})" for p in r["passes"])
-            rest = r["fm_run_s"] - sum(v for k, v in r["stages"].items() if k != "videos")  # videos + raw_clips: one step
+            rest = r["fm_run_s"] - sum(v for k, v in r["stages"].items() if k not in ("videos", "raw_clips"))
             print(f"| {r['video']} | {r['frames']} | {r['decode_s']} | {r['fm_run_s']} | **{r['ratio']}** | "
                   f"{r['peak_rss_mb']:.0f} | {passes} | " + " | ".join(f"{r['stages'].get(s, 0):.2f}" for s in stages)
                   + f" | {rest:.2f} |")

@@ -2,6 +2,7 @@
 
     source video --(sensor / `fm run`)--> videos, raw_clips --> detections --> tracks
         --> trajectories --> captions --> qa_pairs                                     [partitioned by video]
+    (videos, raw_clips and detections are one step, `ingest`: one decode pass per video)
         --> splits                                                                     [the dataset]
 
 Checks: one per file in sql/checks, attached to its asset (per video partition, or over the whole dataset);
@@ -36,7 +37,7 @@ from fm_assets.defs.language import captions, qa_pairs
 from fm_assets.defs.maintenance import compact_lake, compact_schedule
 from fm_assets.defs.motion import trajectories
 from fm_assets.defs.partitions import backfill_policy
-from fm_assets.defs.perception import detections, tracks
+from fm_assets.defs.perception import tracks
 from fm_assets.defs.versions import code_version
 from fm_resources import cluster, settings
 from fm_resources.detection.resource import DetectorResource
@@ -55,7 +56,7 @@ def build_defs() -> Definitions:
         a.with_attributes(backfill_policy=backfill_policy(settings.backfill_batch()))
         for a in map_asset_specs(lambda spec: spec.replace_attributes(
             automation_condition=nightly, code_version=code_version(spec.key.path[-1])),
-            [ingest, detections, tracks, trajectories, captions, qa_pairs])
+            [ingest, tracks, trajectories, captions, qa_pairs])
     ]
     dataset = map_asset_specs(lambda spec: spec.replace_attributes(
         automation_condition=dataset_condition, code_version=code_version(spec.key.path[-1])), [splits])
@@ -64,7 +65,7 @@ def build_defs() -> Definitions:
     # and an import of this code location each (seconds), far more than most steps compute
     # (bench/dagster_overhead.py). Parallelism comes from runs (a backfill's batches, the sensor's runs) and the
     # concurrency pools. Across machines (FM_EXECUTOR=celery or k8s, fm_resources/cluster.py) each step runs where
-    # its op tags say (fm_assets/defs/placement.py: detections on a GPU).
+    # its op tags say (fm_assets/defs/placement.py: `ingest`, which detects, on a GPU).
     return Definitions(
         assets=[*per_video, *dataset],
         executor=cluster.executor_def(settings.executor_kind()),

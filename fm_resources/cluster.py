@@ -1,11 +1,11 @@
 """Executors that run a run's steps on other machines (FM_EXECUTOR, fm_resources.settings.executor_kind):
 
 - `in_process` (the default): every step in the run's own process (fm_assets/definitions.py says why);
-- `celery`: each step is a Celery task on the queue its op tag names (fm_assets/defs/placement.py: `detections` on
-  `gpu`, the rest on `dagster`), run by a worker (`celery -A fm_assets.celery_app worker -Q gpu`, see
+- `celery`: each step is a Celery task on the queue its op tag names (fm_assets/defs/placement.py: `ingest` (which
+  detects) on `gpu`, the rest on `dagster`), run by a worker (`celery -A fm_assets.celery_app worker -Q gpu`, see
   deploy/celery/) against the shared instance (Postgres), broker (Redis) and lake (S3);
 - `k8s`: Dagster's k8s_job_executor, a Kubernetes Job per step (deploy/kubernetes/), with the op tags'
-  `dagster-k8s/config` (the GPU request of `detections`) and a TTL on finished Jobs.
+  `dagster-k8s/config` (the GPU request of `ingest`, which detects) and a TTL on finished Jobs.
 
 Dagster's Celery executor waits for a step's result for ever: a step sent to a queue no worker consumes, or held
 by a worker that died (kill -9, a lost machine), never ends and holds the run. `FmCeleryExecutor` watches every

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,17 @@ def config_version(config: Any) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def asset_config(config: Any, asset: str, outputs: Iterable[str]) -> Any:
+    """The part of a step's config that decides one of its assets: a step that makes several (`outputs`) keeps an
+    asset's own knobs under that asset's name (the `ingest` step: `detections`); the rest decides the others. So a
+    new detector setting reruns `detections`, not the clips."""
+    if not isinstance(config, dict):
+        return config
+    if isinstance(config.get(asset), dict):
+        return config[asset]
+    return {k: v for k, v in config.items() if k not in set(outputs)}
+
+
 def table_key(asset: str, partition: str | None) -> str:
     return f"{asset}/{partition}.parquet" if partition else f"{asset}/all.parquet"
 
@@ -286,7 +298,8 @@ class LakeIOManager(ConfigurableIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
         asset = context.asset_key.path[-1]
         try:  # the step's resolved config (defaults filled in): `fm run` reruns the stage when it changes
-            version = {"config_version": config_version(context.step_context.op_config)}
+            outputs = [o.name for o in context.step_context.op_def.output_defs]
+            version = {"config_version": config_version(asset_config(context.step_context.op_config, asset, outputs))}
         except Exception:  # no step context (a direct IO manager call in a test)
             version = {}
         if not context.has_asset_partitions:

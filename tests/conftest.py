@@ -171,7 +171,7 @@ def mcq_lake_dir(tmp_path_factory) -> Path:
     from fm_assets.defs.ingest import ingest
     from fm_assets.defs.language import captions, qa_pairs
     from fm_assets.defs.motion import trajectories
-    from fm_assets.defs.perception import detections, tracks
+    from fm_assets.defs.perception import tracks
     from fm_assets.labels.schemas import SPLITS, frame
     from fm_assets.synthetic import render_scene, scene_by_name
     from fm_resources.detection.resource import DetectorResource
@@ -191,7 +191,7 @@ def mcq_lake_dir(tmp_path_factory) -> Path:
     for name, split in MCQ_SCENES.items():
         vid = register_video(str(render_scene(scene_by_name(name), scenes).mp4), VideoStore(), lake).video_id
         instance.add_dynamic_partitions("videos", [vid])
-        res = materialize([ingest, detections, tracks, trajectories, captions, qa_pairs], partition_key=vid,
+        res = materialize([ingest, tracks, trajectories, captions, qa_pairs], partition_key=vid,
                           instance=instance, resources=resources)
         assert res.success
         rows.append({"video_id": vid, "split": split, "group_key": vid[-8:], "status": "ok"})

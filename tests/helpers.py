@@ -26,6 +26,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from fm_assets.defs.ingest import ingest
+from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake, LakeIOManager
 from fm_resources.llm import LLMResource
 from fm_resources.registry import register_video
@@ -34,11 +35,13 @@ from tests import media
 
 
 def ingest_files(paths: list[Path], lake_root: Path, config: dict | None = None, instance=None):
-    """Register and materialize `videos` + `raw_clips` for each file; returns (results, videos, raw_clips)."""
+    """Register and materialize `videos` + `raw_clips` for each file (the `ingest` step without its detections);
+    returns (results, videos, raw_clips)."""
     lake = Lake(root=str(lake_root))
     store = VideoStore()
     instance = instance or DagsterInstance.ephemeral()
-    resources = {"lake": lake, "io_manager": LakeIOManager(lake=lake), "video_store": store}
+    resources = {"lake": lake, "io_manager": LakeIOManager(lake=lake), "video_store": store,
+                 "detector": DetectorResource()}
     results = {}
     for path in paths:
         reg = register_video(str(path), store, lake)
@@ -47,8 +50,8 @@ def ingest_files(paths: list[Path], lake_root: Path, config: dict | None = None,
         run_config = {"ops": {"ingest": {"config": config}}} if config else None
         results[path.name] = (
             reg.video_id,
-            materialize([ingest], partition_key=reg.video_id, instance=instance, resources=resources,
-                        run_config=run_config, raise_on_error=False),
+            materialize([ingest], selection=["videos", "raw_clips"], partition_key=reg.video_id, instance=instance,
+                        resources=resources, run_config=run_config, raise_on_error=False),
         )
     videos = pl.concat([lake.read_parquet(k) for k in lake.list("videos")]) if lake.list("videos") else None
     clips = pl.concat([lake.read_parquet(k) for k in lake.list("raw_clips")]) if lake.list("raw_clips") else None

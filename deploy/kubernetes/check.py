@@ -220,12 +220,12 @@ def instance_for(cfg: dict, home: Path, postgres: dict | None = None):
     return instance
 
 
-def step_jobs(instance, env: dict[str, str], steps: tuple[str, ...] = ("detections", "tracks"),
+def step_jobs(instance, env: dict[str, str], steps: tuple[str, ...] = ("ingest", "tracks"),
               image: str = "fm:check", op_tags: dict[str, dict[str, str]] | None = None) -> dict:
     """{step: the Kubernetes Job (kubernetes.client.V1Job) the code location's executor would create for it}, built
     with the deployment's environment `env` as K8sStepHandler.launch_step builds it; `op_tags` replaces a step's
     op tags (to check other tags than the code's)."""
-    from dagster import AssetKey, DagsterRun, InitExecutorContext
+    from dagster import DagsterRun, InitExecutorContext
     from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
     from dagster_k8s.container_context import K8sContainerContext
     from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config
@@ -245,10 +245,12 @@ def step_jobs(instance, env: dict[str, str], steps: tuple[str, ...] = ("detectio
             job=recon, executor_def=executor_def, executor_config=config, instance=instance))
         handler = executor._step_handler  # K8sStepHandler
         graph = defs.resolve_asset_graph()
+        ops = {graph.get(k).assets_def.op.name: graph.get(k).assets_def.op for k in graph.get_all_asset_keys()
+               if graph.get(k).assets_def.is_executable}  # a step is an op: `ingest` makes three assets
         run = DagsterRun(job_name="label_videos", run_id="0" * 36)
         out = {}
         for step in steps:
-            tags = (op_tags or {}).get(step, graph.get(AssetKey(step)).assets_def.op.tags)
+            tags = (op_tags or {}).get(step, ops[step].tags)
             context = (K8sContainerContext.create_for_run(run, instance.run_launcher, include_run_tags=False)
                        .merge(handler._executor_container_context)
                        .merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(tags))))

@@ -77,7 +77,7 @@ def plan_videos(instance, ids: list[str], selection, run_config: dict | None, fo
     from dagster._core.system_config.objects import ResolvedRunConfig
 
     from fm_assets.definitions import defs
-    from fm_resources.lake import config_version
+    from fm_resources.lake import asset_config, config_version
 
     selection = sorted(selection)
     if force or not ids:
@@ -85,7 +85,11 @@ def plan_videos(instance, ids: list[str], selection, run_config: dict | None, fo
     graph = defs.resolve_asset_graph()
     resolved = ResolvedRunConfig.build(defs.resolve_job_def("label_videos"),
                                        {k: v for k, v in (run_config or {}).items() if k == "ops"})
-    wanted = {key: config_version(resolved.ops[graph.get(key).assets_def.op.name].config) for key in selection}
+    wanted = {}
+    for key in selection:
+        op = graph.get(key).assets_def.op
+        wanted[key] = config_version(asset_config(resolved.ops[op.name].config, key.path[-1],
+                                                  [o.name for o in op.output_defs]))
     chosen = set(selection)  # upstream-closed (selection_until): every selected asset's inputs are in it
     latest = {key: latest_materializations(instance, key, ids) for key in chosen}
     failed = failed_last_runs(instance, ids)
@@ -192,6 +196,22 @@ def preflight(selection, run_config: dict | None) -> None:
         raise SystemExit(f"fm: bad detector config {override}: {exc}") from None
 
 
+def one_pass_config(run_config: dict | None, notes: list[str]) -> dict | None:
+    """A run config written for the layout before `detections` joined the `ingest` step (`ops: {detections:
+    {config: ...}}`) in today's (`ops: {ingest: {config: {detections: ...}}}`), with a note."""
+    ops = (run_config or {}).get("ops") or {}
+    if "detections" not in ops:
+        return run_config
+    old = (ops["detections"] or {}).get("config") or {}
+    ingest = dict(ops.get("ingest") or {})
+    ingest["config"] = {**(ingest.get("config") or {}), "detections": {**old, **((ingest.get("config") or {})
+                                                                              .get("detections") or {})}}
+    notes.append("ops.detections.config is read as ops.ingest.config.detections (detections are made in the "
+                 "ingest step's decode pass): write it there")
+    rest = {k: v for k, v in ops.items() if k != "detections"}
+    return {**(run_config or {}), "ops": {**rest, "ingest": ingest}}
+
+
 def run_videos(paths: list[str], until: str | None = None, run_config: dict | None = None, quiet: bool = False,
                log_level: str | None = None, notes: list[str] | None = None, force: bool = False) -> list[dict]:
     """Register the videos as partitions and materialize the per-video assets each needs (`plan_videos`: a video
@@ -207,6 +227,7 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
     from fm_resources.video import VideoStore
 
     notes = [] if notes is None else notes
+    run_config = one_pass_config(run_config, notes)
     # Dagster's console log shows every step failure with its traceback: only with --debug; the reasons come in
     # the one-line run reports at the end
     log_level = log_level or ("WARNING" if debug() else "CRITICAL")

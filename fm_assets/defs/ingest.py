@@ -1,35 +1,46 @@
-"""Stage 1: source videos -> `videos` (one row per source video) and `raw_clips` (shot-aware clips with a
-camera-motion score). One decode pass per video; bad input becomes a recorded status, never a crash."""
+"""Stages 1 and 2a: source videos -> `videos` (one row per source video), `raw_clips` (shot-aware clips with a
+camera-motion score) and `detections` (boxes on every sampled frame of every kept clip), in ONE decode pass per
+video: each clip goes to the detector as soon as the scan has planned it. Bad input becomes a recorded status,
+never a crash."""
 
 
 import base64
 import time
+from collections.abc import Callable
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, multi_asset
+from dagster import AssetExecutionContext, AssetKey, AssetOut, MetadataValue, Output, multi_asset
+from pydantic import Field
 
 from fm_assets.defs.config import config_class
 from fm_assets.defs.partitions import videos_partitions
+from fm_assets.defs.perception import DetectionConfig, still_key
+from fm_assets.defs.placement import GPU_STEP_TAGS
 from fm_assets.labels.clipping import (
     ClipParams,
+    ClipWatcher,
     contact_sheet,
     frame_duration,
     nearest_thumb,
-    plan_clips,
-    scan_frames,
+    scan_video,
     timing_error,
 )
-from fm_assets.labels.schemas import RAW_CLIPS, VIDEOS, frame
-from fm_resources.lake import Lake
+from fm_assets.labels.schemas import DETECTIONS, RAW_CLIPS, VIDEOS, frame
+from fm_assets.labels.tracking import DetectionParams, DetectionPass, DetectionRun, detect_video, with_sample_origin
+from fm_resources.detection.resource import DetectorResource
+from fm_resources.lake import Lake, table_key
 from fm_resources.registry import GONE_STATUSES, lookup_video, retire_video
-from fm_resources.video import VideoError, VideoStore, decode, display_size, sha256_file, stream_info
+from fm_resources.video import StreamInfo, VideoError, VideoStore, decode, display_size, sha256_file, stream_info
 
 ClipConfig = config_class(ClipParams, "ClipConfig")
 
 
-def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: ClipParams):
-    """Probe, scan and clip one video. Returns (videos row, clip rows, scan); a video that cannot be used
-    gets status 'error' (unreadable) or 'skipped' (readable but unusable) and no clips."""
+def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: ClipParams,
+                  watch: Callable[[StreamInfo], ClipWatcher] | None = None):
+    """Probe, scan and clip one video in one decode pass. Returns (videos row, clip rows, scan); a video that cannot
+    be used gets status 'error' (unreadable) or 'skipped' (readable but unusable) and no clips. `watch(stream
+    info)`, when given, makes what sees the frames and clips during the pass (the detector: see scan_video); what
+    it made of a video that ends with no clips is to be thrown away."""
     started = time.perf_counter()
     row = {"video_id": video_id, "uri": uri, "sha256": sha256, "status": "ok", "error": None}
     try:  # the source as it is now: there, readable, and the content this id stands for
@@ -53,7 +64,8 @@ def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: Cl
     try:
         info = stream_info(path)
         row.update(codec=info.codec, width=info.width, height=info.height)
-        scan = scan_frames(decode(path), info.width, info.declared_fps, p)
+        scan, clips = scan_video(decode(path), info.width, info.declared_fps, video_id, p,
+                                 watch(info) if watch is not None else None)
     except VideoError as exc:
         row.update(status="skipped" if str(exc).startswith("no video stream") else "error", error=str(exc))
         return row, [], None
@@ -80,9 +92,8 @@ def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: Cl
         vfr=bool(gaps) and (max(gaps) - min(gaps)) > 0.25 * dur,
         n_shots=len(scan.cuts) + 1,
     )
-    clips = plan_clips(scan, video_id, info.declared_fps, p)
-    for k, c in enumerate(clips):
-        c.update(video_id=video_id, clip_id=f"{video_id}-{k:03d}", clip_idx=k, width=width, height=height)
+    for c in clips:
+        c.update(width=width, height=height)
     row["n_clips_kept"] = sum(c["kept"] for c in clips)
     if row["n_clips_kept"] == 0:
         row.update(status="skipped", error=f"no usable clip: {row['duration_s']:.2f} s, {n} frame(s), "
@@ -91,39 +102,121 @@ def analyse_video(video_id: str, uri: str, sha256: str, store: VideoStore, p: Cl
     return row, clips, scan
 
 
+class IngestConfig(ClipConfig):  # type: ignore[misc,valid-type]
+    """How videos become clips (these fields) and what the detector sees of them (`detections`)."""
+
+    detections: DetectionConfig = Field(default_factory=DetectionConfig)  # type: ignore[valid-type]
+
+
 @multi_asset(
-    outs={
-        "videos": AssetOut(description="One row per source video: probe results and status ('ok', 'skipped', 'error')."),
-        "raw_clips": AssetOut(description="Shot-aware clips of 5-10 s with a camera-motion score; dropped clips stay with kept=false."),
+    outs={  # each output may be materialized without the others (a new detector config: `detections` alone)
+        "videos": AssetOut(
+            group_name="ingest", is_required=False,
+            description="One row per source video: probe results and status ('ok', 'skipped', 'error')."),
+        "raw_clips": AssetOut(
+            group_name="ingest", is_required=False,
+            description="Shot-aware clips of 5-10 s with a camera-motion score; dropped clips stay with kept=false."),
+        "detections": AssetOut(
+            group_name="perception", is_required=False,
+            description="Boxes (and masks where the detector gives them) on every sampled frame of every kept clip, "
+                        "detected during the one decode pass."),
     },
+    internal_asset_deps={"videos": set(), "raw_clips": {AssetKey("videos")},
+                         "detections": {AssetKey("videos"), AssetKey("raw_clips")}},
     partitions_def=videos_partitions,
-    group_name="ingest",
-    can_subset=False,
+    can_subset=True,
+    pool="gpu",
+    op_tags=GPU_STEP_TAGS,
 )
-def ingest(context: AssetExecutionContext, config: ClipConfig, video_store: VideoStore, lake: Lake):
-    videos_parts, clip_parts = [], []
+def ingest(context: AssetExecutionContext, config: IngestConfig, video_store: VideoStore, lake: Lake,
+           detector: DetectorResource):
+    """One decode pass per video: the scan plans the clips while the detector works on each clip as soon as it is
+    final. Run alone (a new detector config), `detections` reads the clips from the lake and decodes their frames."""
+    selected = set(context.op_execution_context.selected_output_names)
+    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in OUTPUTS if name in selected}
     for video_id in context.partition_keys:
-        videos_df, clips_df, video_meta, clips_meta = ingest_video(video_id, config.to_params(), video_store, lake, context.log)
-        context.add_asset_metadata(video_meta, asset_key="videos", partition_key=video_id)
-        context.add_asset_metadata(clips_meta, asset_key="raw_clips", partition_key=video_id)
-        videos_parts.append(videos_df)
-        clip_parts.append(clips_df)
-    yield Output(pl.concat(videos_parts), output_name="videos")
-    yield Output(pl.concat(clip_parts), output_name="raw_clips")
+        tables, metadata = ingest_video(video_id, config.to_params(), config.detections.to_params(), selected,
+                                        video_store, lake, detector, context.log)
+        for name in parts:
+            context.add_asset_metadata(metadata[name], asset_key=name, partition_key=video_id)
+            parts[name].append(tables[name])
+    for name, frames in parts.items():
+        yield Output(pl.concat(frames), output_name=name)
 
 
-def ingest_video(video_id: str, config: ClipParams, video_store: VideoStore, lake: Lake, log):
-    """One video's `videos` row and clips, with the metadata each materialization shows."""
-    reg = lookup_video(video_id, lake)
-    row, clips, scan = analyse_video(video_id, reg["uri"], reg["sha256"], video_store, config)
-    if row["status"] != "ok":
-        log.warning(f"{video_id}: {row['status']}: {row['error']}")
-    if row["status"] in GONE_STATUSES:  # keep the labels of the content this id stands for, out of the views
-        retire_video(lake, video_id, row["status"], row["error"], move=True)
-    thumbs = save_thumbnails(video_id, clips, scan, lake)
-    videos_df, clips_df = frame([row], VIDEOS), frame(clips, RAW_CLIPS)
-    video_meta, clips_meta = ingest_metadata(row, clips_df, thumbs, reg["uri"])
-    return videos_df, clips_df, video_meta, clips_meta
+OUTPUTS = {"videos": VIDEOS, "raw_clips": RAW_CLIPS, "detections": DETECTIONS}
+
+
+def ingest_video(video_id: str, config: ClipParams, det_config: DetectionParams, selected: set[str],
+                 video_store: VideoStore, lake: Lake, detector: DetectorResource, log) -> tuple[dict, dict]:
+    """One video's tables {asset: DataFrame} and metadata {asset: dict} for the selected assets."""
+    tables: dict[str, pl.DataFrame] = {}
+    metadata: dict[str, dict] = {}
+    run = None
+    if selected & {"videos", "raw_clips"}:
+        passes: list[DetectionPass] = []
+
+        def watch(info: StreamInfo) -> DetectionPass:
+            passes.append(DetectionPass(video_id, detector.get(), det_config, info.declared_fps,
+                                        workers=detector.workers(), pool_kind=detector.clip_pool))
+            return passes[-1]
+
+        reg = lookup_video(video_id, lake)
+        try:
+            row, clips, scan = analyse_video(video_id, reg["uri"], reg["sha256"], video_store, config,
+                                             watch if "detections" in selected else None)
+            run = passes[0].finish() if passes and row["status"] == "ok" else DetectionRun([], 0, 0.0, {})
+        finally:
+            for dp in passes:
+                dp.close()
+        if row["status"] != "ok":
+            log.warning(f"{video_id}: {row['status']}: {row['error']}")
+        if row["status"] in GONE_STATUSES:  # keep the labels of the content this id stands for, out of the views
+            retire_video(lake, video_id, row["status"], row["error"], move=True)
+        thumbs = save_thumbnails(video_id, clips, scan, lake)
+        tables["videos"], tables["raw_clips"] = frame([row], VIDEOS), frame(clips, RAW_CLIPS)
+        metadata["videos"], metadata["raw_clips"] = ingest_metadata(row, tables["raw_clips"], thumbs, reg["uri"])
+    if "detections" in selected:
+        tables["detections"], metadata["detections"] = detect_clips(
+            video_id, tables.get("videos"), tables.get("raw_clips"), det_config, detector, video_store, lake, run)
+    return tables, metadata
+
+
+def detect_clips(video_id: str, videos: pl.DataFrame | None, raw_clips: pl.DataFrame | None, p: DetectionParams,
+                 detector: DetectorResource, video_store: VideoStore, lake: Lake,
+                 run: DetectionRun | None) -> tuple[pl.DataFrame, dict]:
+    """A video's detections and their metadata: the `run` its scan made, or (`detections` alone: run None) the
+    kept clips of the lake's videos / raw_clips detected in a pass over their frames."""
+    if videos is None or raw_clips is None:
+        videos, raw_clips = (lake_table(lake, name, video_id) for name in ("videos", "raw_clips"))
+    kept = with_sample_origin(raw_clips).filter(pl.col("kept"))
+    video = videos.row(0, named=True)
+    if run is None:
+        run = DetectionRun([], 0, 0.0, {})
+        if video["status"] == "ok" and not kept.is_empty():
+            path = video_store.fetch(lookup_video(video_id, lake)["uri"])
+            run = detect_video(video_id, decode(path, video["rotation"]), kept, stream_info(path).declared_fps,
+                               detector.get(), p, workers=detector.workers(), pool_kind=detector.clip_pool)
+    for clip_id, data in run.stills.items():  # the pictures of later stages are drawn on these
+        lake.write_bytes(still_key(video_id, clip_id), data)
+    df = run.table
+    return df, {
+        "detector": getattr(detector.get(), "name", detector.backend),
+        "clips": len(kept),
+        "frames": run.frames,
+        "boxes": len(df),
+        "frames_per_s": MetadataValue.float(run.frames / run.busy_s if run.busy_s > 0 else 0.0),
+        "labels": str(dict(df.group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
+    }
+
+
+def lake_table(lake: Lake, asset: str, video_id: str) -> pl.DataFrame:
+    """One video's table of an asset this step makes, from the lake (the step runs without it: a subset)."""
+    key = table_key(asset, video_id)
+    if not lake.exists(key):
+        raise FileNotFoundError(f"{asset} has not been materialized for video {video_id}: materialize it with "
+                                "`detections` (the `ingest` step makes both in one pass)")
+    return lake.read_parquet(key)
 
 
 def save_thumbnails(video_id: str, clips: list[dict], scan, lake: Lake) -> list[bytes]:

@@ -40,7 +40,7 @@ def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_c
         clips = plots.clip_panels(df, of_video(raw_clips, video_id))
         if clips:
             try:
-                # the stills `detections` kept (the clips' middle frames): no second decode of the video
+                # the stills `detections` kept (the sampled frames nearest the clips' middles): no second decode
                 frames = {c["frame_idx"]: clip_still(video_id, c, video_store, lake) for c in clips}
                 for name, png in plots.trajectory_pictures(df, clips, frames).items():
                     lake.write_bytes(f"overlays/{video_id}/{name}.png", png)

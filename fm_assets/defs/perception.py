@@ -1,6 +1,6 @@
-"""Stage 2: kept clips -> `detections` (every sampled frame, never the first frame only) -> `tracks`
-(a fresh mmdet tracker per run of continuous kept clips of a shot, tracklets joined across short gaps, track ids
-unique within the video)."""
+"""Stage 2b: `detections` (made in the `ingest` step's decode pass: fm_assets/defs/ingest.py) -> `tracks` (a fresh
+mmdet tracker per run of continuous kept clips of a shot, tracklets joined across short gaps, track ids unique
+within the video); the clips' stills the pictures are drawn on."""
 
 import time
 
@@ -10,21 +10,18 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from fm_assets.defs.config import config_class
 from fm_assets.defs.partitions import for_each_video, of_video, videos_partitions
-from fm_assets.defs.placement import GPU_STEP_TAGS
 from fm_assets.labels.plots import md_image
-from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
+from fm_assets.labels.schemas import TRACKS, frame
 from fm_assets.labels.tracking import (
     DetectionParams,
-    DetectionRun,
     TrackParams,
-    detect_video,
     draw_tracks,
     read_still,
     shot_runs,
     shot_track_rows,
     still_frame,
+    with_sample_origin,
 )
-from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake
 from fm_resources.registry import lookup_video
 from fm_resources.trackers import TrackerResource
@@ -32,33 +29,6 @@ from fm_resources.video import VideoStore, decode
 
 DetectionConfig = config_class(DetectionParams, "DetectionConfig")
 TrackConfig = config_class(TrackParams, "TrackConfig")
-
-
-@asset(partitions_def=videos_partitions, group_name="perception", pool="gpu", op_tags=GPU_STEP_TAGS,
-       description="Boxes (and masks where the detector gives them) on every sampled frame of every kept clip.")
-def detections(context: AssetExecutionContext, config: DetectionConfig, videos: pl.DataFrame, raw_clips: pl.DataFrame,
-               detector: DetectorResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
-    def one(video_id: str):
-        kept = of_video(raw_clips, video_id).filter(pl.col("kept"))
-        video = of_video(videos, video_id).row(0, named=True)
-        run = DetectionRun([], 0, 0.0, {})
-        if video["status"] == "ok" and not kept.is_empty():
-            path = video_store.fetch(lookup_video(video_id, lake)["uri"])
-            run = detect_video(video_id, decode(path, video["rotation"]), kept, video["fps"], detector.get(),
-                               config.to_params(), workers=detector.workers(), pool_kind=detector.clip_pool)
-        for clip_id, data in run.stills.items():  # the pictures of later stages are drawn on these
-            lake.write_bytes(still_key(video_id, clip_id), data)
-        df = run.table
-        return df, {
-            "detector": getattr(detector.get(), "name", detector.backend),
-            "clips": len(kept),
-            "frames": run.frames,
-            "boxes": len(df),
-            "frames_per_s": MetadataValue.float(run.frames / run.busy_s if run.busy_s > 0 else 0.0),
-            "labels": str(dict(df.group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
-        }
-
-    return for_each_video(context, one, DETECTIONS)
 
 
 @asset(partitions_def=videos_partitions, group_name="perception",
@@ -71,7 +41,7 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
         started = time.perf_counter()
         parts, n_frames, next_id = [frame([], TRACKS)], 0, 1
         video_dets = of_video(detections, video_id)
-        for run in shot_runs(of_video(raw_clips, video_id).filter(pl.col("kept"))):
+        for run in shot_runs(with_sample_origin(of_video(raw_clips, video_id)).filter(pl.col("kept"))):
             run_dets = video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run]))
             run_table, run_frames, next_id = shot_track_rows(video_id, run, run_dets, tracker.track_clip,
                                                              config.to_params(), next_id)
@@ -87,7 +57,8 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
             "labels": str(dict(df.unique("track_id").group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
         }
         if len(df):
-            png = overlay(video_id, of_video(videos, video_id).row(0, named=True), of_video(raw_clips, video_id), df,
+            png = overlay(video_id, of_video(videos, video_id).row(0, named=True),
+                          with_sample_origin(of_video(raw_clips, video_id)), df, int(video_dets["sample_step"][0]),
                           video_store, lake)
             metadata["overlay"] = MetadataValue.md(md_image(png, "tracks"))
         return df, metadata
@@ -101,10 +72,10 @@ def still_key(video_id: str, clip_id: str) -> str:
 
 
 def clip_still(video_id: str, clip: dict, video_store: VideoStore, lake: Lake,
-               rotation: int | None = None) -> np.ndarray | None:
-    """A kept clip (a raw_clips row) as an RGB image of its display size: the still `detections` kept, else (a
-    lake labelled before stills existed, a damaged still) its middle frame decoded again with `rotation` (None:
-    the stream's own); None when the video cannot give it."""
+               rotation: int | None = None, step: int = 1) -> np.ndarray | None:
+    """A kept clip (a raw_clips row; `sample_origin` where known) as an RGB image of its display size: the still
+    `detections` kept, else (a lake labelled before stills existed, a damaged still) that frame (still_frame at the
+    sampling `step`) decoded again with `rotation` (None: the stream's own); None when the video cannot give it."""
     key = still_key(video_id, clip["clip_id"])
     if lake.exists(key):
         try:
@@ -112,20 +83,20 @@ def clip_still(video_id: str, clip: dict, video_store: VideoStore, lake: Lake,
         except ValueError:
             pass  # a damaged still: its frame is decoded again
     path = video_store.fetch(lookup_video(video_id, lake)["uri"])
-    target = still_frame(clip["start_frame"], clip["end_frame"])
+    target = still_frame(clip["start_frame"], clip["end_frame"], step, clip.get("sample_origin"))
     return next((f.rgb() for f in decode(path, rotation) if f.idx >= target), None)
 
 
-def overlay(video_id: str, video: dict, clips: pl.DataFrame, df: pl.DataFrame, video_store: VideoStore,
+def overlay(video_id: str, video: dict, clips: pl.DataFrame, df: pl.DataFrame, step: int, video_store: VideoStore,
             lake: Lake) -> bytes:
-    """Tracks of the clip with the most tracks, drawn over its still (middle frame); saved to the lake and
-    returned."""
+    """Tracks of the clip with the most tracks, drawn over its still (the sampled frame nearest its middle, at the
+    detections' sampling `step`); saved to the lake and returned."""
     busiest = df.group_by("clip_id").agg(pl.col("track_id").n_unique().alias("n")).sort(["n", "clip_id"], descending=[True, False])
     clip_id = busiest["clip_id"][0]
     clip = df.filter(pl.col("clip_id") == clip_id)
     row = clips.filter(pl.col("clip_id") == clip_id).row(0, named=True)
-    target = still_frame(row["start_frame"], row["end_frame"])
-    image = clip_still(video_id, row, video_store, lake, video["rotation"])
+    target = still_frame(row["start_frame"], row["end_frame"], step, row.get("sample_origin"))
+    image = clip_still(video_id, row, video_store, lake, video["rotation"], step)
     if image is None:
         image = np.zeros((video["height"], video["width"], 3), np.uint8)
     png = draw_tracks(image, clip, at_frame=target)

@@ -1,14 +1,14 @@
 """Where a step runs when a run's steps leave its process (FM_EXECUTOR=celery or k8s): op tags the executors read.
 
-- `detections` is the only step that needs a GPU: with Celery it goes to the `gpu` queue (`dagster-celery/queue`;
+- `ingest` (which makes `detections` in its decode pass) is the only step that needs a GPU: with Celery it goes to the `gpu` queue (`dagster-celery/queue`;
   start the GPU box's worker with `-Q gpu`), on Kubernetes its step Job asks for `nvidia.com/gpu: 1` and lands on a
   GPU node (node selector + toleration of the usual GPU taint) (`dagster-k8s/config`, read by k8s_job_executor).
 - Every other step goes to Celery's default queue (`dagster`) or an ordinary pod.
-- The concurrency pools are unchanged and enforced by the instance whatever the executor: `gpu` (detections) and
+- The concurrency pools are unchanged and enforced by the instance whatever the executor: `gpu` (ingest) and
   `llm` (captions, qa_pairs).
 
 Under the default in-process executor these tags are inert. The stage modules put them on their assets' op_tags
-(fm_assets/defs/perception.py), so the placement of every step is read in one place: here.
+(fm_assets/defs/ingest.py), so the placement of every step is read in one place: here.
 """
 
 from __future__ import annotations
@@ -29,5 +29,5 @@ GPU_STEP_K8S_CONFIG = {
     "pod_spec_config": {"node_selector": GPU_NODE_SELECTOR, "tolerations": GPU_TOLERATIONS},
 }
 
-# the op tags of `detections` (its @asset's op_tags)
+# the op tags of the `ingest` step (its @multi_asset's op_tags)
 GPU_STEP_TAGS: dict[str, str] = {CELERY_QUEUE_TAG: GPU_QUEUE, K8S_CONFIG_TAG: json.dumps(GPU_STEP_K8S_CONFIG, sort_keys=True)}

@@ -22,14 +22,15 @@ COMMON = (PACKAGE / "labels", PACKAGE / "defs" / "config.py", PACKAGE / "defs" /
           RESOURCES / "lake.py")
 STAGE_FILES: dict[str, tuple[Path, ...]] = {
     "ingest": (PACKAGE / "defs" / "ingest.py", RESOURCES / "video.py", RESOURCES / "registry.py"),
-    "detections": (PACKAGE / "defs" / "perception.py", RESOURCES / "detection", RESOURCES / "video.py"),
+    "detections": (PACKAGE / "defs" / "ingest.py", PACKAGE / "defs" / "perception.py", RESOURCES / "detection",
+                   RESOURCES / "video.py"),
     "tracks": (PACKAGE / "defs" / "perception.py", RESOURCES / "trackers.py", RESOURCES / "video.py"),
     "trajectories": (PACKAGE / "defs" / "motion.py",),
     "captions": (PACKAGE / "defs" / "language.py", RESOURCES / "llm.py"),
     "qa_pairs": (PACKAGE / "defs" / "language.py", RESOURCES / "llm.py"),
     "splits": (PACKAGE / "defs" / "dataset.py",),
 }
-# the multi-asset `ingest` makes both of these
+# the multi-asset `ingest` makes these two (and `detections`, whose code is its own stage's)
 ASSET_STAGE = {"videos": "ingest", "raw_clips": "ingest"}
 
 

@@ -1103,11 +1103,15 @@ def boxes_by_track(rows: Iterable[dict]) -> dict[int, dict[int, tuple]]:
 
 
 def sampled_frames(clip: dict, tracks: dict[int, dict[int, tuple]]) -> list[int]:
-    """The frames of the clip the pipeline looked at: its frames at the tracks' sampling step."""
+    """The frames of the clip the pipeline looked at: its frames on the tracks' sampling grid (its step and phase:
+    the grid of the clip's shot may start before the clip)."""
     a, b = int(clip["start_frame"]), int(clip["end_frame"])
-    offsets = {f - a for boxes in tracks.values() for f in boxes}
-    step = math.gcd(*offsets) if offsets and any(offsets) else 1
-    return list(range(a, b, max(step, 1)))
+    frames = {f for boxes in tracks.values() for f in boxes}
+    if not frames:
+        return list(range(a, b))
+    first = min(frames)
+    step = max(math.gcd(*(f - first for f in frames)), 1)
+    return list(range(a + (first - a) % step, b, step))
 
 
 def evaluate_video(video_id: str, clips: list[dict], tracks: list[dict], questions: list[dict],

@@ -11,10 +11,13 @@ mean(dt) + mean(dR) + 0.5 max(dt) + 0.5 max(dR), with dt = translation + scale a
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -73,23 +76,44 @@ class Scan:
     cut_scores: list[float] = field(default_factory=list)
 
 
+class CutFinder:
+    """PySceneDetect's AdaptiveDetector rule, streamed: frame i starts a new shot when its content change content[i]
+    (mean absolute luma difference to frame i-1) is at least `min_content` and at least `threshold` times the mean
+    change of the `window` frames on each side (the first and last frame repeated at the ends); cuts are `min_gap`
+    frames apart. Frame i is decided once frame i + window has been added (`decided` frames are final)."""
+
+    def __init__(self, window: int, threshold: float, min_content: float, min_gap: int):
+        self.window, self.threshold, self.min_content, self.min_gap = window, threshold, min_content, min_gap
+        self.content: list[float] = []
+        self.cuts: list[int] = []
+        self.decided = 0
+
+    def add(self, change: float) -> None:
+        self.content.append(change)
+        while self.decided + self.window < len(self.content):
+            self._decide(self.decided)
+
+    def finish(self) -> None:
+        while self.decided < len(self.content):
+            self._decide(self.decided)
+
+    def _decide(self, i: int) -> None:
+        c, w, last = self.content, self.window, len(self.content) - 1
+        around = sum(c[min(max(i + d, 0), last)] for d in range(-w, w + 1) if d) / (2 * w)
+        ratio = c[i] / around if around > 1e-6 else (255.0 if c[i] >= self.min_content else 0.0)
+        if i > 0 and ratio >= self.threshold and c[i] >= self.min_content and (
+                not self.cuts or i - self.cuts[-1] >= self.min_gap):
+            self.cuts.append(i)
+        self.decided = i + 1
+
+
 def detect_cuts(content: np.ndarray, window: int, threshold: float, min_content: float, min_gap: int) -> list[int]:
-    """PySceneDetect's AdaptiveDetector rule, vectorized: frame i starts a new shot when its content change
-    content[i] (mean absolute luma difference to frame i-1) is at least `min_content` and at least
-    `threshold` times the mean change of the `window` frames on each side; cuts are `min_gap` frames apart."""
-    n = len(content)
-    cuts: list[int] = []
-    if n < 2:
-        return cuts
-    padded = np.pad(content, window, mode="edge")
-    kernel = np.ones(2 * window + 1)
-    kernel[window] = 0
-    neighbours = np.convolve(padded, kernel, mode="valid") / (2 * window)
-    ratio = np.where(neighbours > 1e-6, content / np.maximum(neighbours, 1e-6), np.where(content >= min_content, 255.0, 0.0))
-    for i in np.flatnonzero((ratio >= threshold) & (content >= min_content)):
-        if i > 0 and (not cuts or i - cuts[-1] >= min_gap):
-            cuts.append(int(i))
-    return cuts
+    """The cuts CutFinder finds in a whole sequence of content changes."""
+    finder = CutFinder(window, threshold, min_content, min_gap)
+    for change in content:
+        finder.add(float(change))
+    finder.finish()
+    return finder.cuts
 
 
 def _corners(img: np.ndarray, grid: int = 4, per_cell: int = 8) -> np.ndarray | None:
@@ -145,28 +169,33 @@ def global_motion(
     return float(m[0, 2]), float(m[1, 2]), angle, math.log(max(scale, 1e-6)), int(inl.sum())
 
 
-def scan_frames(frames: Iterable[VideoFrame], width: int, fps_hint: float, p: ClipParams) -> Scan:
-    """One pass over the decoded frames: PTS times, shot cuts, camera-motion pairs and thumbnails."""
-    scan = Scan()
-    step = max(1, width // p.analysis_width)
-    cut_step = max(1, width // 64)
-    fps = float(fps_hint) if fps_hint and fps_hint > 0 else 25.0
-    content: list[float] = []
-    prev_small: np.ndarray | None = None
-    pending: list[tuple[int, float, np.ndarray]] = []  # first frames of motion pairs waiting for their second
-    next_motion_t, next_thumb_t = 0.0, 0.0
-    for frame in frames:
+class Scanner:
+    """The ingest scan, one frame at a time: PTS times, shot cuts, camera-motion pairs and thumbnails (a Scan)."""
+
+    def __init__(self, width: int, fps_hint: float | None, p: ClipParams):
+        self.scan, self.p = Scan(), p
+        self.step = max(1, width // p.analysis_width)
+        self.cut_step = max(1, width // 64)
+        fps = float(fps_hint) if fps_hint and fps_hint > 0 else 25.0
+        self.cuts = CutFinder(2, p.cut_threshold, p.cut_min_content, max(1, int(round(p.min_shot_gap_s * fps))))
+        self.prev_small: np.ndarray | None = None
+        self.pending: list[tuple[int, float, np.ndarray]] = []  # first frames of motion pairs waiting for their second
+        self.next_motion_t, self.next_thumb_t = 0.0, 0.0
+
+    def add(self, frame: VideoFrame) -> None:
+        scan, p = self.scan, self.p
         if not scan.times:
             scan.rotation = frame.rotation
         scan.times.append(frame.t_s)
-        small = frame.luma(cut_step).astype(np.int16)
-        content.append(float(np.abs(small - prev_small).mean()) if prev_small is not None else 0.0)
-        prev_small = small
+        small = frame.luma(self.cut_step).astype(np.int16)
+        self.cuts.add(float(np.abs(small - self.prev_small).mean()) if self.prev_small is not None else 0.0)
+        self.prev_small = small
         # Complete the pairs whose second frame is due (the gap is measured in PTS time, so VFR is fine).
+        pending = self.pending
         due = pending and frame.t_s - pending[0][1] >= p.motion_gap_s - 1e-6
-        want = frame.t_s >= next_motion_t - 1e-6
+        want = frame.t_s >= self.next_motion_t - 1e-6
         if due or want:
-            y = frame.luma(step)
+            y = frame.luma(self.step)
         while pending and frame.t_s - pending[0][1] >= p.motion_gap_s - 1e-6:
             idx_a, t_a, y_a = pending.pop(0)
             est = global_motion(y_a, y)
@@ -180,14 +209,92 @@ def scan_frames(frames: Iterable[VideoFrame], width: int, fps_hint: float, p: Cl
                 )
         if want:
             pending.append((frame.idx, frame.t_s, y.copy()))
-            next_motion_t = frame.t_s + p.motion_every_s
-        if frame.t_s >= next_thumb_t - 1e-6:
+            self.next_motion_t = frame.t_s + p.motion_every_s
+        if frame.t_s >= self.next_thumb_t - 1e-6:
             scan.thumbs.append((frame.t_s, jpeg(frame.rgb(p.thumb_width))))
-            next_thumb_t = frame.t_s + p.thumb_every_s
-    scan.cut_scores = content
-    scan.cuts = detect_cuts(np.asarray(content), window=2, threshold=p.cut_threshold, min_content=p.cut_min_content,
-                            min_gap=max(1, int(round(p.min_shot_gap_s * fps))))
-    return scan
+            self.next_thumb_t = frame.t_s + p.thumb_every_s
+
+    @property
+    def decided(self) -> int:
+        """How many frames (from the first) have a final shot-cut decision."""
+        return self.cuts.decided
+
+    def finish(self) -> Scan:
+        self.cuts.finish()
+        self.scan.cut_scores, self.scan.cuts = self.cuts.content, self.cuts.cuts
+        return self.scan
+
+
+def scan_frames(frames: Iterable[VideoFrame], width: int, fps_hint: float | None, p: ClipParams) -> Scan:
+    """One pass over the decoded frames: PTS times, shot cuts, camera-motion pairs and thumbnails."""
+    scanner = Scanner(width, fps_hint, p)
+    for frame in frames:
+        scanner.add(frame)
+    return scanner.finish()
+
+
+class ClipWatcher(Protocol):
+    """What sees a video's frames and clips during its scan (tracking.DetectionPass): `frame` gets every frame once
+    its shot is known (with the first frame of that shot), `clip` every clip once it is final."""
+
+    def frame(self, fr: VideoFrame, origin: int) -> None: ...
+
+    def clip(self, c: dict) -> None: ...
+
+
+def scan_video(frames: Iterable[VideoFrame], width: int, fps_hint: float | None, video_id: str, p: ClipParams,
+               watch: ClipWatcher | None = None) -> tuple[Scan, list[dict]]:
+    """The one pass over a video's decoded frames: the scan (Scanner) and the clip plan (ClipPlanner), made together,
+    so that `watch` can work on each clip as soon as it is final while the video is still being decoded (the
+    `ingest` step detects objects this way: no frame is decoded twice). Frames reach `watch` in the display
+    orientation of the first frame, two frames behind the decoder (the shot-cut rule looks two frames ahead).
+    Clips carry video_id, clip_idx, clip_id and, for `watch`, sample_origin (the first frame of their shot)."""
+    scanner = Scanner(width, fps_hint, p)
+    planner = ClipPlanner(scanner.scan, video_id, fps_hint, p)
+    held: deque[VideoFrame] = deque()
+    next_cut, n_ready = 0, 0
+
+    def settle(upto: int) -> None:
+        nonlocal next_cut
+        cuts = scanner.cuts.cuts
+        while planner.known < upto:
+            k = planner.known
+            cut = next_cut < len(cuts) and cuts[next_cut] == k
+            next_cut += cut
+            for c in planner.add(k, cut):
+                ready(c)
+            if watch is not None:
+                fr = held.popleft()
+                fr.rotation = scanner.scan.rotation
+                watch.frame(fr, planner.shot_start)
+
+    def ready(c: dict) -> None:
+        nonlocal n_ready
+        k, n_ready = n_ready, n_ready + 1
+        c.update(video_id=video_id, clip_idx=k, clip_id=f"{video_id}-{k:03d}")
+        if watch is not None:
+            watch.clip({**c, "sample_origin": _shot_origin(planner.clips, c)})
+
+    for fr in frames:
+        scanner.add(fr)
+        if watch is not None:
+            held.append(fr)
+        settle(scanner.decided)
+    scan = scanner.finish()
+    settle(len(scan.times))
+    for c in planner.finish():
+        ready(c)
+    return scan, planner.clips
+
+
+def _shot_origin(clips: list[dict], c: dict) -> int:
+    """The first frame of clip c's shot (clips: the plan so far, in order, c among them)."""
+    first = c
+    for other in reversed(clips):
+        if other["shot_idx"] != c["shot_idx"]:
+            break
+        first = other
+    return first["start_frame"]
 
 
 def frame_duration(times: list[float], fps_hint: float | None) -> float:
@@ -224,55 +331,104 @@ def camera_motion_score(pairs: list[MotionPair]) -> float | None:
     return float(dt.mean() + dr.mean() + 0.5 * dt.max() + 0.5 * dr.max())
 
 
-def plan_clips(scan: Scan, video_id: str, fps_hint: float | None, p: ClipParams) -> list[dict]:
-    """Tile every shot with clips of random length in [min_clip_s, max_clip_s] (seeded by the video id);
-    shots between min_shot_s and max_clip_s stay whole; shorter shots are kept as dropped rows."""
-    times = scan.times
-    n = len(times)
-    if n == 0:
-        return []
-    dur = frame_duration(times, fps_hint)
-    t = np.asarray(times)
-    holes = set(gap_cuts(times, p.max_gap_s))  # a gap in the PTS is a cut: no clip spans it
-    end_of = lambda j: times[j] if j < n and j not in holes else times[j - 1] + dur
-    rng = np.random.default_rng(seed_for(video_id, "clips"))
-    bounds = sorted({0, *scan.cuts, *holes, n})
-    clips: list[dict] = []
+class ClipPlanner:
+    """The clip plan, made as the frames go by: every shot is tiled with clips of random length in [min_clip_s,
+    max_clip_s] (seeded by the video id); shots between min_shot_s and max_clip_s stay whole; shorter shots are kept
+    as dropped rows (short_shot), a clip scoring above camera_motion_max as dropped (camera_motion).
 
-    def emit(shot: int, a: int, b: int, drop: str | None) -> None:
-        clips.append({"shot_idx": shot, "start_frame": a, "end_frame": b, "start_s": times[a], "end_s": end_of(b),
-                      "n_frames": b - a, "drop_reason": drop})
+    Frames are given in order with `add(k, cut)` once frame k's shot is known (`cut`: it starts a new shot; a PTS
+    gap longer than max_gap_s also starts one, and no clip spans it). A clip is final, and returned, as soon as no
+    later frame can change it: a shot's next clip once the shot has gone on max_clip_s + min_clip_s past the clip's
+    start (its length is then drawn whatever follows), the rest of a shot at its cut, the last shot at `finish`.
+    So a clip can be worked on while the video is still being decoded, max_clip_s + min_clip_s behind it. The frame
+    interval (`dur`) is the median one of the frames given so far, PTS gaps left out. `scan` holds the times and camera-motion pairs
+    (filled ahead of the frames given here)."""
 
-    for shot, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        length = end_of(b) - times[a]
-        if length < p.min_shot_s - 1e-9:
-            emit(shot, a, b, "short_shot")
-            continue
-        i = a
-        while i < b:
-            remaining = end_of(b) - times[i]
+    def __init__(self, scan: Scan, video_id: str, fps_hint: float | None, p: ClipParams):
+        self.scan, self.fps_hint, self.p = scan, fps_hint, p
+        self.rng = np.random.default_rng(seed_for(video_id, "clips"))
+        self.known = 0  # frames given so far
+        self.shot, self.shot_start, self.tile = 0, 0, 0  # the open shot: its index, first frame, next clip's start
+        self.clips: list[dict] = []
+
+    def add(self, k: int, cut: bool = False) -> list[dict]:
+        """Frame k (the next one) with its shot decision; returns the clips this makes final."""
+        assert k == self.known, f"frames are given in order: expected {self.known}, got {k}"
+        times, out = self.scan.times, []
+        gap = k > 0 and times[k] - times[k - 1] > self.p.max_gap_s
+        if k > 0 and (cut or gap):
+            out += self._close(k, hole=gap)
+        self.known = k + 1
+        p, last = self.p, times[k]
+        while (last - times[self.tile] > p.max_clip_s + p.min_clip_s
+               and last - times[self.shot_start] >= p.min_shot_s):
+            dur = self._dur()
+            length = float(self.rng.uniform(p.min_clip_s, p.max_clip_s - dur)) if p.max_clip_s - dur >= p.min_clip_s \
+                else p.max_clip_s - dur
+            out.append(self._tile(self.tile, self._after(times[self.tile] + length), None))
+        return out
+
+    def finish(self) -> list[dict]:
+        """The clips of the last shot, once every frame has been given."""
+        return self._close(self.known, hole=True) if self.known else []
+
+    def _dur(self) -> float:
+        """The median frame interval of the frames given so far, PTS gaps (holes) left out."""
+        steps = np.diff(self.scan.times[:self.known])
+        steps = steps[steps <= self.p.max_gap_s]
+        return float(np.median(steps)) if len(steps) else frame_duration([], self.fps_hint)
+
+    def _after(self, t: float) -> int:
+        """The first frame given at or after time t (at least one frame after the open clip's start)."""
+        return max(bisect.bisect_left(self.scan.times, t - 1e-9, 0, self.known), self.tile + 1)
+
+    def _close(self, b: int, hole: bool) -> list[dict]:
+        """The open shot ends before frame b (`hole`: after a PTS gap, or at the end of the video): its clips."""
+        times, p, dur, a, out = self.scan.times, self.p, self._dur(), self.shot_start, []
+        end = times[b - 1] + dur if hole else times[b]
+        if self.tile == a and end - times[a] < p.min_shot_s - 1e-9:
+            out.append(self._tile(a, b, "short_shot", end))
+        while self.tile < b:
+            i = self.tile
+            remaining = end - times[i]
             if remaining <= p.max_clip_s + 1e-9:
-                emit(shot, i, b, "short_tail" if i > a and remaining < p.min_clip_s - 1e-9 else None)
+                out.append(self._tile(i, b, "short_tail" if i > a and remaining < p.min_clip_s - 1e-9 else None, end))
                 break
             hi = min(p.max_clip_s - dur, remaining - p.min_clip_s)  # leave at least min_clip_s behind
             if hi >= p.min_clip_s:
-                length = float(rng.uniform(p.min_clip_s, hi))
+                length = float(self.rng.uniform(p.min_clip_s, hi))
             else:  # only when max_clip_s < 2 * min_clip_s: take a longest clip; the tail may be short
                 length = p.max_clip_s - dur
-            j = int(np.searchsorted(t, times[i] + length - 1e-9))
-            j = min(max(j, i + 1), b)
-            emit(shot, i, j, None)
-            i = j
-    for c in clips:
-        inside = [m for m in scan.motion if c["start_frame"] <= m.idx_a and m.idx_b < c["end_frame"]]
-        c["camera_motion"] = camera_motion_score(inside)
-        c["n_motion_pairs"] = len(inside)
-        if c["drop_reason"] is None and c["camera_motion"] is not None and c["camera_motion"] > p.camera_motion_max:
-            c["drop_reason"] = "camera_motion"
-        c["kept"] = c["drop_reason"] is None
-        span = times[c["end_frame"] - 1] - times[c["start_frame"]]
-        c["fps"] = (c["n_frames"] - 1) / span if c["n_frames"] > 1 and span > 0 else (fps_hint or 1.0 / dur)
-    return clips
+            j = min(self._after(times[i] + length), b)
+            out.append(self._tile(i, j, None, end if j == b else None))
+        self.shot, self.shot_start, self.tile = self.shot + 1, b, b
+        return out
+
+    def _tile(self, a: int, b: int, drop: str | None, end: float | None = None) -> dict:
+        """Clip [a, b) of the open shot, with its camera-motion score (`end`: its end time when b is not a frame of
+        the shot that follows)."""
+        times, p = self.scan.times, self.p
+        inside = [m for m in self.scan.motion if a <= m.idx_a and m.idx_b < b]
+        score = camera_motion_score(inside)
+        if drop is None and score is not None and score > p.camera_motion_max:
+            drop = "camera_motion"
+        c: dict = {"shot_idx": self.shot, "start_frame": a, "end_frame": b, "start_s": times[a],
+                   "end_s": times[b] if end is None else end, "n_frames": b - a, "drop_reason": drop,
+                   "camera_motion": score, "n_motion_pairs": len(inside), "kept": drop is None}
+        span = times[b - 1] - times[a]
+        c["fps"] = (b - a - 1) / span if b - a > 1 and span > 0 else (self.fps_hint or 1.0 / self._dur())
+        self.clips.append(c)
+        self.tile = b
+        return c
+
+
+def plan_clips(scan: Scan, video_id: str, fps_hint: float | None, p: ClipParams) -> list[dict]:
+    """The clip plan (ClipPlanner) of a whole scan."""
+    planner, cuts = ClipPlanner(scan, video_id, fps_hint, p), set(scan.cuts)
+    for k in range(len(scan.times)):
+        planner.add(k, k in cuts)
+    planner.finish()
+    return planner.clips
 
 
 def nearest_thumb(scan: Scan, t: float) -> bytes | None:

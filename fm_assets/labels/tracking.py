@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import itertools
 import json
 import sys
 import time
@@ -53,8 +54,21 @@ def sample_step(video_fps: float | None, sample_fps: float | None) -> int:
     return max(1, int(round(video_fps / sample_fps)))
 
 
-def sampled_frames(start_frame: int, end_frame: int, step: int) -> list[int]:
-    return list(range(start_frame, end_frame, step))
+def sampled_frames(start_frame: int, end_frame: int, step: int, origin: int | None = None) -> list[int]:
+    """The frames of [start_frame, end_frame) the detector sees: every `step`-th frame counted from `origin`, the
+    first frame of the clip's shot (the default: the clip's own first frame), so all clips of a shot share one
+    grid and the tracker sees a steady frame rate across their borders."""
+    origin = start_frame if origin is None else origin
+    return list(range(start_frame + (origin - start_frame) % step, end_frame, step))
+
+
+def with_sample_origin(clips: pl.DataFrame) -> pl.DataFrame:
+    """raw_clips rows (all of a video's, dropped ones too) with `sample_origin`: the first frame of each clip's shot,
+    where its sampling grid starts (see sampled_frames). Filter kept clips after this, not before."""
+    if "shot_idx" not in clips.columns:
+        return clips.with_columns(sample_origin=pl.col("start_frame"))
+    return clips.with_columns(sample_origin=pl.col("start_frame").min().over("video_id", "shot_idx")
+                              if "video_id" in clips.columns else pl.col("start_frame").min().over("shot_idx"))
 
 
 # Hue sectors (OpenCV hue 0-179) of the colour names; brown = dark orange/red, pink = light magenta/red
@@ -225,9 +239,16 @@ class DetectionRun:
         return pl.concat(self.parts) if self.parts else frame([], DETECTIONS)
 
 
-def still_frame(start_frame: int, end_frame: int) -> int:
-    """The frame a clip's pictures are drawn on: its middle frame."""
-    return (int(start_frame) + int(end_frame) - 1) // 2
+def still_frame(start_frame: int, end_frame: int, step: int = 1, origin: int | None = None) -> int:
+    """The frame a clip's pictures are drawn on: the sampled frame (see sampled_frames) nearest its middle frame, the
+    earlier one on a tie; the first frame when none is sampled."""
+    a, b = int(start_frame), int(end_frame)
+    middle = (a + b - 1) // 2
+    first = a + ((a if origin is None else int(origin)) - a) % step
+    if first >= b or middle <= first:
+        return first if first < b else a
+    lo = first + (middle - first) // step * step
+    return lo if middle - lo <= lo + step - middle or lo + step >= b else lo + step
 
 
 def _detect_batch(detector: ClipDetector, video_id: str, clip_id: str, batch: list[tuple[int, float, np.ndarray]],
@@ -263,80 +284,118 @@ def clip_pool(workers: int, kind: str) -> Executor | None:
     return ThreadPoolExecutor(workers, thread_name_prefix="detect")
 
 
-def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFrame, fps: float, detector: ClipDetector,
-                 p: DetectionParams, workers: int = 1, pool_kind: str = "thread") -> DetectionRun:
-    """Run the detector over every kept clip's sampled frames, in one pass over the video's decoded `frames`
-    (stopped after the last clip), keeping each clip's still as it goes by. With `workers` > 1, a detector that
-    allows it (`parallel_clips`) and more than one clip, up to `workers` clips are detected at once in a
-    `clip_pool` of `pool_kind` ("process" or "thread") while the next clip is decoded; rows come out in clip
-    order either way, and are the same."""
-    step = sample_step(fps, p.sample_fps)
-    wanted: dict[int, str] = {}
-    still_at: dict[int, str] = {}
-    for c in clips.sort("start_frame").iter_rows(named=True):
-        for f in sampled_frames(c["start_frame"], c["end_frame"], step):
-            wanted[f] = c["clip_id"]
-        still_at[still_frame(c["start_frame"], c["end_frame"])] = c["clip_id"]
-    ends = {c["clip_id"]: c["end_frame"] for c in clips.iter_rows(named=True)}
-    run = DetectionRun([], 0, 0.0, {})
-    parallel = getattr(detector, "parallel_clips", False) and len(clips) > 1
-    pool = clip_pool(workers, pool_kind) if parallel else None
-    pending: deque[Future] = deque()
+class DetectionPass:
+    """The detector over a video's kept clips, fed in one pass over its decoded frames: `frame` keeps each sampled
+    frame (every `step`-th of its shot, downscaled to max_side) as it goes by, `clip` takes a planned clip once it
+    is final (all its frames seen) and detects it if it is kept, keeping its still. With `workers` > 1 and a
+    detector that allows it (`parallel_clips`), up to `workers` clips are detected at once in a `clip_pool` of
+    `pool_kind` ("process" or "thread") while the next frames are decoded; rows come out in clip order either way,
+    and are the same. Frames are held only from the first clip not yet final on."""
 
-    def collect(limit: int) -> None:
-        while len(pending) > limit:
-            out, busy = pending.popleft().result()
-            run.parts.append(out)
-            run.busy_s += busy
+    def __init__(self, video_id: str, detector: ClipDetector, p: DetectionParams, fps: float | None, workers: int = 1,
+                 pool_kind: str = "thread"):
+        """`fps`: the video's declared frame rate, which sets the sampling step (sample_step); None: the rate of its
+        first two frames (given first, from frame 0)."""
+        self.video_id, self.detector, self.p = video_id, detector, p
+        self.step = sample_step(fps, p.sample_fps) if fps else 0  # 0: not known before frame 1
+        self.first_t: float | None = None
+        self.workers, self.pool_kind = workers, pool_kind
+        self.parallel = getattr(detector, "parallel_clips", False) and workers > 1
+        self.pool: Executor | None = None
+        self.pending: deque[Future] = deque()
+        self.held: deque[tuple[int, float, np.ndarray]] = deque()  # (frame, time, image) of the clips to come
+        self.scale = 1.0
+        self.run = DetectionRun([], 0, 0.0, {})
 
-    def flush(clip_id: str | None, batch: list[tuple[int, float, np.ndarray]], scale: float) -> None:
-        if not batch or clip_id is None:
+    def frame(self, fr: VideoFrame, origin: int) -> None:
+        """A decoded frame of the shot that starts at frame `origin`, in order."""
+        if not self.step:
+            if self.first_t is None or fr.idx == 0:
+                self.first_t = fr.t_s
+            else:
+                rate = 1.0 / (fr.t_s - self.first_t) if fr.t_s > self.first_t else None
+                self.step = sample_step(rate, self.p.sample_fps)
+        if (fr.idx - origin) % max(self.step, 1):
             return
-        if pool is None:
-            out, busy = _detect_batch(detector, video_id, clip_id, batch, scale, step)
-            run.parts.append(out)
-            run.busy_s += busy
-            return
-        collect(workers - 1)  # at most `workers` clips' frames held at once
-        pending.append(pool.submit(_detect_batch, detector, video_id, clip_id, batch, scale, step))
+        img = fr.rgb()
+        longest = max(img.shape[:2])
+        self.scale = max(1.0, longest / self.p.max_side)
+        if self.scale > 1.0:
+            img = cv2.resize(img, (round(img.shape[1] / self.scale), round(img.shape[0] / self.scale)),
+                             interpolation=cv2.INTER_AREA)
+        self.held.append((fr.idx, fr.t_s, img))
 
+    def clip(self, c: dict) -> None:
+        """A final clip (a raw_clips row: clip_id, start_frame, end_frame, kept; sample_origin): all its frames have
+        been given. Its frames leave the pass; a kept clip is detected."""
+        batch = []
+        while self.held and self.held[0][0] < c["end_frame"]:
+            item = self.held.popleft()
+            if item[0] >= c["start_frame"]:
+                batch.append(item)
+        if not c.get("kept", True) or not batch:
+            return
+        at = still_frame(c["start_frame"], c["end_frame"], self.step, c.get("sample_origin"))
+        still = next((img for idx, _, img in batch if idx == at), batch[len(batch) // 2][2])
+        self.run.stills[c["clip_id"]] = jpeg(still, quality=90)
+        self.run.frames += len(batch)
+        if not self.parallel:
+            self._collect(_detect_batch(self.detector, self.video_id, c["clip_id"], batch, self.scale, self.step))
+            return
+        if self.pool is None:
+            self.pool = clip_pool(self.workers, self.pool_kind)
+        while len(self.pending) >= self.workers:  # at most `workers` clips' frames held at once
+            self._collect(self.pending.popleft().result())
+        self.pending.append(cast(Executor, self.pool).submit(_detect_batch, self.detector, self.video_id, c["clip_id"],
+                                                             batch, self.scale, self.step))
+
+    def _collect(self, done: tuple[pl.DataFrame, float]) -> None:
+        self.run.parts.append(done[0])
+        self.run.busy_s += done[1]
+
+    def finish(self) -> DetectionRun:
+        """The detections of every clip given, once the last is done."""
+        while self.pending:
+            self._collect(self.pending.popleft().result())
+        return self.run
+
+    def close(self) -> None:
+        """Stop the pool (also after an error: clips in flight are dropped)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFrame, fps: float | None,
+                 detector: ClipDetector, p: DetectionParams, workers: int = 1, pool_kind: str = "thread") -> DetectionRun:
+    """Run the detector over the kept clips given (raw_clips rows; `sample_origin` from with_sample_origin, else
+    each clip's own start) in one pass over the video's decoded `frames` (stopped after the last clip), keeping
+    each clip's still as it goes by: what the one-pass `ingest` step does (DetectionPass) for clips planned
+    before. `fps`: the video's declared frame rate (None: from its first two frames), which sets the sampling step
+    (sample_step)."""
+    rows = list(clips.sort("start_frame").iter_rows(named=True))
+    if not rows:
+        return DetectionRun([], 0, 0.0, {})
+    it = iter(frames)
+    head = [f for _, f in zip(range(2), it)]
+    if not fps:  # the rule of DetectionPass, from the first two frames of the video
+        fps = 1.0 / (head[1].t_s - head[0].t_s) if len(head) == 2 and head[1].t_s > head[0].t_s else p.sample_fps
+    dp = DetectionPass(video_id, detector, p, fps, workers if len(rows) > 1 else 1, pool_kind)
+    i = 0
     try:
-        current: str | None = None
-        batch: list[tuple[int, float, np.ndarray]] = []
-        scale = 1.0
-        still_idx, next_still = sorted(still_at), 0
-        last = max(ends.values()) if ends else 0
-        for fr in frames if wanted else ():
-            if fr.idx >= last:
+        for fr in itertools.chain(head, it):
+            while i < len(rows) and fr.idx >= rows[i]["end_frame"]:
+                dp.clip(rows[i])
+                i += 1
+            if i == len(rows):
                 break
-            clip_id, still_of = wanted.get(fr.idx), []
-            while next_still < len(still_idx) and still_idx[next_still] <= fr.idx:  # a missing frame: the next one
-                still_of.append(still_at[still_idx[next_still]])
-                next_still += 1
-            if clip_id is None and not still_of:
-                continue
-            img = fr.rgb()
-            longest = max(img.shape[:2])
-            scale = max(1.0, longest / p.max_side)
-            if scale > 1.0:
-                img = cv2.resize(img, (round(img.shape[1] / scale), round(img.shape[0] / scale)),
-                                 interpolation=cv2.INTER_AREA)
-            if still_of:
-                data = jpeg(img, quality=90)
-                run.stills.update(dict.fromkeys(still_of, data))
-            if clip_id is None:
-                continue
-            if clip_id != current:
-                flush(current, batch, scale)
-                current, batch = clip_id, []
-            batch.append((fr.idx, fr.t_s, img))
-            run.frames += 1
-        flush(current, batch, scale)
-        collect(0)
+            if fr.idx >= rows[i]["start_frame"]:
+                dp.frame(fr, rows[i].get("sample_origin", rows[i]["start_frame"]))
+        for c in rows[i:]:
+            dp.clip(c)
+        return dp.finish()
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    return run
+        dp.close()
 
 
 def read_still(data: bytes, width: int, height: int) -> np.ndarray:
@@ -406,7 +465,7 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     hists, has_hist = hist_matrix(d)
     frames, spans, clip_ids = [], [], []
     for clip in run:
-        for f in sampled_frames(clip["start_frame"], clip["end_frame"], step):
+        for f in sampled_frames(clip["start_frame"], clip["end_frame"], step, clip.get("sample_origin")):
             a, b = int(np.searchsorted(at, f, "left")), int(np.searchsorted(at, f, "right"))
             frames.append((f, float(t_s[a]) if b > a else None, labels[a:b], colours[a:b]))
             spans.append((a, b))

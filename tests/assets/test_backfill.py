@@ -17,7 +17,7 @@ from fm_assets.defs.checks import sql_checks
 from fm_assets.defs.ingest import ingest
 from fm_assets.defs.language import captions, qa_pairs
 from fm_assets.defs.motion import trajectories
-from fm_assets.defs.perception import detections, tracks
+from fm_assets.defs.perception import tracks
 from fm_assets.synthetic import render_scene, scene_by_name
 from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake, LakeIOManager
@@ -28,7 +28,7 @@ from fm_resources.trackers import TrackerResource
 from fm_resources.video import VideoStore
 from fm_resources.warehouse import Warehouse
 
-PER_VIDEO = [ingest, detections, tracks, trajectories, captions, qa_pairs]
+PER_VIDEO = [ingest, tracks, trajectories, captions, qa_pairs]
 
 
 def test_every_per_video_asset_backfills_in_batches():

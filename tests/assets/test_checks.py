@@ -14,7 +14,7 @@ from fm_assets.defs.checks import load_checks, result_for, run_check, sql_checks
 from fm_assets.defs.ingest import ingest
 from fm_assets.defs.language import captions, qa_pairs
 from fm_assets.defs.motion import trajectories
-from fm_assets.defs.perception import detections, tracks
+from fm_assets.defs.perception import tracks
 from fm_assets.labels.splits import assign_splits
 from fm_assets.labels.types import Detections
 from fm_assets.synthetic import render_scene, scene_by_name
@@ -26,7 +26,7 @@ from fm_resources.trackers import TrackerResource
 from fm_resources.video import VideoStore
 from fm_resources.warehouse import Warehouse
 
-PER_VIDEO = [ingest, detections, tracks, trajectories, captions, qa_pairs]
+PER_VIDEO = [ingest, tracks, trajectories, captions, qa_pairs]
 CHECKS = {c.name: c for c in load_checks()}
 
 

@@ -1,5 +1,5 @@
 """FM_EXECUTOR picks where a run's steps execute (fm_resources/cluster.py), and the op tags of
-fm_assets/defs/placement.py send detections, and only detections, to a GPU (Celery queue `gpu`, a GPU pod)."""
+fm_assets/defs/placement.py send the `ingest` step (it detects), and only it, to a GPU (Celery queue `gpu`, a GPU pod)."""
 
 from __future__ import annotations
 
@@ -29,15 +29,17 @@ def test_an_unknown_executor_is_refused(monkeypatch, fm_home):
         build_defs()
 
 
-def test_only_detections_goes_to_the_gpu(monkeypatch, fm_home):
+def test_only_the_detecting_step_goes_to_the_gpu(monkeypatch, fm_home):
     monkeypatch.setenv("FM_EXECUTOR", "celery")
     graph = build_defs().resolve_asset_graph()
-    tags = {k.to_user_string(): graph.get(k).assets_def.op.tags for k in graph.get_all_asset_keys()
-            if graph.get(k).assets_def.is_executable}
-    assert tags["detections"][CELERY_QUEUE_TAG] == "gpu"
-    gpu = json.loads(tags["detections"][K8S_CONFIG_TAG])
+    ops = {graph.get(k).assets_def.op.name: graph.get(k).assets_def.op for k in graph.get_all_asset_keys()
+           if graph.get(k).assets_def.is_executable}
+    tags = {name: op.tags for name, op in ops.items()}
+    assert tags["ingest"][CELERY_QUEUE_TAG] == "gpu"
+    gpu = json.loads(tags["ingest"][K8S_CONFIG_TAG])
     assert gpu["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
-    assert [k for k, t in tags.items() if CELERY_QUEUE_TAG in t or K8S_CONFIG_TAG in t] == ["detections"]
+    assert [k for k, t in tags.items() if CELERY_QUEUE_TAG in t or K8S_CONFIG_TAG in t] == ["ingest"]
+    assert graph.get(AssetKey("detections")).assets_def.op.name == "ingest"  # detections are made there
     # the op is otherwise the asset it was: same pool, inputs, compute
     node = graph.get(AssetKey("detections"))
     assert node.pools == {"gpu"} and set(node.parent_keys) == {AssetKey("videos"), AssetKey("raw_clips")}

@@ -20,7 +20,7 @@ def scene_home(tmp_path_factory):
     from fm_assets.defs.ingest import ingest
     from fm_assets.defs.language import captions, qa_pairs
     from fm_assets.defs.motion import trajectories
-    from fm_assets.defs.perception import detections, tracks
+    from fm_assets.defs.perception import tracks
     from fm_assets.synthetic import render_scene, scene_by_name
     from fm_resources.detection.resource import DetectorResource
     from fm_resources.lake import Lake, LakeIOManager
@@ -35,7 +35,7 @@ def scene_home(tmp_path_factory):
     instance = DagsterInstance.ephemeral()
     vid = register_video(str(truth.mp4), VideoStore(), lake).video_id
     instance.add_dynamic_partitions("videos", [vid])
-    res = materialize([ingest, detections, tracks, trajectories, captions, qa_pairs], partition_key=vid,
+    res = materialize([ingest, tracks, trajectories, captions, qa_pairs], partition_key=vid,
                       instance=instance, resources={
                           "lake": lake, "io_manager": LakeIOManager(lake=lake), "video_store": VideoStore(),
                           "detector": DetectorResource(), "tracker": TrackerResource(), "llm": LLMResource()})

@@ -21,7 +21,7 @@ from fm_assets import export as exports
 from fm_assets.defs.ingest import ingest
 from fm_assets.defs.language import captions, qa_pairs
 from fm_assets.defs.motion import trajectories
-from fm_assets.defs.perception import detections, tracks
+from fm_assets.defs.perception import tracks
 from fm_assets.evaluation.grounded import evaluate as evaluate_grounded
 from fm_assets.evaluation.grounded import export_ground_truth
 from fm_assets.labels.motion_facts import trajectory_json
@@ -42,7 +42,7 @@ try:  # the splits asset's pure function, when that module is there
 except ImportError:  # pragma: no cover
     assign_splits = None
 
-ASSETS = [ingest, detections, tracks, trajectories, captions, qa_pairs]
+ASSETS = [ingest, tracks, trajectories, captions, qa_pairs]
 SCENES = ("left_right", "late_entry")  # kept; "ordered_pair" is labeled, then its source file is deleted
 GONE = "ordered_pair"
 

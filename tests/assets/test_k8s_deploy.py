@@ -48,9 +48,9 @@ def test_the_deployment_instantiates_and_only_detections_asks_for_a_gpu(values, 
     assert instance.run_launcher.run_k8s_config["job_spec_config"]["ttlSecondsAfterFinished"] == 3600
     [location] = check.code_locations(values)
     assert location["module"] == "fm_assets.definitions" and location["env"]["FM_EXECUTOR"] == "k8s"
-    jobs = check.step_jobs(instance, location["env"], steps=("detections", "tracks", "captions"))
-    assert check.gpu_of(jobs["detections"]) == ("1", {"nvidia.com/gpu.present": "true"})
-    assert jobs["detections"].spec.template.spec.tolerations[0].key == "nvidia.com/gpu"
+    jobs = check.step_jobs(instance, location["env"], steps=("ingest", "tracks", "captions"))
+    assert check.gpu_of(jobs["ingest"]) == ("1", {"nvidia.com/gpu.present": "true"})  # it detects
+    assert jobs["ingest"].spec.template.spec.tolerations[0].key == "nvidia.com/gpu"
     for step in ("tracks", "captions"):
         assert check.gpu_of(jobs[step]) == (None, {})
     assert all(job.spec.ttl_seconds_after_finished == 3600 for job in jobs.values())
@@ -116,6 +116,6 @@ def test_a_typo_in_the_gpu_op_tag_fails(values, tmp_path, postgres_server):
     bad = {"container_config": {"resourcs": {"limits": {"nvidia.com/gpu": "1"}}}}
     tags = {**placement.GPU_STEP_TAGS, placement.K8S_CONFIG_TAG: json.dumps(bad)}
     [location] = check.code_locations(values)
-    check.step_jobs(instance, location["env"], steps=("detections",), op_tags={"detections": placement.GPU_STEP_TAGS})
+    check.step_jobs(instance, location["env"], steps=("ingest",), op_tags={"ingest": placement.GPU_STEP_TAGS})
     with pytest.raises(Exception, match="resourcs"):
-        check.step_jobs(instance, location["env"], steps=("detections",), op_tags={"detections": tags})
+        check.step_jobs(instance, location["env"], steps=("ingest",), op_tags={"ingest": tags})

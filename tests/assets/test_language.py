@@ -9,7 +9,7 @@ from dagster import DagsterInstance, materialize
 from fm_assets.defs.ingest import ingest
 from fm_assets.defs.language import captions, qa_pairs
 from fm_assets.defs.motion import trajectories
-from fm_assets.defs.perception import detections, tracks
+from fm_assets.defs.perception import tracks
 from fm_assets.labels.qa import CATEGORIES, Q_TYPES
 from fm_assets.synthetic import render_scene, scene_by_name
 from fm_resources.detection.resource import DetectorResource
@@ -21,7 +21,7 @@ from fm_resources.video import VideoStore
 from tests.helpers import scripted_model
 from tests.llm_server import Status, start_server
 
-ALL = [ingest, detections, tracks, trajectories, captions, qa_pairs]
+ALL = [ingest, tracks, trajectories, captions, qa_pairs]
 LANGUAGE = [trajectories, captions, qa_pairs]
 
 
@@ -36,7 +36,7 @@ def perceived(tmp_path_factory):
         mp4 = render_scene(scene_by_name(name), scenes).mp4
         vid = register_video(str(mp4), VideoStore(), lake).video_id
         instance.add_dynamic_partitions("videos", [vid])
-        res = materialize([ingest, detections, tracks], partition_key=vid, instance=instance,
+        res = materialize([ingest, tracks], partition_key=vid, instance=instance,
                           resources=_resources(lake, LLMResource()))
         assert res.success
         ids[name] = vid

@@ -8,7 +8,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from fm_assets.defs.ingest import ingest
-from fm_assets.defs.perception import detections, tracks
+from fm_assets.defs.perception import tracks
 from fm_assets.evaluation.mot_metrics import evaluate, parse_mot, read_mot
 from fm_assets.labels.tracking import mot_text
 from fm_assets.synthetic import SceneSpec, render_scene, scene_by_name
@@ -33,7 +33,7 @@ def run_graph(paths, lake_root, detector=None):
     for p in paths:
         vid = register_video(str(p), res["video_store"], lake).video_id
         instance.add_dynamic_partitions("videos", [vid])
-        out[p.stem] = (vid, materialize([ingest, detections, tracks], partition_key=vid, instance=instance,
+        out[p.stem] = (vid, materialize([ingest, tracks], partition_key=vid, instance=instance,
                                         resources=res, raise_on_error=False))
     return lake, out
 
@@ -147,9 +147,11 @@ def test_a_shot_longer_than_a_clip_keeps_its_track_ids(tmp_path):
     assert m["IDSW"] == 0 and m["IDF1"] >= 0.9, m
 
 
-def test_one_decode_pass_feeds_detection_tracking_and_pictures(scenes, tmp_path, monkeypatch):
-    """After ingest's scan, the video is decoded once (by `detections`, which keeps each kept clip's still as it
-    goes by); `tracks` (overlay) and `trajectories` (pictures) draw on the stills without decoding again."""
+def test_one_decode_pass_feeds_the_scan_detection_tracking_and_pictures(scenes, tmp_path, monkeypatch):
+    """The whole per-video graph up to trajectories decodes the video ONCE: the `ingest` step scans it, plans the
+    clips and detects each clip as soon as it is planned, keeping its still as it goes by; `tracks` (overlay) and
+    `trajectories` (pictures) draw on the stills without decoding again."""
+    import fm_assets.defs.ingest as ingest_module
     import fm_assets.defs.perception as perception
     import fm_resources.video as video
     from fm_assets.defs.motion import trajectories
@@ -159,21 +161,23 @@ def test_one_decode_pass_feeds_detection_tracking_and_pictures(scenes, tmp_path,
     instance = DagsterInstance.ephemeral()
     vid = register_video(str(truths["ordered_pair"].mp4), res["video_store"], lake).video_id
     instance.add_dynamic_partitions("videos", [vid])
-    assert materialize([ingest], partition_key=vid, instance=instance, resources=res).success
-
     passes: list[str] = []
+    frames = []
     real = video.decode
 
     def counted(path, *args, **kwargs):
         passes.append(str(path))
-        return real(path, *args, **kwargs)
+        for f in real(path, *args, **kwargs):
+            frames.append(f.idx)
+            yield f
 
-    monkeypatch.setattr(perception, "decode", counted)
-    monkeypatch.setattr(video, "decode", counted)
-    result = materialize([ingest, detections, tracks, trajectories], partition_key=vid, instance=instance,
-                         resources=res, selection=["detections", "tracks", "trajectories"])
+    for module in (ingest_module, perception, video):
+        monkeypatch.setattr(module, "decode", counted)
+    result = materialize([ingest, tracks, trajectories], partition_key=vid, instance=instance, resources=res)
     assert result.success
-    assert len(passes) == 1, passes
+    n_frames = lake.read_parquet(f"videos/{vid}.parquet")["n_frames"][0]
+    assert len(passes) == 1 and sorted(frames) == list(range(n_frames)), (passes, len(frames), n_frames)
+    assert len(lake.read_parquet(f"detections/{vid}.parquet")) > 0
     clips = lake.read_parquet(f"raw_clips/{vid}.parquet").filter(pl.col("kept"))
     for c in clips.iter_rows(named=True):  # one still per kept clip, a JPEG of the video's size
         still = perception.clip_still(vid, c, res["video_store"], lake)
@@ -185,6 +189,39 @@ def test_one_decode_pass_feeds_detection_tracking_and_pictures(scenes, tmp_path,
     assert again is not None and again.shape == (c["height"], c["width"], 3) and len(passes) == 2
     assert lake.read_bytes(f"overlays/{vid}/tracks.png")[:8] == b"\x89PNG\r\n\x1a\n"
     assert lake.read_bytes(f"overlays/{vid}/trajectories.png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_detections_alone_match_the_one_pass_on_one_grid_per_shot(tmp_path):
+    """Several clips per shot at a sampling step > 1: the one-pass `ingest` and `detections` materialized alone
+    (a new detector config: the clips are read from the lake, only their frames decoded) give the same rows and
+    stills; every clip of a shot samples on the shot's grid (the tracker sees a steady rate across clip borders),
+    and the step is recorded."""
+    truth = render_scene(scene_by_name("shot_cut"), tmp_path)  # two shots of 4 s
+    lake, res = resources(tmp_path / "lake")
+    instance = DagsterInstance.ephemeral()
+    vid = register_video(str(truth.mp4), res["video_store"], lake).video_id
+    instance.add_dynamic_partitions("videos", [vid])
+    config = {"ops": {"ingest": {"config": {"min_clip_s": 1.1, "max_clip_s": 1.9, "detections": {"sample_fps": 4.0}}}}}
+    assert materialize([ingest], partition_key=vid, instance=instance, resources=res, run_config=config).success
+    one_pass = lake.read_parquet(f"detections/{vid}.parquet")
+    clips = lake.read_parquet(f"raw_clips/{vid}.parquet")
+    stills = {c: lake.read_bytes(f"stills/{vid}/{c}.jpg") for c in clips.filter(pl.col("kept"))["clip_id"]}
+    assert len(stills) >= 4 and clips["shot_idx"].n_unique() == 2 and len(one_pass) > 0
+    step = 6  # round(25 fps / 4)
+    assert set(one_pass["sample_step"]) == {step}
+    first = clips.group_by("shot_idx").agg(pl.col("start_frame").min().alias("origin"))
+    on_grid = one_pass.join(clips.select("clip_id", "shot_idx"), on="clip_id").join(first, on="shot_idx")
+    assert ((on_grid["frame_idx"] - on_grid["origin"]) % step == 0).all()
+    assert (clips.filter(pl.col("kept"))["start_frame"] % step != 0).any()  # clips that do not start on the grid
+
+    for c in stills:
+        lake.write_bytes(f"stills/{vid}/{c}.jpg", b"")
+    assert materialize([ingest], partition_key=vid, instance=instance, resources=res, run_config=config,
+                       selection=["detections"]).success
+    alone = lake.read_parquet(f"detections/{vid}.parquet")
+    assert alone.equals(one_pass)
+    assert {c: lake.read_bytes(f"stills/{vid}/{c}.jpg") for c in stills} == stills
+    assert lake.read_parquet(f"raw_clips/{vid}.parquet").equals(clips)  # the clips were not planned again
 
 
 @pytest.mark.parametrize("pool_kind", ["thread", "process"])

@@ -15,7 +15,7 @@ def test_trajectories_asset_shows_the_pictures_and_saves_them(tmp_path):
     has both pictures as Markdown images and the lake has them under overlays/<video_id>/."""
     from fm_assets.defs.ingest import ingest
     from fm_assets.defs.motion import trajectories
-    from fm_assets.defs.perception import detections, tracks
+    from fm_assets.defs.perception import tracks
     from fm_assets.synthetic import render_scene, scene_by_name
     from fm_resources.detection.resource import DetectorResource
     from fm_resources.lake import Lake, LakeIOManager
@@ -28,7 +28,7 @@ def test_trajectories_asset_shows_the_pictures_and_saves_them(tmp_path):
     vid = register_video(str(mp4), VideoStore(), lake).video_id
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("videos", [vid])
-    res = materialize([ingest, detections, tracks, trajectories], partition_key=vid, instance=instance,
+    res = materialize([ingest, tracks, trajectories], partition_key=vid, instance=instance,
                       resources={"lake": lake, "io_manager": LakeIOManager(lake=lake), "video_store": VideoStore(),
                                  "detector": DetectorResource(), "tracker": TrackerResource()})
     assert res.success

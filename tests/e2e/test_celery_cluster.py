@@ -1,9 +1,9 @@
 """The cluster you can run here (deploy/celery/): on 127.0.0.1, Postgres (initdb in a temp folder), Redis, a moto S3
-server for the lake and the inputs, the Dagster daemon and two Celery workers, `gpu` (queue gpu: detections) and
+server for the lake and the inputs, the Dagster daemon and two Celery workers, `gpu` (queue gpu: the `ingest` step, which detects) and
 `cpu` (queue dagster: every other step), each with its own empty scratch folder, sharing only Postgres, Redis and S3.
 
-1. A backfill of 12 video partitions finishes with every asset and check; the event log shows detections ran on the
-   gpu worker only (and nothing else did); the lake on S3 equals a local in-process run of the same videos.
+1. A backfill of 12 video partitions finishes with every asset and check; the event log shows `ingest` (scan + detections) ran
+   on the gpu worker only (and nothing else did); the lake on S3 equals a local in-process run of the same videos.
 2. kill -9 of a worker mid-run: the step fails, the run fails and is retried (run_retries), a new worker completes it;
    the lake is again equal to the local run: nothing half-written or duplicated.
 3. A step whose queue has no worker fails after FM_CELERY_NO_WORKER_TIMEOUT_S with an error naming the queue.
@@ -64,7 +64,7 @@ def _prepare(c, base: Path) -> tuple[list[str], Path]:
     from fm_assets.defs.ingest import ingest
     from fm_assets.defs.language import captions, qa_pairs
     from fm_assets.defs.motion import trajectories
-    from fm_assets.defs.perception import detections, tracks
+    from fm_assets.defs.perception import tracks
     from fm_resources.detection.resource import DetectorResource
     from fm_resources.instance import dagster_instance
     from fm_resources.lake import Lake, LakeIOManager
@@ -90,7 +90,7 @@ def _prepare(c, base: Path) -> tuple[list[str], Path]:
     for p in videos:
         vid = register_video(str(p), VideoStore(), local).video_id
         ephemeral.add_dynamic_partitions("videos", [vid])
-        assert materialize([ingest, detections, tracks, trajectories, captions, qa_pairs], partition_key=vid,
+        assert materialize([ingest, tracks, trajectories, captions, qa_pairs], partition_key=vid,
                            instance=ephemeral, resources=resources).success
     assert sorted(local.list("videos")) and len(local.list("videos")) == N_VIDEOS
     return ids, local_root
@@ -214,8 +214,8 @@ def test_backfill_on_two_workers_matches_a_local_run(loop):
                if e.dagster_event.asset_check_evaluation_data.severity.value == "ERROR")
     # where the steps ran
     hosts = step_hosts(instance, [r.run_id for r in runs])
-    assert hosts["detections"] == {"gpu@loopback"}, hosts
-    assert all(h == {"cpu@loopback"} for step, h in hosts.items() if step != "detections"), hosts
+    assert hosts["ingest"] == {"gpu@loopback"}, hosts  # the step that detects
+    assert all(h == {"cpu@loopback"} for step, h in hosts.items() if step != "ingest"), hosts
     assert {"ingest", "tracks", "trajectories", "captions", "qa_pairs"} <= set(hosts)
     # the lake on S3 is the local run's
     summary = assert_lake_equals_local(local_root)
@@ -230,12 +230,13 @@ def test_a_worker_killed_mid_run_is_retried_and_the_lake_stays_whole(loop):
     instance = DagsterInstance.get()
     ids = ids[:BATCH]  # one run of 6 videos is enough to kill a worker under; the lake keeps all 12
     backfill_id = lb.launch_backfill(instance, ids)
-    # wait until a step is executing on the cpu worker, then kill it (and its pool process) with SIGKILL
+    # wait until `tracks` (the longest step on the cpu worker: it imports mmdet and tracks 6 videos; a check step can
+    # end before the kill lands) is executing there, then kill the worker (and its pool process) with SIGKILL
     deadline = time.time() + 180
     victim_step = None
     while time.time() < deadline and victim_step is None:
         for run in lb.backfill_runs(instance, backfill_id):
-            running = steps_running_on(instance, run.run_id, "cpu@loopback")
+            running = [s for s in steps_running_on(instance, run.run_id, "cpu@loopback") if s == "tracks"]
             if running:
                 victim_step = running[0]
                 break
@@ -278,5 +279,5 @@ def test_a_step_whose_queue_has_no_worker_fails_with_a_clear_error(loop):
     assert runs and all(r.is_finished for r in runs), "the run waited for ever"
     assert runs[0].status == DagsterRunStatus.FAILURE
     text = run_error_text(instance, runs[0].run_id)
-    assert 'no Celery worker consumes queue "gpu"' in text and 'step "detections"' in text, text[-2000:]
+    assert 'no Celery worker consumes queue "gpu"' in text and 'step "ingest"' in text, text[-2000:]
     assert time.time() - started < NO_WORKER_TIMEOUT_S + 150

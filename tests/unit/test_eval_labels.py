@@ -78,6 +78,8 @@ def test_match_by_iou_over_time_hungarian_and_threshold():
 def test_sampled_frames_follow_the_tracks_step():
     assert L.sampled_frames({"start_frame": 10, "end_frame": 20}, {1: {10: 0, 14: 0}, 2: {16: 0}}) == [10, 12, 14, 16, 18]
     assert L.sampled_frames({"start_frame": 10, "end_frame": 13}, {}) == [10, 11, 12]
+    # a clip inside a shot whose grid started before it: the tracks' phase, not the clip's first frame
+    assert L.sampled_frames({"start_frame": 10, "end_frame": 20}, {1: {12: 0, 18: 0}, 2: {15: 0}}) == [12, 15, 18]
 
 
 def test_read_truth_is_one_based_and_drops_ignored_rows(tmp_path):
