@@ -26,7 +26,14 @@ from fm_assets.labels.clipping import (
     timing_error,
 )
 from fm_assets.labels.schemas import DETECTIONS, RAW_CLIPS, VIDEOS, frame
-from fm_assets.labels.tracking import DetectionParams, DetectionPass, DetectionRun, detect_video, with_sample_origin
+from fm_assets.labels.tracking import (
+    DetectionParams,
+    DetectionPass,
+    DetectionRun,
+    detect_video,
+    sample_step,
+    with_sample_origin,
+)
 from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake, table_key
 from fm_resources.registry import GONE_STATUSES, lookup_video, retire_video
@@ -157,8 +164,9 @@ def ingest_video(video_id: str, config: ClipParams, det_config: DetectionParams,
         passes: list[DetectionPass] = []
 
         def watch(info: StreamInfo) -> DetectionPass:
-            passes.append(DetectionPass(video_id, detector.get(), det_config, info.declared_fps,
-                                        workers=detector.workers(), pool_kind=detector.clip_pool))
+            step = sample_step(info.declared_fps, det_config.sample_fps) if info.declared_fps else None
+            passes.append(DetectionPass(video_id, detector.get(), det_config, step, workers=detector.workers(),
+                                        pool_kind=detector.clip_pool))
             return passes[-1]
 
         reg = lookup_video(video_id, lake)

@@ -225,14 +225,6 @@ class Scanner:
         return self.scan
 
 
-def scan_frames(frames: Iterable[VideoFrame], width: int, fps_hint: float | None, p: ClipParams) -> Scan:
-    """One pass over the decoded frames: PTS times, shot cuts, camera-motion pairs and thumbnails."""
-    scanner = Scanner(width, fps_hint, p)
-    for frame in frames:
-        scanner.add(frame)
-    return scanner.finish()
-
-
 class ClipWatcher(Protocol):
     """What sees a video's frames and clips during its scan (tracking.DetectionPass): `frame` gets every frame once
     its shot is known (with the first frame of that shot), `clip` every clip once it is final."""
@@ -273,7 +265,7 @@ def scan_video(frames: Iterable[VideoFrame], width: int, fps_hint: float | None,
         k, n_ready = n_ready, n_ready + 1
         c.update(video_id=video_id, clip_idx=k, clip_id=f"{video_id}-{k:03d}")
         if watch is not None:
-            watch.clip({**c, "sample_origin": _shot_origin(planner.clips, c)})
+            watch.clip({**c, "sample_origin": planner.origins[k]})
 
     for fr in frames:
         scanner.add(fr)
@@ -285,16 +277,6 @@ def scan_video(frames: Iterable[VideoFrame], width: int, fps_hint: float | None,
     for c in planner.finish():
         ready(c)
     return scan, planner.clips
-
-
-def _shot_origin(clips: list[dict], c: dict) -> int:
-    """The first frame of clip c's shot (clips: the plan so far, in order, c among them)."""
-    first = c
-    for other in reversed(clips):
-        if other["shot_idx"] != c["shot_idx"]:
-            break
-        first = other
-    return first["start_frame"]
 
 
 def frame_duration(times: list[float], fps_hint: float | None) -> float:
@@ -350,6 +332,7 @@ class ClipPlanner:
         self.known = 0  # frames given so far
         self.shot, self.shot_start, self.tile = 0, 0, 0  # the open shot: its index, first frame, next clip's start
         self.clips: list[dict] = []
+        self.origins: list[int] = []  # the first frame of each clip's shot
 
     def add(self, k: int, cut: bool = False) -> list[dict]:
         """Frame k (the next one) with its shot decision; returns the clips this makes final."""
@@ -418,6 +401,7 @@ class ClipPlanner:
         span = times[b - 1] - times[a]
         c["fps"] = (b - a - 1) / span if b - a > 1 and span > 0 else (self.fps_hint or 1.0 / self._dur())
         self.clips.append(c)
+        self.origins.append(self.shot_start)
         self.tile = b
         return c
 

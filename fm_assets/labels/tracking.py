@@ -54,6 +54,11 @@ def sample_step(video_fps: float | None, sample_fps: float | None) -> int:
     return max(1, int(round(video_fps / sample_fps)))
 
 
+def first_frames_step(t0: float, t1: float, sample_fps: float | None) -> int:
+    """The sampling step of a video that declares no frame rate: from the interval of its first two frames."""
+    return sample_step(1.0 / (t1 - t0) if t1 > t0 else None, sample_fps)
+
+
 def sampled_frames(start_frame: int, end_frame: int, step: int, origin: int | None = None) -> list[int]:
     """The frames of [start_frame, end_frame) the detector sees: every `step`-th frame counted from `origin`, the
     first frame of the clip's shot (the default: the clip's own first frame), so all clips of a shot share one
@@ -292,12 +297,12 @@ class DetectionPass:
     `pool_kind` ("process" or "thread") while the next frames are decoded; rows come out in clip order either way,
     and are the same. Frames are held only from the first clip not yet final on."""
 
-    def __init__(self, video_id: str, detector: ClipDetector, p: DetectionParams, fps: float | None, workers: int = 1,
-                 pool_kind: str = "thread"):
-        """`fps`: the video's declared frame rate, which sets the sampling step (sample_step); None: the rate of its
+    def __init__(self, video_id: str, detector: ClipDetector, p: DetectionParams, step: int | None,
+                 workers: int = 1, pool_kind: str = "thread"):
+        """`step`: the sampling step (sample_step of the video's declared frame rate); None: first_frames_step of its
         first two frames (given first, from frame 0)."""
         self.video_id, self.detector, self.p = video_id, detector, p
-        self.step = sample_step(fps, p.sample_fps) if fps else 0  # 0: not known before frame 1
+        self.step = step or 0  # 0: not known before frame 1
         self.first_t: float | None = None
         self.workers, self.pool_kind = workers, pool_kind
         self.parallel = getattr(detector, "parallel_clips", False) and workers > 1
@@ -313,8 +318,7 @@ class DetectionPass:
             if self.first_t is None or fr.idx == 0:
                 self.first_t = fr.t_s
             else:
-                rate = 1.0 / (fr.t_s - self.first_t) if fr.t_s > self.first_t else None
-                self.step = sample_step(rate, self.p.sample_fps)
+                self.step = first_frames_step(self.first_t, fr.t_s, self.p.sample_fps)
         if (fr.idx - origin) % max(self.step, 1):
             return
         img = fr.rgb()
@@ -378,9 +382,11 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
         return DetectionRun([], 0, 0.0, {})
     it = iter(frames)
     head = [f for _, f in zip(range(2), it)]
-    if not fps:  # the rule of DetectionPass, from the first two frames of the video
-        fps = 1.0 / (head[1].t_s - head[0].t_s) if len(head) == 2 and head[1].t_s > head[0].t_s else p.sample_fps
-    dp = DetectionPass(video_id, detector, p, fps, workers if len(rows) > 1 else 1, pool_kind)
+    if fps:
+        step = sample_step(fps, p.sample_fps)
+    else:  # the rule of DetectionPass, from the first two frames of the video
+        step = first_frames_step(head[0].t_s, head[1].t_s, p.sample_fps) if len(head) == 2 else 1
+    dp = DetectionPass(video_id, detector, p, step, workers if len(rows) > 1 else 1, pool_kind)
     i = 0
     try:
         for fr in itertools.chain(head, it):
