@@ -9,6 +9,8 @@ Sets:
     heldout  the "wild" family, WILD_HELDOUT_SEEDS (never looked at while tuning; report apart)
     fresh    the "wild" family, WILD_FRESH_SEEDS (added when the held-out figures had been published once;
              only ever reported)
+    late     the "wild" family, WILD_LATE_SEEDS (added with the entering / leaving questions, after the fresh set
+             had shown them; only ever reported)
     standard the first synthetic family's standard scenes (seed 0)
 
     .venv/bin/python bench/label_yield.py [--sets tud dev heldout fresh standard] [--markdown] [--keep DIR]
@@ -68,7 +70,8 @@ def videos_of(name: str, work: Path) -> tuple[Path, Path] | None:
             (vids / t.mp4.name).unlink(missing_ok=True)
             (vids / t.mp4.name).symlink_to(t.mp4)
         return vids, truth
-    seeds = {"dev": S.WILD_DEV_SEEDS, "heldout": S.WILD_HELDOUT_SEEDS, "fresh": S.WILD_FRESH_SEEDS}[name]
+    seeds = {"dev": S.WILD_DEV_SEEDS, "heldout": S.WILD_HELDOUT_SEEDS, "fresh": S.WILD_FRESH_SEEDS,
+             "late": S.WILD_LATE_SEEDS}[name]
     for mp4 in S.make_wild_videos(truth, seeds):
         (vids / mp4.name).unlink(missing_ok=True)
         (vids / mp4.name).symlink_to(mp4)
@@ -145,7 +148,7 @@ def report(results: list[dict], markdown: bool) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", nargs="+", default=["tud", "dev", "heldout", "fresh"],
-                    choices=["tud", "dev", "heldout", "fresh", "standard"])
+                    choices=["tud", "dev", "heldout", "fresh", "late", "standard"])
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = ap.parse_args()

@@ -82,7 +82,12 @@ between the smoothed centres changes by more than APPROACH_FRAC (5 %) of the dia
 otherwise, doubtful within DISP_MARGIN of it, wrong when both tracks are one truth object; g_direction_during: the one truth object, of those seen
 at least MIN_WINDOW_VISIBLE_S (0.3 s) of the window, whose direction over its visible part of it is d (and whose
 centre is in the cell at the fact's t, with a region); its window is ``given``: the target's visible part of
-[t0, t1].
+[t0, t1]; g_enters_during / g_exits_during: the one truth object whose first (last) box in the clip comes after
+the clip's first frame (before its last) at t0 <= t <= t1 with the box within CROSS_EDGE (2 %) of the frame of
+that side (doubtful: t within ORDER_GAP_S of t0 or t1, the box 1-4 % from the side); window ``given``;
+enters_side / exits_side: the side the matched truth object's first (last) box in the clip touches, when that
+box comes after the clip's first frame (before its last) within CROSS_NEAR_S of the fact's t (doubtful within
+ORDER_GAP_S of that limit, or with the box 1-4 % from a side).
 
 Doubtful (reported apart, not in precision): the truth fact sits on a class boundary -- a direction within
 ANGLE_MARGIN (5 degrees) of a sector edge, a displacement within DISP_MARGIN (1 % of the diagonal) of the 2 %
@@ -149,14 +154,18 @@ KNOWN_KINDS = {"direction", "direction_at", "activity", "start_region", "end_reg
                "g_longest", "g_fastest", "g_turns", "g_direction", "g_activity", "g_approach", "g_after_stop",
                "g_before_start", "g_starts_before", "g_starts_after", "g_cf_direction", "g_cf_mover",
                "direction_during", "heading_during", "still_during", "then_during", "region_at", "relative_at",
-               "faster_during", "approach_during", "g_direction_during"}
+               "faster_during", "approach_during", "g_direction_during", "g_enters_during", "g_exits_during",
+               "enters_side", "exits_side"}
 # kinds about a time window (fact t0 / t1, or t): their tracks are matched to truth over that window only
 WINDOWED_KINDS = {"direction_during", "heading_during", "still_during", "then_during", "region_at", "relative_at",
-                  "faster_during", "approach_during", "g_direction_during"}
+                  "faster_during", "approach_during", "g_direction_during", "g_enters_during", "g_exits_during", "enters_side",
+                  "exits_side"}
 RELATIVE_MARGIN = 1.15  # relative_at: the larger offset must beat the other by this factor ...
 RELATIVE_MIN = 0.02  # ... and be at least this fraction of the diagonal
 WINDOW_PAD_S = 0.5  # region_at: the track is matched over t +- this
 MIN_WINDOW_VISIBLE_S = 0.3  # g_direction_during: objects seen at least this long in the window take part
+CROSS_EDGE = 0.02  # g_enters_during / g_exits_during: a box within this fraction of the frame of a side touches it
+CROSS_NEAR_S = 1.0  # enters_side / exits_side: the truth object enters (leaves) within this of the question's time
 
 __all__ = ["ClipTruth", "ObjFacts", "Seg", "Verdict", "box_iou", "boxes_by_track", "clip_truth", "evaluate_video",
            "match_tracks", "object_facts", "read_truth", "sampled_frames", "score_question", "summarize",
@@ -523,6 +532,8 @@ class ObjFacts:
     size: Callable[[float], float | None] = field(repr=False)  # smoothed size sqrt(w h) at t (None: not visible)
     bottom: Callable[[float], float | None] = field(repr=False)  # bottom edge of the box at t (None: not visible)
     visible_s: float = 0.0
+    first_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # x1, y1, x2, y2 of its first box in the clip
+    last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # ... and of its last
 
     def moves(self) -> list[Seg]:
         return [s for s in self.segments if s.kind == "move"]
@@ -613,7 +624,7 @@ def object_facts(oid: int, frames: np.ndarray, boxes: np.ndarray, fps: float, wi
         onset_span=(min(a for a, _ in ons), max(a for a, _ in ons)) if ons else None,
         end_span=(min(b for _, b in ons), max(b for _, b in ons)) if ons else None,
         activity=activity, stop_windows=[(x.t0, x.t1) for x in sw], position=position, size=size_at, bottom=bottom,
-        visible_s=float(t[-1] - t[0] + dt))
+        visible_s=float(t[-1] - t[0] + dt), first_box=tuple(map(float, boxes[0])), last_box=tuple(map(float, boxes[-1])))
 
 
 @dataclass
@@ -732,6 +743,24 @@ def _window(f: ObjFacts, kind: str, within: tuple[float, float] | None) -> tuple
     if within:
         lo, hi = max(lo, within[0]), min(hi, within[1])
     return (lo, hi) if hi > lo else None
+
+
+def _crossing_time(truth: ClipTruth, f: ObjFacts, enters: bool) -> float | None:
+    """When a truth object comes into (goes out of) the clip's view: its first (last) box, None when it is seen on
+    the clip's first (last) frame (there all along)."""
+    t = f.t_first if enters else f.t_last
+    if (t <= truth.start_s + 0.5 / truth.fps) if enters else (t >= truth.end_s - 1.5 / truth.fps):
+        return None
+    return t
+
+
+def _crossing_sides(truth: ClipTruth, f: ObjFacts, enters: bool, side: str) -> set[bool]:
+    """Whether the object's first (last) box touches that side of the frame: within CROSS_EDGE of the frame's
+    width / height; both readings 1-4 % from it."""
+    x1, y1, x2, y2 = f.first_box if enters else f.last_box
+    size = truth.width if side in ("left", "right") else truth.height
+    gap = {"left": x1, "top": y1, "right": truth.width - x2, "bottom": truth.height - y2}[side] / size
+    return {gap <= CROSS_EDGE} if not CROSS_EDGE / 2 < gap <= 2 * CROSS_EDGE else {True, False}
 
 
 def _interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -890,6 +919,34 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
         want = d if cell is None else (d, cell)
         return _readings(seen, reading, lambda r: _unique([x for x, v in r.items() if v == want]), kind), \
             match.get(value), match.get(value)
+    if kind in ("g_enters_during", "g_exits_during"):
+        t0, t1, side = float(fact["t0"]), float(fact["t1"]), fact["side"]
+        enters = kind == "g_enters_during"
+
+        def crosses(x: int) -> frozenset:
+            t = _crossing_time(truth, objs[x], enters)
+            if t is None:
+                return frozenset({False})
+            in_time = {t0 <= t <= t1} if min(abs(t - t0), abs(t - t1)) >= ORDER_GAP_S else {True, False}
+            return frozenset(a and b for a in _crossing_sides(truth, objs[x], enters, side) for b in in_time)
+
+        return _readings(list(objs), crosses, lambda r: _unique([x for x, v in r.items() if v]), kind), \
+            match.get(value), match.get(value)
+    if kind in ("enters_side", "exits_side"):
+        enters, f = kind == "enters_side", objs[o]
+        t = _crossing_time(truth, f, enters)
+        if t is None or abs(t - float(fact["t"])) > CROSS_NEAR_S + ORDER_GAP_S:
+            return None, value, None  # it does not enter (leave) the picture then
+        if abs(t - float(fact["t"])) > CROSS_NEAR_S - ORDER_GAP_S:
+            raise _Doubt(f"{kind}: it crosses {t - float(fact['t']):+.2f} s from the time asked about")
+        touching = [k for k in ("left", "right", "top", "bottom") if True in _crossing_sides(truth, f, enters, k)]
+        if len(touching) != 1:
+            if touching:
+                raise _Doubt(f"{kind}: its box is near {' and '.join(touching)}")
+            return None, value, None
+        if _crossing_sides(truth, f, enters, touching[0]) != {True}:
+            raise _Doubt(f"{kind}: its box is {CROSS_EDGE / 2:.0%}-{2 * CROSS_EDGE:.0%} from the {touching[0]} side")
+        return touching[0], value, None
     if kind == "activity":
         return _one(objs[o].activity, "activity"), value, None
     if kind == "start_region":

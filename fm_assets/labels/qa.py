@@ -107,7 +107,15 @@ boxes in the window ("the red person"), made unique among look-alikes seen then 
   of the diagonal, the distance changing one way;
 - grounded, descriptive: ``g_direction_during`` ("which object moves <d> between a s and b s", with "in <region>"
   when others move d too elsewhere): every other track seen in the window (kept or dropped) clearly does not
-  (wide margins); window ``given`` = the question's own [a, b].
+  (wide margins); window ``given`` = the question's own [a, b];
+- ``enters_side`` / ``exits_side`` (location_motion): through which side of the frame a track enters (leaves)
+  the picture, at about t s (the crossing of ``g_enters_during`` below; no uniqueness among others needed);
+- grounded, descriptive: ``g_enters_during`` / ``g_exits_during`` ("which person enters the frame from the left
+  (leaves it through the right) between a s and b s"): a track's first (last) box inside the clip touches that
+  side, its box comes off (reaches) the edge moving inward (outward) clear of other boxes, it was not lost and
+  found again at that edge, and no other track (kept or dropped) starts (ends) at that side around [a, b] (a
+  detector finds an object late and loses it early: see :func:`_g_crossings`); asked of doubtful tracks too,
+  since only the crossing's moment must hold one object; window ``given``.
 Whole-track kinds need a trusted track: besides the guards above, one whose boxes never overlap another track's
 (``possible_id_switch_with_<id>`` otherwise; still asked what holds either way when the other is a trusted kept
 track) and whose boxes keep one colour name (``colour_changes``: it may follow two objects).
@@ -219,6 +227,14 @@ class QAParams:
                                      "(a ratio)", ge=1)
     approach_margin: float = param(0.1, "two objects get closer / farther apart over a window: the distance between "
                                         "their centres changes by at least this fraction of the diagonal", ge=0)
+    crossing_lead_s: float = param(1.0, "entering / leaving the frame: the question's window opens this long before "
+                                        "the track's first box and closes this long after it (around its last box "
+                                        "for leaving: a detector sees an object a little after it enters and loses "
+                                        "it a little before it leaves); the box must come off (reach) the edge "
+                                        "within this time", gt=0)
+    crossing_band: float = param(0.15, "... not asked when another track (kept or dropped) starts (ends) within this "
+                                       "fraction of the frame from the same side within the window +- "
+                                       "crossing_lead_s", ge=0, le=1)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -898,6 +914,7 @@ def _rule_rows(ctx: _Ctx) -> list[dict]:
         rows.append(_q_still_during(ctx, o))
         rows.append(_q_then_during(ctx, o))
         rows += _q_region_at(ctx, o, spans[o.tid])
+        rows += [_q_crossing_side(ctx, o, which) for which in ("enters", "exits")]
     for i, a in enumerate(ctx.objs):
         for b in ctx.objs[i + 1:]:
             rows += _q_relative_at(ctx, a, b, spans[a.tid], spans[b.tid])
@@ -1985,6 +2002,162 @@ def _g_direction_during(ctx: _Ctx) -> list[dict | None]:
     return rows
 
 
+_SIDES = ("left", "right", "top", "bottom")
+_INWARD = {"left": (0, 1), "right": (0, -1), "top": (1, 1), "bottom": (1, -1)}  # (axis of ncx / ncy, inward sign)
+_SIDE_PHRASE = {"left": "the left side", "right": "the right side", "top": "the top", "bottom": "the bottom"}
+
+
+def _edge_gap(q: dict, side: str) -> float:
+    """How far a path point's box is from one side of the frame (fraction of the frame's width / height)."""
+    lo = {"left": q["ncx"] - q["nw"] / 2, "top": q["ncy"] - q["nh"] / 2}
+    hi = {"right": q["ncx"] + q["nw"] / 2, "bottom": q["ncy"] + q["nh"] / 2}
+    return float(lo[side]) if side in lo else float(1 - hi[side])
+
+
+def _far_gap(q: dict, side: str) -> float:
+    """How far the far edge of a path point's box is from one side of the frame (the edge of the box opposite
+    that side; fraction of the frame's width / height)."""
+    return {"left": q["ncx"] + q["nw"] / 2, "top": q["ncy"] + q["nh"] / 2, "right": 1 - (q["ncx"] - q["nw"] / 2),
+            "bottom": 1 - (q["ncy"] - q["nh"] / 2)}[side]
+
+
+def _crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
+    """(time, side) where a track enters (``which`` = "enters": its first box) or leaves ("exits": its last box)
+    the picture through one side of the frame inside the clip, or None.  Its boxes are clear (``max_box_noise``);
+    that box touches that side only (``edge_margin``), more than 0.5 s after the clip's start (before its end);
+    within ``crossing_lead_s`` the box comes off (reached) the edge and the centre moves inward (outward) by more
+    than ``edge_margin`` of the frame; at the speed of its far edge then, the object came into (goes out of) view
+    at most ``crossing_lead_s`` - ``window_pad_s`` before (after) that box; no other track's box comes near it from ``window_pad_s`` before to
+    ``window_pad_s`` after that time, its boxes keep their colour there; and no other track (kept or dropped)
+    ends (starts) at the same side (``crossing_band``) within ``fragment_gap_s`` before (after) it and
+    ``fragment_dist`` of it (the object was lost at the edge and found again there, not entering / leaving)."""
+    p, path = ctx.p, r.get("path") or []
+    bounds = _clip_bounds(ctx.everyone, ctx.clip)
+    if (len(path) < 3 or r.get("t_start") is None or bounds is None or r.get("box_noise") is None
+            or r["box_noise"] > p.max_box_noise):
+        return None
+    c0, c1 = bounds
+    enters = which == "enters"
+    t, q = (float(r["t_start"]), path[0]) if enters else (float(r["t_end"]), path[-1])
+    if (t <= c0 + 0.5) if enters else (t >= c1 - 0.5):
+        return None
+    sides = [x for x in _SIDES if _edge_gap(q, x) <= p.edge_margin]
+    if len(sides) != 1:
+        return None
+    side = sides[0]
+    lo, hi = (t, t + p.crossing_lead_s) if enters else (t - p.crossing_lead_s, t)
+    part = [x for x in path if lo <= x["t"] <= hi]
+    axis, sign = _INWARD[side]
+    shift = (part[-1] if enters else part[0])[("ncx", "ncy")[axis]] - q[("ncx", "ncy")[axis]]
+    if (len(part) < 3 or all(_edge_gap(x, side) <= p.edge_margin for x in part)
+            or sign * shift <= p.edge_margin):  # the centre away from the edge at the other end
+        return None
+    # how long the object was (will be) partly in view before (after) that box: the box's far edge, the one the
+    # object crosses the frame's edge with first (last), against its speed over the part; the question's window
+    # must hold that moment with window_pad_s to spare
+    far = [_far_gap(x, side) for x in part]
+    speed = (far[-1] - far[0]) / max(part[-1]["t"] - part[0]["t"], 1e-9) * (1 if enters else -1)
+    if speed <= 0 or _far_gap(q, side) / speed > p.crossing_lead_s - p.window_pad_s:
+        return None
+    near = [s for ts in _near_times(ctx, r).values() for s in ts]
+    if any(lo - p.window_pad_s <= s <= hi + p.window_pad_s for s in near):
+        return None
+    if any(lo - p.window_pad_s <= s <= hi + p.window_pad_s for s in _colour_switches(r, p.window_colour_share)):
+        return None
+    w, h = int(r["width"]), int(r["height"])
+    diag = math.hypot(w, h)
+    pos = _path_at(path, t, w, h)[:2]
+    for x in ctx.everyone:
+        if x["track_id"] == r["track_id"] or not x.get("path") or x.get("t_start") is None:
+            continue
+        other = float(x["t_end"]) if enters else float(x["t_start"])
+        gap = t - other if enters else other - t
+        near_side = _edge_gap(x["path"][-1] if enters else x["path"][0], side) <= p.crossing_band
+        if 0 <= gap <= p.fragment_gap_s and near_side and \
+                math.hypot(*(_path_at(x["path"], other, w, h)[:2] - pos)) <= p.fragment_dist * diag:
+            return None
+    return t, side
+
+
+def _q_crossing_side(ctx: _Ctx, o: _Obj, which: str) -> dict | None:
+    """"Through which side of the frame does X enter (leave), at about t s?" (location_motion) where the track
+    enters (leaves) the picture (_crossing), X named over the second after (before) it (_window_ref)."""
+    got = _crossing(ctx, o.rec, which)
+    if got is None:
+        return None
+    t, side = got
+    lead = ctx.p.crossing_lead_s
+    t0, t1 = (t, min(t + lead, float(o.rec["t_end"]))) if which == "enters" else (max(t - lead, float(o.rec["t_start"])), t)
+    x = _window_ref(ctx, o, t0, t1)
+    if x is None:
+        return None
+    verb = "enter" if which == "enters" else "leave"
+    q = ctx.pick(["Through which side of the frame does {x} {v}, at about {t} s?",
+                  "At about {t} s, {x} {v}s the frame: through which side?"], f"{which}_side", o.tid,
+                 x=x, v=verb, t=_s(t, ctx.clip))
+    return _mcq(ctx, "location_motion", f"{which}_side", q, _SIDE_OPTION[side],
+                [_SIDE_OPTION[k] for k in _SIDES if k != side],
+                _fact(f"{which}_side", [o.tid], side, t=round(t, 3), t0=round(t0, 3), t1=round(t1, 3)))
+
+
+def _g_crossings(ctx: _Ctx) -> list[dict | None]:
+    """"Which <noun> enters the frame from <side> between a s and b s?" (and "... leaves the frame through
+    <side> ..."): a kept track enters (leaves) there then (_crossing; doubtful tracks too: the question is about
+    the moment its identity is clear), [a, b] = its first (last) box's time +- ``crossing_lead_s``, and no other
+    track (kept or dropped) starts (ends) inside the clip within ``crossing_band`` of the frame from that side
+    from ``window_pad_s`` before a to ``crossing_lead_s`` after b (from ``crossing_lead_s`` before a to
+    ``window_pad_s`` after b: tracks start late and end early).  Window ``given``: the target's part of [a, b]."""
+    rows: list[dict | None] = []
+    p, c0, c1 = ctx.p, float(ctx.clip["start_s"]), float(ctx.clip["end_s"])
+    bounds = _clip_bounds(ctx.everyone, ctx.clip)
+    if bounds is None:
+        return rows
+    for o in ctx.objs:
+        for which in ("enters", "exits"):
+            got = _crossing(ctx, o.rec, which)
+            if got is None:
+                continue
+            t, side = got
+            a = max(c0, c0 + math.floor(round((t - p.crossing_lead_s - c0) * 10, 6)) / 10)
+            b = min(c1, c0 + math.ceil(round((t + p.crossing_lead_s - c0) * 10, 6)) / 10)
+            # a detector finds an object a little after it enters and loses it a little before it leaves: an
+            # object whose track starts up to crossing_lead_s after b (ends before a) may have entered (left) in [a, b]
+            lo_x, hi_x = ((a - p.window_pad_s, b + p.crossing_lead_s) if which == "enters"
+                          else (a - p.crossing_lead_s, b + p.window_pad_s))
+            rival = False
+            for x in ctx.everyone:
+                if x["track_id"] == o.tid or not x.get("path") or x.get("t_start") is None:
+                    continue
+                tx, qx = (x["t_start"], x["path"][0]) if which == "enters" else (x["t_end"], x["path"][-1])
+                inside = tx > bounds[0] + 1e-3 if which == "enters" else tx < bounds[1] - 1e-3  # not there all along
+                if inside and lo_x <= tx <= hi_x and _edge_gap(qx, side) <= p.crossing_band:
+                    rival = True
+                    break
+            if rival:
+                continue
+            lo, hi = max(a, float(o.rec["t_start"])), min(b, float(o.rec["t_end"]))
+            if hi - lo < p.min_window_s:
+                continue
+            inside = (t, min(t + p.crossing_lead_s, hi)) if which == "enters" else (max(t - p.crossing_lead_s, lo), t)
+            noun = _noun(o.rec.get("label"))
+            ref = _window_ref(ctx, o, *inside) or \
+                f"the {noun} that {'enters' if which == 'enters' else 'leaves'} through {_SIDE_PHRASE[side]}"
+            if which == "enters":
+                q = ctx.pick(["Which {n} enters the frame from {s} between {a} s and {b} s?",
+                              "Between {a} s and {b} s, which {n} comes into view from {s}?"], "g_enters", o.tid,
+                             n=noun, s=_SIDE_PHRASE[side], a=_s(a, ctx.clip), b=_s(b, ctx.clip))
+            else:
+                q = ctx.pick(["Which {n} leaves the frame through {s} between {a} s and {b} s?",
+                              "Between {a} s and {b} s, which {n} goes out of view through {s}?"], "g_exits", o.tid,
+                             n=noun, s=_SIDE_PHRASE[side], a=_s(a, ctx.clip), b=_s(b, ctx.clip))
+            kind = f"g_{which}_during"
+            others = [r["track_id"] for r in ctx.everyone if r["track_id"] != o.tid]
+            rows.append(_grounded_row(ctx, "descriptive", kind, q, o.tid, ref, (round(lo, 3), round(hi, 3)),
+                                      _fact(kind, [o.tid, *others], o.tid, window="given", side=side,
+                                            t0=round(a, 3), t1=round(b, 3))))
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------
 # Grounded questions (GroundMoRe)
 
@@ -2056,6 +2229,7 @@ def _grounded_rows(ctx: _Ctx) -> list[dict]:
     rows: list[dict | None] = []
     rows += _g_descriptive(ctx)
     rows += _g_direction_during(ctx)
+    rows += _g_crossings(ctx)
     rows += _g_causal(ctx)
     rows += _g_sequential(ctx)
     rows += _g_counterfactual(ctx)

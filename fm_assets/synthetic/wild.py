@@ -57,7 +57,8 @@ the last at duration_s), segments ({t0, t1, kind: move | stop, vx, vy in px/s, s
 API
 ---
 ``WILD_DEV_SEEDS`` (0-11, for development), ``WILD_HELDOUT_SEEDS`` (1000-1011, never tuned on) and
-``WILD_FRESH_SEEDS`` (2000-2011, added once the held-out figures had been published: reported, never looked at);
+``WILD_FRESH_SEEDS`` (2000-2011, added once the held-out figures had been published: reported, never looked at),
+``WILD_LATE_SEEDS`` (3000-3011, added with the entering / leaving questions: reported, never looked at);
 ``wild_scene(seed) -> WildScene`` (the spec, no pixels); ``wild_gt_rows(scene)`` and ``wild_truth(scene)`` (the
 gt.txt rows and the truth.json content, without rendering any texture); ``render_wild_frames(scene)`` (RGB
 frames); ``render_wild(seed, out_dir, force=False) -> WildTruth`` (paths + truth; skipped when up to date);
@@ -98,6 +99,9 @@ WILD_DEV_SEEDS: tuple[int, ...] = tuple(range(12))  # for development
 WILD_HELDOUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1012))  # never tuned on
 # first used on 2026-12-05, after the held-out figures had been published once: never looked at, only reported
 WILD_FRESH_SEEDS: tuple[int, ...] = tuple(range(2000, 2012))
+# first used on 2026-12-05 (session 6), to test the entering / leaving questions after the fresh set had shown
+# them: never looked at, only reported
+WILD_LATE_SEEDS: tuple[int, ...] = tuple(range(3000, 3012))
 WILD_SHAPES = ("disk", "square", "rectangle", "triangle", "ellipse", "blob")
 BEHAVIOURS = ("static", "late_start", "stop_go", "wander", "enter", "exit", "cross")
 FRAME_SIZES: tuple[tuple[int, int], ...] = ((640, 360), (480, 360))

@@ -284,6 +284,49 @@ def test_enters_and_exits_first():
     assert verdict(q("enters_first", [1, 2], 1), t, {1: 1}).reason.startswith("unmatched")
 
 
+def test_entering_and_leaving_the_frame_within_a_window():
+    # o1 enters from the left at 1.0 s (its first box cut by the edge), o2 is there from the start and leaves
+    # through the right at 3.0 s, o3 appears at 2.0 s in the middle of the frame (out of an occlusion: no entry)
+    o1 = path((1.0, 20, 200), (4, 300, 200), frames=range(25, N))
+    o2 = path((0, 400, 100), (3.0, 630, 100), frames=range(76))
+    o3 = path((2.0, 320, 400), (4, 320, 300), frames=range(50, N))
+    t = truth_of(o1=o1, o2=o2, o3=o3)
+    g = {"grounded": True, "window": "given"}
+    enters = q("g_enters_during", [1, 2, 3], 1, win=(1.0, 2.0), side="left", t0=0.0, t1=2.0, **g)
+    assert verdict(enters, t).status == "correct"
+    assert verdict({**enters, "action_start_s": 2.5, "action_end_s": 3.5}, t).status == "wrong"  # not its window
+    assert verdict(q("g_enters_during", [1, 2, 3], 1, win=(1.0, 2.0), side="right", t0=0.0, t1=2.0, **g),
+                   t).status == "wrong"  # nobody enters from the right
+    assert verdict(q("g_enters_during", [1, 2, 3], 3, win=(2.0, 3.0), side="left", t0=1.6, t1=3.0, **g),
+                   t).status == "wrong"  # o3 does not come in through an edge; o1 enters before the window
+    leaves = q("g_exits_during", [2, 1, 3], 2, win=(2.0, 3.0), side="right", t0=2.0, t1=4.0, **g)
+    assert verdict(leaves, t).status == "correct"
+    # o1 is seen until the clip's last frame: it does not leave, whatever the side
+    assert verdict(q("g_exits_during", [1, 2, 3], 1, win=(3.0, 4.0), side="left", t0=3.0, t1=4.0, **g),
+                   t).status == "wrong"
+    # a time on the window's border, or a box a few px from the side, is doubtful
+    assert verdict({**enters, "fact": enters["fact"].replace('"t0": 0.0', '"t0": 0.9')}, t).status == "doubtful"
+    near = path((1.0, 30 + 0.03 * W, 200), (4, 320, 200), frames=range(25, N))  # box edge 3 % of the width in
+    assert verdict(enters, truth_of(o1=near, o2=o2, o3=o3)).status == "doubtful"
+    # two objects entering from the left in the window: no unique answer
+    twin = path((1.5, 20, 400), (4, 300, 400), frames=range(38, N))
+    assert verdict(enters, truth_of(o1=o1, o2=o2, o3=twin)).status == "wrong"
+
+
+def test_the_side_an_object_enters_or_leaves_through():
+    o1 = path((1.0, 20, 200), (4, 300, 200), frames=range(25, N))  # enters from the left at 1.0 s
+    o2 = path((0, 400, 100), (3.0, 630, 100), frames=range(76))  # leaves through the right at 3.0 s
+    o3 = path((2.0, 320, 400), (4, 320, 300), frames=range(50, N))  # appears mid-frame at 2.0 s
+    t = truth_of(o1=o1, o2=o2, o3=o3)
+    assert verdict(q("enters_side", [1], "left", t=1.1, t0=1.1, t1=2.0), t).status == "correct"
+    assert verdict(q("enters_side", [1], "right", t=1.1, t0=1.1, t1=2.0), t).status == "wrong"
+    assert verdict(q("exits_side", [2], "right", t=2.9, t0=2.0, t1=2.9), t).status == "correct"
+    assert verdict(q("enters_side", [3], "bottom", t=2.0, t0=2.0, t1=3.0), t).status == "wrong"  # no edge
+    assert verdict(q("exits_side", [1], "right", t=3.9, t0=3.0, t1=3.9), t).status == "wrong"  # seen to the end
+    assert verdict(q("enters_side", [1], "left", t=2.6, t0=2.6, t1=3.6), t).status == "wrong"  # 1.6 s after
+    assert verdict(q("enters_side", [1], "left", t=2.0, t0=2.0, t1=3.0), t).status == "doubtful"  # 1.0 s: the limit
+
+
 def test_nearest_and_furthest_by_the_bottom_edge():
     t = truth_of(o1=path((0, 100, 100)), o2=path((0, 300, 400)), o3=path((0, 500, 250)))  # bottoms 130 / 430 / 280
     assert verdict(q("nearest", [1, 2, 3], 2, t=1.0), t).status == "correct"

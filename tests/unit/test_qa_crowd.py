@@ -248,3 +248,63 @@ def test_a_stretch_never_spans_a_gap_in_the_track():
         if "t0" in f:
             assert f["t1"] < 3.0 or f["t0"] > 4.5
 
+
+
+# 1 enters through the left edge at 2 s, 3 leaves through the right edge at 5 s, 2 walks left along the top all along
+CROSSERS = [
+    (1, "person", "red", 40, 100, [(2.0, 20, 200), (8.0, 500, 200)], (2.0, 8.0)),
+    (2, "person", "blue", 40, 100, [(0.0, 600, 60), (8.0, 300, 60)]),
+    (3, "person", "green", 40, 100, [(0.0, 200, 400), (5.0, 620, 400)], (0.0, 5.0)),
+]
+
+
+def crossings(objs: list[tuple]) -> dict[int, dict]:
+    traj = trajectories(make_tracks(objs), W, H)
+    rows = qa.grounded_questions(traj, pair_relations(traj), CLIP)
+    return {f["value"]: {**f, "row": r} for r, f in zip(rows, facts(rows))
+            if f["kind"] in ("g_enters_during", "g_exits_during")}
+
+
+def test_who_enters_or_leaves_the_frame_in_a_window():
+    got = crossings(CROSSERS)
+    assert set(got) == {1, 3}
+    came, left = got[1], got[3]
+    assert (came["kind"], came["side"], came["t0"], came["t1"]) == ("g_enters_during", "left", 1.0, 3.0)
+    assert (left["kind"], left["side"], left["t0"], left["t1"]) == ("g_exits_during", "right", 3.9, 5.9)
+    row = came["row"]
+    assert row["grounded"] and row["q_type"] == "descriptive" and row["target_track_id"] == 1
+    assert "left" in row["question"] and "1.0 s" in row["question"] and "3.0 s" in row["question"]
+    # the answer window: the target's part of the question's window (it is first seen at 2.0 s)
+    assert (row["action_start_s"], row["action_end_s"]) == (2.0, 3.0)
+    assert (left["row"]["action_start_s"], left["row"]["action_end_s"]) == (3.9, 4.9)
+    # and, as a multiple-choice question, the side each comes in / goes out through (named over that second)
+    traj = trajectories(make_tracks(CROSSERS), W, H)
+    mcq = qa.rule_questions(traj, pair_relations(traj), CLIP)
+    sides = {(f["kind"], f["tracks"][0]): (f, r) for r, f in zip(mcq, facts(mcq))
+             if f["kind"] in ("enters_side", "exits_side")}
+    assert set(sides) == {("enters_side", 1), ("exits_side", 3)}
+    f, r = sides[("enters_side", 1)]
+    assert f["value"] == "left" and r["answer_text"] == "The left side" and r["category"] == "location_motion"
+    assert "red person" in r["question"] and "2.0 s" in r["question"] and (f["t0"], f["t1"]) == (2.0, 3.0)
+    assert sides[("exits_side", 3)][0]["value"] == "right"
+
+
+def test_no_entry_question_when_another_object_enters_there_then_or_was_lost_there():
+    # a second person enters through the left side 0.6 s later (far below): neither entry is unique
+    second = (4, "person", "yellow", 40, 100, [(2.6, 20, 420), (8.0, 400, 420)], (2.6, 8.0))
+    got = crossings(CROSSERS + [second])
+    assert 1 not in got and 4 not in got and 3 in got
+    # one from the right instead: both are asked, each with its side
+    other_side = (4, "person", "yellow", 40, 100, [(2.6, 620, 270), (5.0, 400, 270)], (2.6, 8.0))
+    assert {k: f["side"] for k, f in crossings(CROSSERS + [other_side]).items()} == {1: "left", 3: "right", 4: "right"}
+    # a track that ends at the right edge and one that starts there 0.5 s later, next to it: the object may have
+    # been lost and found again at the edge, so neither "leaves" nor "enters" is asked about them
+    lost = (5, "person", "white", 40, 100, [(0.0, 300, 300), (4.0, 620, 300)], (0.0, 4.0))
+    found = (6, "person", "white", 40, 100, [(4.5, 620, 310), (8.0, 420, 310)], (4.5, 8.0))
+    got = crossings([CROSSERS[0], CROSSERS[1], lost, found])
+    assert 5 not in got and 6 not in got and 1 in got
+    # one that comes in slowly was partly in view long before its first box (40 px wide at 20 px/s: 2 s): the
+    # window around its first box may miss the moment it came into view
+    slow = (1, "person", "red", 40, 100, [(2.0, 20, 200), (8.0, 140, 200)], (2.0, 8.0))
+    assert 1 not in crossings([slow, CROSSERS[1]])
+    assert 1 in crossings([(1, "person", "red", 40, 100, [(2.0, 20, 200), (4.0, 200, 200)], (2.0, 8.0)), CROSSERS[1]])
