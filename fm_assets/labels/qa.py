@@ -2108,10 +2108,11 @@ def _g_crossings(ctx: _Ctx) -> list[dict | None]:
     from ``window_pad_s`` before a to ``crossing_lead_s`` after b (from ``crossing_lead_s`` before a to
     ``window_pad_s`` after b: tracks start late and end early).  Window ``given``: the target's part of [a, b]."""
     rows: list[dict | None] = []
-    p, c0, c1 = ctx.p, float(ctx.clip["start_s"]), float(ctx.clip["end_s"])
     bounds = _clip_bounds(ctx.everyone, ctx.clip)
     if bounds is None:
         return rows
+    p, c0 = ctx.p, float(ctx.clip.get("start_s") or 0.0)
+    c1 = float(ctx.clip["end_s"]) if ctx.clip.get("end_s") is not None else bounds[1]
     for o in ctx.objs:
         for which in ("enters", "exits"):
             got = _crossing(ctx, o.rec, which)
