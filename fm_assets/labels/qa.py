@@ -2027,10 +2027,19 @@ def _crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
     that box touches that side only (``edge_margin``), more than 0.5 s after the clip's start (before its end);
     within ``crossing_lead_s`` the box comes off (reached) the edge and the centre moves inward (outward) by more
     than ``edge_margin`` of the frame; at the speed of its far edge then, the object came into (goes out of) view
-    at most ``crossing_lead_s`` - ``window_pad_s`` before (after) that box; no other track's box comes near it from ``window_pad_s`` before to
-    ``window_pad_s`` after that time, its boxes keep their colour there; and no other track (kept or dropped)
-    ends (starts) at the same side (``crossing_band``) within ``fragment_gap_s`` before (after) it and
-    ``fragment_dist`` of it (the object was lost at the edge and found again there, not entering / leaving)."""
+    at most ``crossing_lead_s`` - ``window_pad_s`` before (after) that box; no other track's box comes near it
+    from ``window_pad_s`` before to ``window_pad_s`` after that time, its boxes keep their colour there; and no
+    other track (kept or dropped) ends (starts) at the same side (``crossing_band``) within ``fragment_gap_s``
+    before (after) it and ``fragment_dist`` of it (the object was lost at the edge and found again there, not
+    entering / leaving).  Made once per track row."""
+    key = f"_crossing_{which}"
+    if key not in r:
+        r[key] = _find_crossing(ctx, r, which)
+    return r[key]
+
+
+def _find_crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
+    """_crossing, computed."""
     p, path = ctx.p, r.get("path") or []
     bounds = _clip_bounds(ctx.everyone, ctx.clip)
     if (len(path) < 3 or r.get("t_start") is None or bounds is None or r.get("box_noise") is None
@@ -2087,7 +2096,8 @@ def _q_crossing_side(ctx: _Ctx, o: _Obj, which: str) -> dict | None:
         return None
     t, side = got
     lead = ctx.p.crossing_lead_s
-    t0, t1 = (t, min(t + lead, float(o.rec["t_end"]))) if which == "enters" else (max(t - lead, float(o.rec["t_start"])), t)
+    t0, t1 = ((t, min(t + lead, float(o.rec["t_end"]))) if which == "enters"
+              else (max(t - lead, float(o.rec["t_start"])), t))
     x = _window_ref(ctx, o, t0, t1)
     if x is None:
         return None
@@ -2100,13 +2110,36 @@ def _q_crossing_side(ctx: _Ctx, o: _Obj, which: str) -> dict | None:
                 _fact(f"{which}_side", [o.tid], side, t=round(t, 3), t0=round(t0, 3), t1=round(t1, 3)))
 
 
+def _unseen_crossing(x: dict, side: str, enters: bool) -> float | None:
+    """When a track that starts (ends) inside the frame would have come in through (go out through) that side of
+    the frame unseen, at its speed away from (toward) that side over its first (last) half second; None when it
+    moves the other way."""
+    path = x["path"]
+    t0, t1 = float(x["t_start"]), float(x["t_end"])
+    t, q = (t0, path[0]) if enters else (t1, path[-1])
+    t2 = min(t0 + 0.5, t1) if enters else max(t1 - 0.5, t0)
+    if abs(t2 - t) < 1e-6:
+        return None
+    axis, sign = _INWARD[side]
+    key = ("ncx", "ncy")[axis]
+    ts = [r["t"] for r in path]
+    v = (float(np.interp(t2, ts, [r[key] for r in path])) - q[key]) / (t2 - t)  # frame fractions / s, later - earlier
+    inward = sign * v if enters else -sign * v  # away from the side after it starts (toward it before it ends)
+    if inward <= 0:
+        return None
+    gap = max(_edge_gap(q, side), 0.0)
+    return t - gap / inward if enters else t + gap / inward
+
+
 def _g_crossings(ctx: _Ctx) -> list[dict | None]:
     """"Which <noun> enters the frame from <side> between a s and b s?" (and "... leaves the frame through
     <side> ..."): a kept track enters (leaves) there then (_crossing; doubtful tracks too: the question is about
     the moment its identity is clear), [a, b] = its first (last) box's time +- ``crossing_lead_s``, and no other
     track (kept or dropped) starts (ends) inside the clip within ``crossing_band`` of the frame from that side
     from ``window_pad_s`` before a to ``crossing_lead_s`` after b (from ``crossing_lead_s`` before a to
-    ``window_pad_s`` after b: tracks start late and end early).  Window ``given``: the target's part of [a, b]."""
+    ``window_pad_s`` after b: tracks start late and end early), nor starts (ends) elsewhere moving away from (toward)
+    that side at a speed that puts it there then (_unseen_crossing: it may have crossed unseen, e.g. behind
+    another object).  Window ``given``: the target's part of [a, b]."""
     rows: list[dict | None] = []
     bounds = _clip_bounds(ctx.everyone, ctx.clip)
     if bounds is None:
@@ -2131,7 +2164,13 @@ def _g_crossings(ctx: _Ctx) -> list[dict | None]:
                     continue
                 tx, qx = (x["t_start"], x["path"][0]) if which == "enters" else (x["t_end"], x["path"][-1])
                 inside = tx > bounds[0] + 1e-3 if which == "enters" else tx < bounds[1] - 1e-3  # not there all along
-                if inside and lo_x <= tx <= hi_x and _edge_gap(qx, side) <= p.crossing_band:
+                if not inside:
+                    continue
+                # at that side then, or (found / lost inside the frame: out of an occlusion, or into one) heading
+                # from / to it fast enough to have crossed it unseen then
+                seen = _edge_gap(qx, side) <= p.crossing_band
+                unseen = _unseen_crossing(x, side, which == "enters")
+                if (seen and lo_x <= tx <= hi_x) or (unseen is not None and lo_x <= unseen <= hi_x):
                     rival = True
                     break
             if rival:
