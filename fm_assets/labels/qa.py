@@ -2021,6 +2021,17 @@ def _far_gap(q: dict, side: str) -> float:
             "bottom": 1 - (q["ncy"] - q["nh"] / 2)}[side]
 
 
+def _clip_span(ctx: _Ctx) -> tuple[float, float] | None:
+    """The clip's own start and end (a track first seen after its start appeared in it: the detector sees every
+    frame of the clip); the tracks' span where they are not known."""
+    bounds = _clip_bounds(ctx.everyone, ctx.clip)
+    if bounds is None:
+        return None
+    c0 = float(ctx.clip["start_s"]) if ctx.clip.get("start_s") is not None else bounds[0]
+    c1 = float(ctx.clip["end_s"]) if ctx.clip.get("end_s") is not None else bounds[1]
+    return c0, c1
+
+
 def _crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
     """(time, side) where a track enters (``which`` = "enters": its first box) or leaves ("exits": its last box)
     the picture through one side of the frame inside the clip, or None.  Its boxes are clear (``max_box_noise``);
@@ -2041,7 +2052,7 @@ def _crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
 def _find_crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
     """_crossing, computed."""
     p, path = ctx.p, r.get("path") or []
-    bounds = _clip_bounds(ctx.everyone, ctx.clip)
+    bounds = _clip_span(ctx)
     if (len(path) < 3 or r.get("t_start") is None or bounds is None or r.get("box_noise") is None
             or r["box_noise"] > p.max_box_noise):
         return None
@@ -2141,11 +2152,10 @@ def _g_crossings(ctx: _Ctx) -> list[dict | None]:
     that side at a speed that puts it there then (_unseen_crossing: it may have crossed unseen, e.g. behind
     another object).  Window ``given``: the target's part of [a, b]."""
     rows: list[dict | None] = []
-    bounds = _clip_bounds(ctx.everyone, ctx.clip)
+    bounds = _clip_span(ctx)
     if bounds is None:
         return rows
-    p, c0 = ctx.p, float(ctx.clip.get("start_s") or 0.0)
-    c1 = float(ctx.clip["end_s"]) if ctx.clip.get("end_s") is not None else bounds[1]
+    p, (c0, c1) = ctx.p, bounds
     for o in ctx.objs:
         for which in ("enters", "exits"):
             got = _crossing(ctx, o.rec, which)

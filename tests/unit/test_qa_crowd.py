@@ -289,6 +289,12 @@ def test_who_enters_or_leaves_the_frame_in_a_window():
     assert sides[("exits_side", 3)][0]["value"] == "right"
 
 
+def test_the_first_object_of_a_clip_can_enter_it():
+    # the only track of the clip comes in at 2 s: the clip starts at 0 s, not where its first track does
+    got = crossings([CROSSERS[0]])
+    assert got[1]["kind"] == "g_enters_during" and (got[1]["t0"], got[1]["t1"]) == (1.0, 3.0)
+
+
 def test_no_entry_question_when_another_object_enters_there_then_or_was_lost_there():
     # a second person enters through the left side 0.6 s later (far below): neither entry is unique
     second = (4, "person", "yellow", 40, 100, [(2.6, 20, 420), (8.0, 400, 420)], (2.6, 8.0))
