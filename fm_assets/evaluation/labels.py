@@ -158,8 +158,8 @@ KNOWN_KINDS = {"direction", "direction_at", "activity", "start_region", "end_reg
                "enters_side", "exits_side"}
 # kinds about a time window (fact t0 / t1, or t): their tracks are matched to truth over that window only
 WINDOWED_KINDS = {"direction_during", "heading_during", "still_during", "then_during", "region_at", "relative_at",
-                  "faster_during", "approach_during", "g_direction_during", "g_enters_during", "g_exits_during", "enters_side",
-                  "exits_side"}
+                  "faster_during", "approach_during", "g_direction_during", "g_enters_during", "g_exits_during",
+                  "enters_side", "exits_side"}
 RELATIVE_MARGIN = 1.15  # relative_at: the larger offset must beat the other by this factor ...
 RELATIVE_MIN = 0.02  # ... and be at least this fraction of the diagonal
 WINDOW_PAD_S = 0.5  # region_at: the track is matched over t +- this
@@ -939,12 +939,13 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
             return None, value, None  # it does not enter (leave) the picture then
         if abs(t - float(fact["t"])) > CROSS_NEAR_S - ORDER_GAP_S:
             raise _Doubt(f"{kind}: it crosses {t - float(fact['t']):+.2f} s from the time asked about")
-        touching = [k for k in ("left", "right", "top", "bottom") if True in _crossing_sides(truth, f, enters, k)]
+        readings = {k: _crossing_sides(truth, f, enters, k) for k in ("left", "right", "top", "bottom")}
+        touching = [k for k, r in readings.items() if True in r]
         if len(touching) != 1:
             if touching:
                 raise _Doubt(f"{kind}: its box is near {' and '.join(touching)}")
             return None, value, None
-        if _crossing_sides(truth, f, enters, touching[0]) != {True}:
+        if readings[touching[0]] != {True}:
             raise _Doubt(f"{kind}: its box is {CROSS_EDGE / 2:.0%}-{2 * CROSS_EDGE:.0%} from the {touching[0]} side")
         return touching[0], value, None
     if kind == "activity":

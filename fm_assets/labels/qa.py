@@ -2003,22 +2003,27 @@ def _g_direction_during(ctx: _Ctx) -> list[dict | None]:
 
 
 _SIDES = ("left", "right", "top", "bottom")
-_INWARD = {"left": (0, 1), "right": (0, -1), "top": (1, 1), "bottom": (1, -1)}  # (axis of ncx / ncy, inward sign)
+_INWARD = {"left": ("ncx", 1), "right": ("ncx", -1), "top": ("ncy", 1), "bottom": ("ncy", -1)}  # (coordinate, sign)
+_OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 _SIDE_PHRASE = {"left": "the left side", "right": "the right side", "top": "the top", "bottom": "the bottom"}
 
 
+def _side_gap(q: dict, edge: str, side: str) -> float:
+    """How far one edge of a path point's box (left / right / top / bottom) is from one side of the frame
+    (fraction of the frame's width / height)."""
+    centre, half = (q["ncx"], q["nw"] / 2) if edge in ("left", "right") else (q["ncy"], q["nh"] / 2)
+    at = centre - half if edge in ("left", "top") else centre + half
+    return float(at) if side in ("left", "top") else float(1 - at)
+
+
 def _edge_gap(q: dict, side: str) -> float:
-    """How far a path point's box is from one side of the frame (fraction of the frame's width / height)."""
-    lo = {"left": q["ncx"] - q["nw"] / 2, "top": q["ncy"] - q["nh"] / 2}
-    hi = {"right": q["ncx"] + q["nw"] / 2, "bottom": q["ncy"] + q["nh"] / 2}
-    return float(lo[side]) if side in lo else float(1 - hi[side])
+    """How far a path point's box is from one side of the frame."""
+    return _side_gap(q, side, side)
 
 
 def _far_gap(q: dict, side: str) -> float:
-    """How far the far edge of a path point's box is from one side of the frame (the edge of the box opposite
-    that side; fraction of the frame's width / height)."""
-    return {"left": q["ncx"] + q["nw"] / 2, "top": q["ncy"] + q["nh"] / 2, "right": 1 - (q["ncx"] - q["nw"] / 2),
-            "bottom": 1 - (q["ncy"] - q["nh"] / 2)}[side]
+    """How far the far edge of a path point's box (the edge opposite that side) is from one side of the frame."""
+    return _side_gap(q, _OPPOSITE[side], side)
 
 
 def _clip_span(ctx: _Ctx) -> tuple[float, float] | None:
@@ -2067,8 +2072,8 @@ def _find_crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
     side = sides[0]
     lo, hi = (t, t + p.crossing_lead_s) if enters else (t - p.crossing_lead_s, t)
     part = [x for x in path if lo <= x["t"] <= hi]
-    axis, sign = _INWARD[side]
-    shift = (part[-1] if enters else part[0])[("ncx", "ncy")[axis]] - q[("ncx", "ncy")[axis]]
+    key, sign = _INWARD[side]
+    shift = (part[-1] if enters else part[0])[key] - q[key]
     if (len(part) < 3 or all(_edge_gap(x, side) <= p.edge_margin for x in part)
             or sign * shift <= p.edge_margin):  # the centre away from the edge at the other end
         return None
@@ -2099,6 +2104,12 @@ def _find_crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
     return t, side
 
 
+def _after_crossing(r: dict, t: float, which: str, lead: float) -> tuple[float, float]:
+    """The part of a track over which it is named for its crossing at t: up to ``lead`` after it comes in, before it
+    goes out."""
+    return (t, min(t + lead, float(r["t_end"]))) if which == "enters" else (max(t - lead, float(r["t_start"])), t)
+
+
 def _q_crossing_side(ctx: _Ctx, o: _Obj, which: str) -> dict | None:
     """"Through which side of the frame does X enter (leave), at about t s?" (location_motion) where the track
     enters (leaves) the picture (_crossing), X named over the second after (before) it (_window_ref)."""
@@ -2106,9 +2117,7 @@ def _q_crossing_side(ctx: _Ctx, o: _Obj, which: str) -> dict | None:
     if got is None:
         return None
     t, side = got
-    lead = ctx.p.crossing_lead_s
-    t0, t1 = ((t, min(t + lead, float(o.rec["t_end"]))) if which == "enters"
-              else (max(t - lead, float(o.rec["t_start"])), t))
+    t0, t1 = _after_crossing(o.rec, t, which, ctx.p.crossing_lead_s)
     x = _window_ref(ctx, o, t0, t1)
     if x is None:
         return None
@@ -2131,8 +2140,7 @@ def _unseen_crossing(x: dict, side: str, enters: bool) -> float | None:
     t2 = min(t0 + 0.5, t1) if enters else max(t1 - 0.5, t0)
     if abs(t2 - t) < 1e-6:
         return None
-    axis, sign = _INWARD[side]
-    key = ("ncx", "ncy")[axis]
+    key, sign = _INWARD[side]
     ts = [r["t"] for r in path]
     v = (float(np.interp(t2, ts, [r[key] for r in path])) - q[key]) / (t2 - t)  # frame fractions / s, later - earlier
     inward = sign * v if enters else -sign * v  # away from the side after it starts (toward it before it ends)
@@ -2188,9 +2196,8 @@ def _g_crossings(ctx: _Ctx) -> list[dict | None]:
             lo, hi = max(a, float(o.rec["t_start"])), min(b, float(o.rec["t_end"]))
             if hi - lo < p.min_window_s:
                 continue
-            inside = (t, min(t + p.crossing_lead_s, hi)) if which == "enters" else (max(t - p.crossing_lead_s, lo), t)
             noun = _noun(o.rec.get("label"))
-            ref = _window_ref(ctx, o, *inside) or \
+            ref = _window_ref(ctx, o, *_after_crossing(o.rec, t, which, p.crossing_lead_s)) or \
                 f"the {noun} that {'enters' if which == 'enters' else 'leaves'} through {_SIDE_PHRASE[side]}"
             if which == "enters":
                 q = ctx.pick(["Which {n} enters the frame from {s} between {a} s and {b} s?",
