@@ -206,10 +206,17 @@ class Lake(ConfigurableResource):
         df.write_parquet(buf, compression="zstd", statistics=True)
         return self.write_bytes(key, buf.getvalue())
 
-    def read_parquet(self, key: str) -> pl.DataFrame:
-        if self.remote:
-            return pl.read_parquet(io.BytesIO(self.read_bytes(key)))
-        return pl.read_parquet(self.local_path(key))
+    def read_parquet(self, key: str, columns: Iterable[str] | None = None) -> pl.DataFrame:
+        """The table at `key`; with `columns`, only those of them the file has (a table written before a column
+        existed lacks it), in the file's order."""
+        source: Any = io.BytesIO(self.read_bytes(key)) if self.remote else self.local_path(key)
+        if columns is None:
+            return pl.read_parquet(source)
+        wanted = set(columns)
+        present = [c for c in pl.read_parquet_schema(source) if c in wanted]
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        return pl.read_parquet(source, columns=present)
 
     def mirror(self, prefixes: list[str], dest: Path | None = None, keys: list[str] = ()) -> Path:
         """A local folder with the same layout (the root itself when local). For an S3 lake, copies the
@@ -286,6 +293,24 @@ def table_key(asset: str, partition: str | None) -> str:
     return f"{asset}/{partition}.parquet" if partition else f"{asset}/all.parquet"
 
 
+def forget_captured_output(context: OutputContext, obj: Any) -> None:
+    """Drop the copy of a stored output that Dagster's `execute_in_process` keeps for its result (`fm run` runs each
+    video that way, in its own process, and never reads the outputs back from the result): without this a run holds
+    every stage's table of its video until it ends, which on a long video is most of what grows with its length
+    (the detections, tracks, trajectories ... of an hour of video). Only that capture is touched (not the value
+    itself, which downstream steps read from the lake), and nothing happens where it does not exist (a run on
+    another executor or process, a direct IO manager call)."""
+    try:
+        from dagster._core.execution.plan.outputs import StepOutputHandle
+
+        captured = context.step_context.output_capture
+        handle = StepOutputHandle(context.step_key, context.name)
+    except Exception:  # no step context, or Dagster's internals moved: keep the capture
+        return
+    if captured is not None and captured.get(handle) is obj:
+        del captured[handle]
+
+
 class LakeIOManager(ConfigurableIOManager):
     """Stores each asset's polars DataFrame as Parquet in the lake, one file per partition."""
 
@@ -296,6 +321,10 @@ class LakeIOManager(ConfigurableIOManager):
             return
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
+        self._store(context, obj)
+        forget_captured_output(context, obj)
+
+    def _store(self, context: OutputContext, obj: pl.DataFrame) -> None:
         asset = context.asset_key.path[-1]
         try:  # the step's resolved config (defaults filled in): `fm run` reruns the stage when it changes
             outputs = [o.name for o in context.step_context.op_def.output_defs]
@@ -344,15 +373,19 @@ class LakeIOManager(ConfigurableIOManager):
             self.lake.write_parquet(f"stage_runs/{key}__{asset}.parquet", pl.DataFrame([row], schema=STAGE_RUNS))
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
+        """The upstream table; an input whose definition metadata names `columns` (as Dagster's database IO managers
+        read it: ``AssetIn(metadata={"columns": [...]})``) gets only those (e.g. `tracks` reads `detections`
+        without its masks)."""
         asset = context.asset_key.path[-1]
+        columns = (context.definition_metadata or {}).get("columns")
         if context.has_asset_partitions:
             keys = context.asset_partition_keys
             frames = [
-                self.lake.read_parquet(table_key(asset, k))
+                self.lake.read_parquet(table_key(asset, k), columns)
                 for k in keys
                 if self.lake.exists(table_key(asset, k))
             ]
             if len(keys) == 1 and not frames:
                 raise FileNotFoundError(f"{asset} has not been materialized for partition {keys[0]}")
             return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-        return self.lake.read_parquet(table_key(asset, None))
+        return self.lake.read_parquet(table_key(asset, None), columns)

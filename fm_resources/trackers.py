@@ -8,14 +8,14 @@ sequence; fm_assets.labels.tracking.shot_track_rows renumbers them to be unique 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Literal
 
 import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from fm_assets.labels.types import Detections, TrackedBox
+from fm_assets.labels.types import Detections, Tracked
 
 
 def register_mmdet() -> None:
@@ -48,7 +48,9 @@ class ClipTracker:
         t = mmdet_tracker
         self._history = t.num_frames_retain + getattr(t, "num_tentatives", 0) + getattr(t, "vel_delta_t", 0) + 2
 
-    def update(self, det: Detections) -> list[TrackedBox]:
+    def update(self, det: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The next frame's detections in; the boxes the tracker keeps on it out, as arrays: track ids (from 1),
+        boxes (N, 4), scores and the detection each one is (-1: a box the tracker made itself)."""
         import torch
         from mmdet.structures import DetDataSample
         from mmengine.structures import InstanceData
@@ -67,7 +69,7 @@ class ClipTracker:
                 if isinstance(history, list) and len(history) > self._history:
                     del history[: len(history) - self._history]
         if not len(out):
-            return []
+            return np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)
         boxes = out.bboxes.numpy()
         # the tracker returns the detections it kept, with their ids; which detection each one is (the first
         # within 1e-3 px of it: every box at once)
@@ -75,8 +77,8 @@ class ClipTracker:
         which = np.where(same.any(axis=1), same.argmax(axis=1), -1)
         if self._grow != 1.0:  # back to the detections' own boxes (a box the tracker made itself: unwidened)
             boxes = np.where((which >= 0)[:, None], det.boxes[np.maximum(which, 0)], _scaled(boxes, 1.0 / self._grow))
-        ids, scores = out.instances_id.tolist(), out.scores.tolist()
-        return [TrackedBox(int(ids[k]) + 1, boxes[k], float(scores[k]), int(which[k])) for k in range(len(boxes))]
+        return (out.instances_id.numpy().astype(np.int64) + 1, boxes.astype(np.float64),
+                out.scores.numpy().astype(np.float64), which.astype(np.int64))
 
 
 class TrackerResource(ConfigurableResource):
@@ -123,13 +125,27 @@ class TrackerResource(ConfigurableResource):
             )
         return ClipTracker(tracker, self.match_buffer)
 
-    def track_clip(self, detections: Sequence[Detections]) -> list[list[TrackedBox]]:
-        """Track one clip; returns, per frame, the boxes with track ids (tracks shorter than min_track_len removed)."""
+    def track_clip(self, detections: Iterable[Detections]) -> Tracked:
+        """Track one sequence of frames (a clip, or a run of clips of a shot) with a fresh tracker; tracks with fewer
+        than min_track_len boxes are removed. The boxes come out as columns (Tracked), gathered a block of frames at
+        a time: a long shot's hundreds of thousands of boxes never exist as an object each."""
         clip = self.new_clip()
-        per_frame = [clip.update(d) for d in detections]
-        lengths: dict[int, int] = {}
-        for boxes in per_frame:
-            for b in boxes:
-                lengths[b.track_id] = lengths.get(b.track_id, 0) + 1
-        keep = {t for t, n in lengths.items() if n >= self.min_track_len}
-        return [[b for b in boxes if b.track_id in keep] for boxes in per_frame]
+        blocks: list[tuple[np.ndarray, ...]] = []
+        block: list[tuple[np.ndarray, ...]] = []
+        n = 0
+        for n, det in enumerate(detections, 1):
+            ids, boxes, scores, which = clip.update(det)
+            if len(ids):
+                block.append((np.full(len(ids), n - 1, np.int64), ids, boxes, scores, which))
+            if len(block) >= 1024:
+                blocks.append(tuple(np.concatenate(col) for col in zip(*block)))
+                block = []
+        if block:
+            blocks.append(tuple(np.concatenate(col) for col in zip(*block)))
+        if not blocks:
+            return Tracked(n, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0),
+                           np.zeros(0, np.int64))
+        frame, ids, boxes, scores, which = (np.concatenate(col) for col in zip(*blocks))
+        found, counts = np.unique(ids, return_counts=True)
+        keep = np.isin(ids, found[counts >= self.min_track_len])
+        return Tracked(n, frame[keep], ids[keep], boxes[keep], scores[keep], which[keep])

@@ -160,13 +160,17 @@ def ingest_video(video_id: str, config: ClipParams, det_config: DetectionParams,
     tables: dict[str, pl.DataFrame] = {}
     metadata: dict[str, dict] = {}
     run = None
+
+    def keep_still(clip_id: str, data: bytes) -> None:  # into the lake as each is made: the later pictures' frames
+        lake.write_bytes(still_key(video_id, clip_id), data)
+
     if selected & {"videos", "raw_clips"}:
         passes: list[DetectionPass] = []
 
         def watch(info: StreamInfo) -> DetectionPass:
             step = sample_step(info.declared_fps, det_config.sample_fps) if info.declared_fps else None
             passes.append(DetectionPass(video_id, detector.get(), det_config, step, workers=detector.workers(),
-                                        pool_kind=detector.clip_pool))
+                                        pool_kind=detector.clip_pool, keep_still=keep_still))
             return passes[-1]
 
         reg = lookup_video(video_id, lake)
@@ -186,15 +190,17 @@ def ingest_video(video_id: str, config: ClipParams, det_config: DetectionParams,
         metadata["videos"], metadata["raw_clips"] = ingest_metadata(row, tables["raw_clips"], thumbs, reg["uri"])
     if "detections" in selected:
         tables["detections"], metadata["detections"] = detect_clips(
-            video_id, tables.get("videos"), tables.get("raw_clips"), det_config, detector, video_store, lake, run)
+            video_id, tables.get("videos"), tables.get("raw_clips"), det_config, detector, video_store, lake, run,
+            keep_still)
     return tables, metadata
 
 
 def detect_clips(video_id: str, videos: pl.DataFrame | None, raw_clips: pl.DataFrame | None, p: DetectionParams,
                  detector: DetectorResource, video_store: VideoStore, lake: Lake,
-                 run: DetectionRun | None) -> tuple[pl.DataFrame, dict]:
+                 run: DetectionRun | None, keep_still: Callable[[str, bytes], None]) -> tuple[pl.DataFrame, dict]:
     """A video's detections and their metadata: the `run` its scan made, or (`detections` alone: run None) the
-    kept clips of the lake's videos / raw_clips detected in a pass over their frames."""
+    kept clips of the lake's videos / raw_clips detected in a pass over their frames; each clip's still goes to
+    `keep_still` as it is made."""
     if videos is None or raw_clips is None:
         videos, raw_clips = (lake_table(lake, name, video_id) for name in ("videos", "raw_clips"))
     kept = with_sample_origin(raw_clips).filter(pl.col("kept"))
@@ -204,9 +210,8 @@ def detect_clips(video_id: str, videos: pl.DataFrame | None, raw_clips: pl.DataF
         if video["status"] == "ok" and not kept.is_empty():
             path = video_store.fetch(lookup_video(video_id, lake)["uri"])
             run = detect_video(video_id, decode(path, video["rotation"]), kept, stream_info(path).declared_fps,
-                               detector.get(), p, workers=detector.workers(), pool_kind=detector.clip_pool)
-    for clip_id, data in run.stills.items():  # the pictures of later stages are drawn on these
-        lake.write_bytes(still_key(video_id, clip_id), data)
+                               detector.get(), p, workers=detector.workers(), pool_kind=detector.clip_pool,
+                               keep_still=keep_still)
     df = run.table
     return df, {
         "detector": getattr(detector.get(), "name", detector.backend),

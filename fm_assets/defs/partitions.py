@@ -31,8 +31,14 @@ def for_each_video(context, compute, schema: dict, asset_key: str | None = None)
 
 
 def of_video(df, video_id: str):
-    """The rows of one video from an input that may hold a batch of videos."""
-    return df.filter(pl.col("video_id") == video_id) if "video_id" in df.columns else df
+    """The rows of one video from an input that may hold a batch of videos (the input itself, not a copy, when it
+    holds only that video's: a long video's detections are tens of MB)."""
+    if "video_id" not in df.columns:
+        return df
+    ids = df["video_id"]
+    if len(ids) and ids.null_count() == 0 and ids.min() == ids.max() == video_id:
+        return df
+    return df.filter(pl.col("video_id") == video_id)
 
 
 def kept_clips(raw_clips: pl.DataFrame) -> list[dict]:

@@ -6,13 +6,14 @@ import time
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
 from fm_assets.defs.config import config_class
 from fm_assets.defs.partitions import for_each_video, of_video, videos_partitions
 from fm_assets.labels.plots import md_image
 from fm_assets.labels.schemas import TRACKS, frame
 from fm_assets.labels.tracking import (
+    TRACKER_INPUT,
     DetectionParams,
     TrackParams,
     draw_tracks,
@@ -32,6 +33,7 @@ TrackConfig = config_class(TrackParams, "TrackConfig")
 
 
 @asset(partitions_def=videos_partitions, group_name="perception",
+       ins={"detections": AssetIn(metadata={"columns": TRACKER_INPUT})},  # boxes, colours, histograms: no masks
        description="Boxes with track ids: one ByteTrack/OC-SORT over each run of continuous kept clips of a shot "
                    "(clips of a shot keep its ids), tracklets joined across short gaps by motion and colour, ids "
                    "unique within the video.")
@@ -41,8 +43,10 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
         started = time.perf_counter()
         parts, n_frames, next_id = [frame([], TRACKS)], 0, 1
         video_dets = of_video(detections, video_id)
-        for run in shot_runs(with_sample_origin(of_video(raw_clips, video_id)).filter(pl.col("kept"))):
-            run_dets = video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run]))
+        runs = shot_runs(with_sample_origin(of_video(raw_clips, video_id)).filter(pl.col("kept")))
+        for run in runs:
+            run_dets = video_dets if len(runs) == 1 else (  # (one run, e.g. a long video in one shot: no copy)
+                video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run])))
             run_table, run_frames, next_id = shot_track_rows(video_id, run, run_dets, tracker.track_clip,
                                                              config.to_params(), next_id)
             parts.append(run_table)

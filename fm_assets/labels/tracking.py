@@ -26,7 +26,7 @@ from fm_assets.labels.masks import rle_columns
 from fm_assets.labels.params import check_bounds, param
 from fm_assets.labels.plots import jpeg
 from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
-from fm_assets.labels.types import Detections, TrackedBox, VideoFrame
+from fm_assets.labels.types import Detections, Tracked, VideoFrame
 
 
 @dataclass(frozen=True)
@@ -190,23 +190,16 @@ def majority(table: pl.DataFrame, key: str, col: str) -> pl.DataFrame:
 
 
 def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | None, list[str], list[str | None]]],
-               tracked: list[list[TrackedBox]]) -> pl.DataFrame:
+               tracked: Tracked) -> pl.DataFrame:
     """The tracks table of one clip (or run of clips), a column per field, in the tracker's order: frames =
     (frame_idx, t_s, that frame's detection labels and colours in det_idx order), tracked = the tracker's boxes on
-    each. `label` and `color` are the track's majority over its boxes' detections, `box_color` each box's own
+    them. `label` and `color` are the track's majority over its boxes' detections, `box_color` each box's own
     detection colour. Besides the TRACKS columns: `_pos` (the box's frame, as an index into `frames`) and `_det`
     (its detection on that frame; -1: none)."""
-    n = sum(len(boxes) for boxes in tracked)
-    pos, tid, det = np.empty(n, np.int64), np.empty(n, np.int64), np.full(n, -1, np.int64)
-    xyxy, score = np.empty((n, 4), np.float64), np.empty(n, np.float64)
-    k = 0
-    for j, boxes in enumerate(tracked):  # the one loop over boxes: no Python object per box is kept
-        n_dets = len(frames[j][2])
-        for b in boxes:
-            pos[k], tid[k], xyxy[k], score[k] = j, b.track_id, b.box, b.score
-            if 0 <= b.det_index < n_dets:
-                det[k] = b.det_index
-            k += 1
+    n = len(tracked)
+    pos, tid, xyxy, score = tracked.frame, tracked.track_id, tracked.boxes, tracked.scores
+    n_dets = np.array([len(f[2]) for f in frames], np.int64)
+    det = np.where((tracked.det_index >= 0) & (tracked.det_index < n_dets[pos]), tracked.det_index, -1)
     flat_labels = [x for f in frames for x in f[2]] + [None]  # every frame's detections, then "none"
     flat_colours = [x for f in frames for x in f[3]] + [None]
     first = np.cumsum([0] + [len(f[2]) for f in frames])[:-1]
@@ -298,10 +291,12 @@ class DetectionPass:
     and are the same. Frames are held only from the first clip not yet final on."""
 
     def __init__(self, video_id: str, detector: ClipDetector, p: DetectionParams, step: int | None,
-                 workers: int = 1, pool_kind: str = "thread"):
+                 workers: int = 1, pool_kind: str = "thread", keep_still: Callable[[str, bytes], None] | None = None):
         """`step`: the sampling step (sample_step of the video's declared frame rate); None: first_frames_step of its
-        first two frames (given first, from frame 0)."""
+        first two frames (given first, from frame 0). `keep_still(clip_id, jpeg)` takes each still as it is made
+        (a long video's stills are not all held); None: they are kept in the run's `stills`."""
         self.video_id, self.detector, self.p = video_id, detector, p
+        self.keep_still = keep_still or self.run_still
         self.step = step or 0  # 0: not known before frame 1
         self.first_t: float | None = None
         self.workers, self.pool_kind = workers, pool_kind
@@ -341,7 +336,7 @@ class DetectionPass:
             return
         at = still_frame(c["start_frame"], c["end_frame"], self.step, c.get("sample_origin"))
         still = next((img for idx, _, img in batch if idx == at), batch[len(batch) // 2][2])
-        self.run.stills[c["clip_id"]] = jpeg(still, quality=90)
+        self.keep_still(c["clip_id"], jpeg(still, quality=90))
         self.run.frames += len(batch)
         if not self.parallel:
             self._collect(_detect_batch(self.detector, self.video_id, c["clip_id"], batch, self.scale, self.step))
@@ -352,6 +347,9 @@ class DetectionPass:
             self._collect(self.pending.popleft().result())
         self.pending.append(cast(Executor, self.pool).submit(_detect_batch, self.detector, self.video_id, c["clip_id"],
                                                              batch, self.scale, self.step))
+
+    def run_still(self, clip_id: str, data: bytes) -> None:
+        self.run.stills[clip_id] = data
 
     def _collect(self, done: tuple[pl.DataFrame, float]) -> None:
         self.run.parts.append(done[0])
@@ -371,12 +369,13 @@ class DetectionPass:
 
 
 def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFrame, fps: float | None,
-                 detector: ClipDetector, p: DetectionParams, workers: int = 1, pool_kind: str = "thread") -> DetectionRun:
+                 detector: ClipDetector, p: DetectionParams, workers: int = 1, pool_kind: str = "thread",
+                 keep_still: Callable[[str, bytes], None] | None = None) -> DetectionRun:
     """Run the detector over the kept clips given (raw_clips rows; `sample_origin` from with_sample_origin, else
     each clip's own start) in one pass over the video's decoded `frames` (stopped after the last clip), keeping
     each clip's still as it goes by: what the one-pass `ingest` step does (DetectionPass) for clips planned
     before. `fps`: the video's declared frame rate (None: from its first two frames), which sets the sampling step
-    (sample_step)."""
+    (sample_step). `keep_still`: see DetectionPass."""
     rows = list(clips.sort("start_frame").iter_rows(named=True))
     if not rows:
         return DetectionRun([], 0, 0.0, {})
@@ -386,7 +385,7 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
         step = sample_step(fps, p.sample_fps)
     else:  # the rule of DetectionPass, from the first two frames of the video
         step = first_frames_step(head[0].t_s, head[1].t_s, p.sample_fps) if len(head) == 2 else 1
-    dp = DetectionPass(video_id, detector, p, step, workers if len(rows) > 1 else 1, pool_kind)
+    dp = DetectionPass(video_id, detector, p, step, workers if len(rows) > 1 else 1, pool_kind, keep_still)
     i = 0
     try:
         for fr in itertools.chain(head, it):
@@ -448,8 +447,13 @@ def shot_runs(clips: pl.DataFrame) -> list[list[dict]]:
     return runs
 
 
+# the detections' columns that tracking reads (not the masks: a long shot's are most of its detections' bytes)
+TRACKER_INPUT = ["video_id", "clip_id", "frame_idx", "t_s", "det_idx", "x1", "y1", "x2", "y2", "score", "label",
+                 "color", "hist", "sample_step"]
+
+
 def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
-                    track_clip: Callable[[list[Detections]], list[list[TrackedBox]]],
+                    track_clip: Callable[[Iterable[Detections]], Tracked],
                     params: TrackParams | None = None, first_id: int = 1) -> tuple[pl.DataFrame, int, int]:
     """The tracks table (TRACKS) of one run of clips (see shot_runs): every sampled frame of the run (with or
     without boxes) goes, in time order, to `track_clip` (a FRESH tracker, e.g. TrackerResource.track_clip), so a
@@ -462,7 +466,10 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
         return frame([], TRACKS), 0, first_id
     step = int(dets["sample_step"][0])
     # the run's detections as arrays, each frame a slice (no per-frame DataFrame: a long shot has tens of thousands)
-    d = dets.sort(["frame_idx", "det_idx"])
+    d = dets.select(c for c in TRACKER_INPUT if c in dets.columns)
+    gf, gk = np.diff(d["frame_idx"].to_numpy()), np.diff(d["det_idx"].to_numpy())
+    if not np.all((gf > 0) | ((gf == 0) & (gk > 0))):  # (they come in this order: no copy of a long shot's rows)
+        d = d.sort(["frame_idx", "det_idx"])
     at = d["frame_idx"].to_numpy()
     boxes, scores, t_s = d.select("x1", "y1", "x2", "y2").to_numpy(), d["score"].to_numpy(), d["t_s"].to_numpy()
     # one string object per distinct label / colour name, not one per detection
@@ -476,10 +483,9 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
             frames.append((f, float(t_s[a]) if b > a else None, labels[a:b], colours[a:b]))
             spans.append((a, b))
             clip_ids.append(clip["clip_id"])
-    tracked = track_clip([Detections(boxes[a:b], scores[a:b], labels[a:b]) if b > a else Detections.empty()
-                          for a, b in spans])
+    tracked = track_clip(Detections(boxes[a:b], scores[a:b], labels[a:b]) if b > a else Detections.empty()
+                         for a, b in spans)  # made frame by frame as the tracker takes them
     table = track_rows(video_id, "", frames, tracked)
-    del tracked
     pos, det = table["_pos"].to_numpy(), table["_det"].to_numpy()
     row = np.where(det >= 0, np.array([a for a, _ in spans], np.int64)[pos] + det, -1)  # the detection's row in d
     # per track: (frame, row of `hists`) of its boxes with a histogram, in time order
@@ -562,7 +568,7 @@ def split_on_appearance(table: pl.DataFrame, seqs: dict[int, np.ndarray], hists:
 
 
 def clip_track_rows(video_id: str, clip: dict, dets: pl.DataFrame,
-                    track_clip: Callable[[list[Detections]], list[list[TrackedBox]]],
+                    track_clip: Callable[[Iterable[Detections]], Tracked],
                     params: TrackParams | None = None) -> tuple[pl.DataFrame, int]:
     """shot_track_rows of a single clip: (table, frames fed to the tracker)."""
     table, n_frames, _ = shot_track_rows(video_id, [clip], dets, track_clip, params)

@@ -47,9 +47,33 @@ class Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), [])
 
 
-@dataclass(slots=True)  # a long shot's tracker output holds hundreds of thousands: no __dict__ each
+@dataclass(slots=True)
 class TrackedBox:
     track_id: int
     box: np.ndarray  # x1, y1, x2, y2 (the tracker's box: the matched detection)
     score: float
     det_index: int  # index of the detection on this frame
+
+
+@dataclass
+class Tracked:
+    """A tracker's output over a sequence of frames as columns, a row per tracked box in frame order: a long shot
+    has hundreds of thousands of boxes, held as arrays rather than as an object each."""
+
+    n_frames: int  # frames in the sequence (some may have no box)
+    frame: np.ndarray  # (N,) int64: the box's frame, an index into the sequence
+    track_id: np.ndarray  # (N,) int64
+    boxes: np.ndarray  # (N, 4) float64: x1, y1, x2, y2 (the tracker's box: the matched detection)
+    scores: np.ndarray  # (N,) float64
+    det_index: np.ndarray  # (N,) int64: the detection on that frame (-1: a box the tracker made itself)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def per_frame(self) -> list[list[TrackedBox]]:
+        """The boxes frame by frame, a TrackedBox each (for a short sequence)."""
+        out: list[list[TrackedBox]] = [[] for _ in range(self.n_frames)]
+        for k in range(len(self)):
+            out[int(self.frame[k])].append(TrackedBox(int(self.track_id[k]), self.boxes[k], float(self.scores[k]),
+                                                      int(self.det_index[k])))
+        return out

@@ -117,3 +117,16 @@ def test_concurrency_pools_gpu_and_llm(tmp_path, monkeypatch):
     assert set_pool_limits(instance) == {"gpu": 1, "llm": 8}
     instance.event_log_storage.set_concurrency_slots("gpu", 2)  # a change made in the UI is kept
     assert set_pool_limits(instance)["gpu"] == 2
+
+
+def test_of_video_gives_one_videos_rows_without_copying_a_single_videos_table():
+    import polars as pl
+
+    from fm_assets.defs.partitions import of_video
+
+    one = pl.DataFrame({"video_id": ["a", "a"], "n": [1, 2]})
+    assert of_video(one, "a") is one  # a long video's detections are not copied
+    assert of_video(one, "b").is_empty()
+    batch = pl.DataFrame({"video_id": ["a", "b", None], "n": [1, 2, 3]})
+    assert of_video(batch, "b")["n"].to_list() == [2]
+    assert of_video(pl.DataFrame({"video_id": [None, "a"], "n": [1, 2]}), "a")["n"].to_list() == [2]

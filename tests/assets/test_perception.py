@@ -254,6 +254,11 @@ def test_clips_detected_in_a_pool_give_the_same_rows_and_stills(scenes, pool_kin
     assert runs[1].table["clip_id"].to_list() == sorted(runs[1].table["clip_id"])
     assert runs[0].frames == runs[1].frames > 0
     assert set(runs[1].stills) == {"c0", "c1", "c2"} and runs[0].stills == runs[1].stills
+    # given a sink (the `ingest` step writes each to the lake as it is made), the run holds none of them
+    kept: dict = {}
+    sunk = detect_video("v", decode(path), clips, fps, MotionDetector(), DetectionParams(), workers=2,
+                        pool_kind=pool_kind, keep_still=kept.__setitem__)
+    assert kept == runs[0].stills and sunk.stills == {} and sunk.table.equals(runs[0].table)
     middle = still_frame(step, 2 * step)
     frame = next(f.rgb() for f in decode(path) if f.idx == middle)
     still = read_still(runs[1].stills["c1"], frame.shape[1], frame.shape[0])

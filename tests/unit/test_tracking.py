@@ -23,15 +23,15 @@ def test_the_trackers_memory_does_not_grow_with_the_shot(kind):
     clip = TrackerResource(kind=kind).new_clip()
     dets = moving_boxes(120, [(10, 10), (300, 200)], v=1.0)
     dets[60:70] = [Detections(dets[k].boxes[:1], dets[k].scores[:1], ["person"]) for k in range(60, 70)]  # 2 hides
-    out = [clip.update(d) for d in dets]
-    assert [sorted(b.track_id for b in f) for f in out[5:]] == [[1] if 60 <= k < 70 else [1, 2] for k in range(5, 120)]
+    out = [clip.update(d) for d in dets]  # per frame: (track ids, boxes, scores, detection indices)
+    assert [sorted(f[0].tolist()) for f in out[5:]] == [[1] if 60 <= k < 70 else [1, 2] for k in range(5, 120)]
     lengths = [len(v) for t in clip._tracker.tracks.values() for v in t.values() if isinstance(v, list)]
     assert lengths and max(lengths) == clip._history < 120
 
 
 @pytest.mark.parametrize("kind", ["bytetrack", "ocsort"])
 def test_two_objects_keep_their_ids(kind):
-    out = TrackerResource(kind=kind).track_clip(moving_boxes(20, [(10, 10), (300, 200)]))
+    out = TrackerResource(kind=kind).track_clip(moving_boxes(20, [(10, 10), (300, 200)])).per_frame()
     ids_per_frame = [sorted(b.track_id for b in f) for f in out]
     assert all(ids == [1, 2] for ids in ids_per_frame), ids_per_frame
     first = {b.det_index: b.track_id for b in out[0]}
@@ -42,9 +42,9 @@ def test_every_clip_gets_a_fresh_tracker():
     tracker = TrackerResource()
     clip_a = moving_boxes(15, [(10, 10), (200, 10), (400, 10)])
     clip_b = moving_boxes(15, [(50, 300)])
-    alone = tracker.track_clip(clip_b)
+    alone = tracker.track_clip(clip_b).per_frame()
     tracker.track_clip(clip_a)
-    after_a = tracker.track_clip(clip_b)
+    after_a = tracker.track_clip(clip_b).per_frame()
     assert [[(b.track_id, tuple(b.box)) for b in f] for f in alone] == [[(b.track_id, tuple(b.box)) for b in f] for f in after_a]
     assert {b.track_id for f in after_a for b in f} == {1}
 
@@ -55,16 +55,20 @@ def test_gap_frames_without_detections_and_min_length():
     dets[6] = Detections.empty()
     blip = Detections(np.array([[500, 400, 540, 470]]), np.array([0.95]), ["object"])
     dets[11] = Detections(np.vstack([dets[11].boxes, blip.boxes]), np.array([0.9, 0.95]), ["person", "object"])
-    out = TrackerResource(min_track_len=3).track_clip(dets)
+    out = TrackerResource(min_track_len=3).track_clip(dets).per_frame()
     assert {b.track_id for f in out for b in f} == {1}  # the one-frame blip is dropped, the gap is bridged
     assert [len(f) for f in out] == [1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1]
+    # the same from frames made one at a time (a long shot's are never all held), as columns
+    cols = TrackerResource(min_track_len=3).track_clip(iter(dets))
+    assert cols.n_frames == 12 and cols.frame.tolist() == [0, 1, 2, 3, 4, 7, 8, 9, 10, 11]
+    assert cols.det_index.tolist() == [0] * 10 and set(cols.track_id.tolist()) == {1}
 
 
 def test_low_scores_do_not_start_tracks():
     dets = moving_boxes(10, [(10, 10)])
     for d in dets:
         d.scores[:] = 0.5  # below init_track_score 0.7
-    assert all(f == [] for f in TrackerResource().track_clip(dets))
+    assert all(f == [] for f in TrackerResource().track_clip(dets).per_frame())
 
 
 def test_sample_step():
@@ -178,8 +182,8 @@ def test_a_buffered_match_follows_an_object_fast_for_its_size(kind, speed):
     # detections' own boxes
     dets = [Detections(np.array([[100.0 + speed * i, 200, 126 + speed * i, 214]]), np.array([0.9]), ["object"])
             for i in range(15)]
-    assert not any(TrackerResource(kind=kind).track_clip(dets))
-    buffered = TrackerResource(kind=kind, match_buffer=0.3).track_clip(dets)
+    assert len(TrackerResource(kind=kind).track_clip(dets)) == 0
+    buffered = TrackerResource(kind=kind, match_buffer=0.3).track_clip(dets).per_frame()
     assert {b.track_id for frame in buffered for b in frame} == {1} and all(len(f) == 1 for f in buffered)
     for frame, d in zip(buffered, dets):
         assert frame[0].det_index == 0 and np.allclose(frame[0].box, d.boxes[0])
