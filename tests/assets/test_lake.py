@@ -43,62 +43,54 @@ def test_io_manager_on_s3(s3_env):
     assert lake.read_parquet("table/v-aaaaaaaa.parquet")["n"].to_list() == [10]
 
 
-def _reader_of_some_columns(parts, seen: dict):
+def _table_then_reader(lake: Lake):
+    """`table` (columns video_id, n) of one partition, then `reader`, whose input names the columns n, gone and
+    video_id, materialized in one run with the lake's IO manager: (result, the columns `reader` got, `table`,
+    instance)."""
+    parts, table = _partitioned_asset()
+    seen: dict = {}
+
     @asset(partitions_def=parts, ins={"table": AssetIn(metadata={"columns": ["n", "gone", "video_id"]})})
     def reader(table: pl.DataFrame) -> pl.DataFrame:
         seen["columns"] = table.columns
         return table
 
-    return reader
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("videos", ["v-aaaaaaaa"])
+    res = materialize([table, reader], partition_key="v-aaaaaaaa", instance=instance,
+                      resources={"io_manager": LakeIOManager(lake=lake)})
+    return res, seen.get("columns"), table, instance
 
 
 def test_an_input_naming_columns_reads_only_those_the_table_has(tmp_path):
     # `tracks` reads `detections` without its masks: AssetIn(metadata={"columns": [...]}), as Dagster's database IO
     # managers take it; a column the file lacks (a table written before it existed) is passed over
-    parts, table = _partitioned_asset()
-    seen: dict = {}
     lake = Lake(root=str(tmp_path / "lake"))
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("videos", ["v-aaaaaaaa"])
-    res = materialize([table, _reader_of_some_columns(parts, seen)], partition_key="v-aaaaaaaa", instance=instance,
-                      resources={"io_manager": LakeIOManager(lake=lake)})
-    assert res.success and seen["columns"] == ["video_id", "n"]  # the file's order
+    res, columns, _, _ = _table_then_reader(lake)
+    assert res.success and columns == ["video_id", "n"]  # the file's order
     assert lake.read_parquet("table/v-aaaaaaaa.parquet", ["n"]).columns == ["n"]
     assert lake.read_parquet("table/v-aaaaaaaa.parquet").columns == ["video_id", "n"]
 
 
 def test_an_input_naming_columns_on_s3(s3_env):
     s3_env.create_bucket(Bucket="lake3")
-    parts, table = _partitioned_asset()
-    seen: dict = {}
-    lake = Lake(root="s3://lake3")
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("videos", ["v-aaaaaaaa"])
-    res = materialize([table, _reader_of_some_columns(parts, seen)], partition_key="v-aaaaaaaa", instance=instance,
-                      resources={"io_manager": LakeIOManager(lake=lake)})
-    assert res.success and seen["columns"] == ["video_id", "n"]
+    res, columns, _, _ = _table_then_reader(Lake(root="s3://lake3"))
+    assert res.success and columns == ["video_id", "n"]
 
 
 def test_a_run_in_process_keeps_no_copy_of_a_stored_table(tmp_path):
     # execute_in_process (how `fm run` runs a video) keeps each output for its result; the lake's IO manager drops
     # that copy once the table is stored, so a long video's stage tables are not all held until the run ends
     import pytest
-    from dagster import DagsterInvariantViolationError
+    from dagster import DagsterInvariantViolationError, mem_io_manager
 
-    parts, table = _partitioned_asset()
-    seen: dict = {}
     lake = Lake(root=str(tmp_path / "lake"))
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("videos", ["v-aaaaaaaa"])
-    res = materialize([table, _reader_of_some_columns(parts, seen)], partition_key="v-aaaaaaaa", instance=instance,
-                      resources={"io_manager": LakeIOManager(lake=lake)})
-    assert res.success and seen["columns"] == ["video_id", "n"]  # the next step read it from the lake
+    res, columns, table, instance = _table_then_reader(lake)
+    assert res.success and columns == ["video_id", "n"]  # the next step read it from the lake
     for name in ("table", "reader"):
         with pytest.raises(DagsterInvariantViolationError):
             res.asset_value(name)
     assert lake.read_parquet("reader/v-aaaaaaaa.parquet")["n"].to_list() == [10]
     # without the lake's IO manager the capture is Dagster's own, untouched
-    from dagster import mem_io_manager
-
     kept = materialize([table], partition_key="v-aaaaaaaa", instance=instance, resources={"io_manager": mem_io_manager})
     assert kept.asset_value("table")["n"].to_list() == [10]
