@@ -202,7 +202,7 @@ def track_rows(video_id: str, clip_id: str, frames: Sequence[tuple[int, float | 
     det = np.where((tracked.det_index >= 0) & (tracked.det_index < n_dets[pos]), tracked.det_index, -1)
     flat_labels = [x for f in frames for x in f[2]] + [None]  # every frame's detections, then "none"
     flat_colours = [x for f in frames for x in f[3]] + [None]
-    first = np.cumsum([0] + [len(f[2]) for f in frames])[:-1]
+    first = np.cumsum(n_dets) - n_dets  # each frame's first detection in the flat lists
     at = np.where(det >= 0, first[pos] + det, len(flat_labels) - 1) if n else np.zeros(0, np.int64)
     times = np.array([np.nan if f[1] is None else f[1] for f in frames], np.float64)
     table = pl.DataFrame({
