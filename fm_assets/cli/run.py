@@ -240,7 +240,7 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
     uris = collect_uris(paths, notes)
     lake = defs.resources["lake"]
     failures: list[tuple[str, str]] = []
-    registered, _ = register_new(VideoStore(inputs=uris), lake, {}, failures=failures)
+    registered, _ = register_new(VideoStore(inputs=uris), lake, {}, failures=failures, rehash=force)
     for r in registered:
         if r.replaced:
             notes.append(f"{r.uri} holds new content ({r.video_id}); the labels of its old content ({r.replaced}) "

@@ -84,7 +84,7 @@ label_videos_job = define_asset_job(
 
 def register_new(
     store: VideoStore, lake: Lake, seen: dict[str, str], limit: "int | None" = None, log=None,
-    failures: "list[tuple[str, str]] | None" = None,
+    failures: "list[tuple[str, str]] | None" = None, rehash: bool = False,
 ) -> tuple[list[Registered], dict[str, str]]:
     """Register every video file at the store's locations whose signature (size+mtime or ETag) is not in
     `seen`; returns the registrations and the updated `seen` map (the sensor's cursor). One bad input never stops
@@ -92,7 +92,8 @@ def register_new(
     cannot be read is registered as that video's error (registry.register_video). Files gone since the last
     look leave `seen`; a labelled video whose source is gone is marked `source_missing`. A file whose
     registration fails anyway (the lake unreachable after the retries) goes to `failures` (uri, why) and stays
-    out of `seen`, so the next look tries it again."""
+    out of `seen`, so the next look tries it again. A file whose location the registry last hashed with the same
+    signature is not read again unless `rehash`."""
     seen = dict(seen)
     out: list[Registered] = []
     listed: set[str] = set()
@@ -117,7 +118,7 @@ def register_new(
             if limit is not None and len(out) >= limit:
                 return out, seen
             try:
-                out.append(register_video(f.uri, store, lake))
+                out.append(register_video(f.uri, store, lake, None if rehash else f.signature))
             except Exception as exc:
                 why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400]
                 if failures is not None:
