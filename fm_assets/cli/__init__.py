@@ -1,17 +1,34 @@
 """`fm`: the project's command line (demo, run, sql, ui). Runs go through Dagster against the instance in
-FM_HOME, so everything `fm` does shows up in `fm ui`."""
+FM_HOME, so everything `fm` does shows up in `fm ui`.
+
+A command's module is imported when that command runs (`fm sql` does not load the evaluation code, `fm run`
+not the exporters): every `fm` pays only for what it uses."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from fm_assets.cli import eval_grounded, eval_labels, eval_mcq, eval_mot, instance
-from fm_assets.cli.doctor import cmd_doctor
-from fm_assets.cli.export import cmd_export
-from fm_assets.cli.lake import cmd_compact, cmd_db, cmd_sql
-from fm_assets.cli.run import cmd_demo, cmd_run
-from fm_assets.cli.ui import cmd_ui
+from fm_assets.cli import instance
+
+EVALS = ("eval_mcq", "eval_grounded", "eval_mot", "eval_labels")
+
+
+def command(name: str):
+    """`module:function` of fm_assets.cli, imported when the command is run."""
+    module, func = name.split(":")
+
+    def run(args):
+        return getattr(importlib.import_module(f"fm_assets.cli.{module}"), func)(args)
+
+    run.__qualname__ = name
+    return run
+
+
+def chosen_command(argv: list[str]) -> str | None:
+    """The command word of `fm [--debug] COMMAND ...` (None for `fm`, `fm --help`)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", help="a folder of your own videos instead of the synthetic scenes")
     p.add_argument("--until", help="stop after this asset")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=command("run:cmd_demo"))
 
     p = sub.add_parser("run", help="register videos (files, folders, s3:// URIs) and materialize their assets")
     p.add_argument("paths", nargs="+")
@@ -33,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="relabel every video (default: skip a video whose labels are fresh under this code and config,"
                         " and rerun only the stages whose code or config changed, and what follows them)")
     p.add_argument("-q", "--quiet", action="store_true")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=command("run:cmd_run"))
 
     p = sub.add_parser("sql", help="query the label lake with DuckDB")
     p.add_argument("query", nargs="?")
@@ -41,23 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--allow-write", action="store_true",
                    help="allow statements that write (CREATE, INSERT, COPY ... TO inside FM_HOME or the lake, ...)")
-    p.set_defaults(func=cmd_sql)
+    p.set_defaults(func=command("lake:cmd_sql"))
 
     p = sub.add_parser("doctor", help="show runs whose process died, pool slots, missing sources; --clean fixes them")
     p.add_argument("--clean", action="store_true", help="mark dead runs failed, free their pool slots, "
                                                         "mark labelled videos whose source is gone source_missing")
-    p.set_defaults(func=cmd_doctor)
+    p.set_defaults(func=command("doctor:cmd_doctor"))
 
     p = sub.add_parser("db", help="write a DuckDB database file with the lake's views (default $FM_HOME/fm.duckdb)")
     p.add_argument("--out", help="where to write it")
-    p.set_defaults(func=cmd_db)
+    p.set_defaults(func=command("lake:cmd_db"))
 
     p = sub.add_parser("compact", help="rewrite the lake's per-video tables into a few Parquet parts "
                                        "(fast whole-lake checks, reports and SQL)")
     p.add_argument("--table", action="append", help="a per-video table to compact (repeatable; default: all)")
     p.add_argument("--min-changed", type=int, default=1,
                    help="only tables with at least this many files new, rewritten or deleted since (default 1)")
-    p.set_defaults(func=cmd_compact)
+    p.set_defaults(func=command("lake:cmd_compact"))
 
     p = sub.add_parser("export", help="export the lake to another format (llamafactory, fm-json, groundmore, mot)")
     p.add_argument("format", choices=["llamafactory", "fm-json", "groundmore", "mot"])
@@ -66,22 +83,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="mot: write only the sampled frames (default: interpolate boxes over the skipped frames)")
     p.add_argument("--fps", type=float, default=6.0,
                    help="groundmore: frames (images and masks) per second of each clip (default 6, GroundMoRe's)")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=command("export:cmd_export"))
 
     p = sub.add_parser("eval", help="score models, trackers and labels: mcq (any litellm model), grounded "
                                     "(J/F/J&F), mot, labels (questions vs ground-truth tracks)")
     evals = p.add_subparsers(dest="what", required=True)
-    for module in (eval_mcq, eval_grounded, eval_mot, eval_labels):
-        module.add_parser(evals)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if chosen_command(argv) == "eval":  # the evaluation code (TrackEval, the exporters) only for `fm eval`
+        for module in EVALS:
+            importlib.import_module(f"fm_assets.cli.{module}").add_parser(evals)
 
     instance.add_parser(sub)
 
     p = sub.add_parser("ui", help="dagster dev on this project and the instance in FM_HOME")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
-    p.set_defaults(func=cmd_ui)
+    p.set_defaults(func=command("ui:cmd_ui"))
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     debug_anywhere = "--debug" in argv[1:]  # `fm run ... --debug` as well as `fm --debug run ...`
     args = parser.parse_args([a for a in argv if a != "--debug"] if debug_anywhere else argv)
     args.debug = args.debug or debug_anywhere
