@@ -10,6 +10,13 @@ makes real LLM calls over HTTP; the counts below are the requests the server rec
 
     .venv/bin/python bench/incremental.py --markdown
     .venv/bin/python bench/incremental.py some.mp4 other.mp4 --json /tmp/incremental.json
+
+At scale (`--many N`): N distinct 3 s videos (a square moving over a plain background, seeded by its number: each
+its own content, so its own id) are labelled by a first run; then the second run over the unchanged folder, and a
+third after 10 new videos were added (the "10,000 labelled videos plus 10 new" case of issue 14, at N): what a
+second run costs per labelled video, and whether the 10 new ones are all that is labelled.
+
+    .venv/bin/python bench/incremental.py --many 200 --markdown
 """
 
 from __future__ import annotations
@@ -54,9 +61,44 @@ def fm_run(folder: Path, home: Path, env: dict, server, *extra: str) -> dict:
             "rerun": {a: after[a] - before[a] for a in ASSETS if after[a] > before[a]}}
 
 
+def tiny_video(path: Path, seed: int, n_frames: int = 30, width: int = 128, height: int = 96, fps: int = 10) -> Path:
+    """A 3 s H.264 video of one square moving over a plain background, its colours and motion drawn from `seed`."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    background, colour = rng.integers(40, 90, size=3), rng.integers(150, 255, size=3)
+    x, y, vx, vy = rng.uniform(10, width - 30), rng.uniform(10, height - 30), rng.uniform(-3, 3), rng.uniform(-2, 2)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(n_frames):
+            img = np.empty((height, width, 3), np.uint8)
+            img[:] = background
+            xi, yi = int(x + vx * i) % (width - 20), int(y + vy * i) % (height - 20)
+            img[yi:yi + 16, xi:xi + 16] = colour
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def many(n: int, base: Path, env: dict, server) -> dict:
+    """First run over n tiny videos, the second over the unchanged folder, a third with 10 more."""
+    folder, home = base / "videos", base / "home"
+    for i in range(n):
+        tiny_video(folder / f"v{i:05d}.mp4", i)
+    runs = {f"first ({n} videos)": fm_run(folder, home, env, server),
+            f"second (unchanged, {n} videos)": fm_run(folder, home, env, server)}
+    for i in range(n, n + 10):
+        tiny_video(folder / f"v{i:05d}.mp4", i)
+    runs[f"third ({n} unchanged + 10 new)"] = fm_run(folder, home, env, server)
+    return runs
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("paths", nargs="*", help=f"video files (default: every video in {DEFAULT_VIDEOS})")
+    ap.add_argument("--many", type=int, metavar="N", help="N generated 3 s videos instead (see above)")
     ap.add_argument("--json")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
@@ -64,8 +106,8 @@ def main(argv: list[str]) -> int:
     from tests.helpers import scripted_model
     from tests.llm_server import start_server
 
-    videos = [Path(p) for p in args.paths] or sorted(DEFAULT_VIDEOS.glob("*.mp4"))
-    if not videos:
+    videos = [Path(p) for p in args.paths] or ([] if args.many else sorted(DEFAULT_VIDEOS.glob("*.mp4")))
+    if not videos and not args.many:
         print(f"no videos: give paths, or put ../shared/data beside the project ({DEFAULT_VIDEOS})", file=sys.stderr)
         return 2
     base = Path(tempfile.mkdtemp(prefix="fm-bench-incremental-"))
@@ -79,17 +121,22 @@ def main(argv: list[str]) -> int:
 
     result: dict = {"machine": machine.machine_facts(Dagster=dagster.__version__),
                     "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                    "command": " ".join(["bench/incremental.py", *argv]), "videos": [v.name for v in videos]}
+                    "command": " ".join(["bench/incremental.py", *argv]),
+                    "videos": [v.name for v in videos] or [f"{args.many} generated 3 s videos (+10)"]}
     with start_server(scripted_model) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FM_", "DAGSTER_"))}
         env.update(FM_HOME=str(home), LITELLM_LOCAL_MODEL_COST_MAP="True", FM_LLM_MODEL="openai/bench",
                    FM_LLM_API_BASE=server.base_url, FM_LLM_API_KEY="bench-key")
-        runs = {"first": fm_run(folder, home, env, server),
-                "second (unchanged)": fm_run(folder, home, env, server),
-                "trajectories config changed": fm_run(folder, home, env, server, "--config", str(config)),
-                "--force": fm_run(folder, home, env, server, "--force", "--config", str(config))}
+        if args.many:
+            runs = many(args.many, base, env, server)
+        else:
+            runs = {"first": fm_run(folder, home, env, server),
+                    "second (unchanged)": fm_run(folder, home, env, server),
+                    "trajectories config changed": fm_run(folder, home, env, server, "--config", str(config)),
+                    "--force": fm_run(folder, home, env, server, "--force", "--config", str(config))}
     result["runs"] = runs
-    result["ratio_first_to_second"] = runs["first"]["seconds"] / runs["second (unchanged)"]["seconds"]
+    first, second = list(runs.values())[:2]
+    result["ratio_first_to_second"] = first["seconds"] / second["seconds"]
     for name, r in runs.items():
         print(f"{name}: {r['seconds']:.1f} s, {r['llm_calls']} LLM calls, rerun {r['rerun']}; {r['closing']}")
     print(f"first / second: {result['ratio_first_to_second']:.1f}x")

@@ -86,7 +86,8 @@ def add_video_partitions(instance, video_ids: list[str]) -> list[str]:
     """Add the video partitions the instance does not have yet (under the instance lock, so two processes adding
     the same video is not an error); returns the ones this call added."""
     with instance_lock(Path(instance.root_directory)):
-        missing = [v for v in dict.fromkeys(video_ids) if not instance.has_dynamic_partition("videos", v)]
+        known = set(instance.get_dynamic_partitions("videos"))  # one query, not one per video
+        missing = [v for v in dict.fromkeys(video_ids) if v not in known]
         if missing:
             instance.add_dynamic_partitions("videos", missing)
     return missing

@@ -287,7 +287,8 @@ class Warehouse(ConfigurableResource):
                             "seconds": time.perf_counter() - started, "compacted": True}
         return report
 
-    def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
-        with self.connect() as con:
+    def query(self, sql: str, params: list | None = None, only: set[str] | None = None) -> pl.DataFrame:
+        """The result of one statement over the lake's views (of `only`, or all) as a polars DataFrame."""
+        with self.connect(only=only) as con:
             rel = con.sql(sql, params=params) if params else con.sql(sql)
             return rel.pl() if rel is not None else pl.DataFrame()

@@ -387,12 +387,13 @@ def failed_checks(res) -> list[dict]:
     return out
 
 
-def summary(video_ids: list[str] | None = None):
-    """One row per video: status, clips, and the counts of every later stage that has data."""
+def summary(video_ids: list[str] | None = None, counts: bool = True):
+    """One row per video: status, clips, and the counts of every later stage that has data (without `counts`:
+    status, duration and error only, from the `videos` table alone)."""
     from fm_assets.definitions import defs
 
     wh = defs.resources["warehouse"]
-    tables = wh.tables()
+    tables = wh.tables() if counts else wh.tables({"videos"})
     if "videos" not in tables:
         return None
     parts = {
@@ -414,7 +415,7 @@ def summary(video_ids: list[str] | None = None):
         where = "WHERE v.video_id IN (" + ",".join("'" + v.replace("'", "''") + "'" for v in video_ids) + ")"
     return wh.query(
         f"SELECT v.video_id, v.status, round(v.duration_s, 2) AS duration_s{cols}, v.error "
-        f"FROM videos v {joins} {where} ORDER BY 1"
+        f"FROM videos v {joins} {where} ORDER BY 1", only=None if counts else {"videos"}
     )
 
 
@@ -444,7 +445,8 @@ def cmd_run(args) -> int:
     videos = [r for r in results if r["video_id"]]
     df = None
     try:
-        df = summary([r["video_id"] for r in videos])
+        # -q prints no table: only the statuses of the closing line, from the videos table
+        df = summary([r["video_id"] for r in videos], counts=not args.quiet)
     except Exception as exc:  # e.g. the lake unreachable: the counts below still come
         notes.append(f"no summary table: {one_line(exc)}")
     if df is not None and not args.quiet:
