@@ -1,5 +1,7 @@
 """Label-quality checks: one SQL file each in sql/checks, run by DuckDB, attached to their asset as Dagster asset
-checks. A check's query returns the offending rows; no rows = pass.
+checks. A check's query returns the offending rows; no rows = pass. The checks of one asset (and scope) run in one
+step (a multi-asset check that can run any subset of them): a video's run has 7 check steps, not 15 (each step
+costs a run Dagster's events and bookkeeping, which is most of the run of a short video).
 
 Each file starts with a header:
     -- asset: qa_pairs          the asset the check belongs to
@@ -21,9 +23,10 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     MetadataValue,
     PreviewWarning,
-    asset_check,
+    multi_asset_check,
 )
 
 from fm_assets.defs.partitions import videos_partitions
@@ -120,6 +123,8 @@ def result_for(check: SqlCheck, rows: pl.DataFrame) -> AssetCheckResult:
         metadata["rows"] = MetadataValue.md(markdown_table(rows))
     return AssetCheckResult(
         passed=rows.is_empty(),
+        asset_key=check.asset,
+        check_name=check.name,
         severity=AssetCheckSeverity.ERROR if check.severity == "ERROR" else AssetCheckSeverity.WARN,
         metadata=metadata,
         description=None if rows.is_empty() else f"{len(rows)} offending row(s)",
@@ -133,19 +138,41 @@ def run_check(check: SqlCheck, warehouse: Warehouse, partitions: list[str] | Non
         return offending_rows(con, check)
 
 
-def build_asset_check(check: SqlCheck) -> AssetChecksDefinition:
-    partitioned = check.scope == "partition" and check.asset != "splits"
+def build_asset_checks(checks: list[SqlCheck]) -> AssetChecksDefinition:
+    """One step for the checks of one asset and scope; any subset of them can run (the UI runs one alone). Every
+    selected check is evaluated even when one of them cannot run; the step then fails with that error, after the
+    others' results are recorded. A failed blocking (ERROR) check stops the assets downstream, as on its own."""
+    asset, scope = checks[0].asset, checks[0].scope
+    partitioned = scope == "partition" and asset != "splits"
+    specs = [AssetCheckSpec(c.name, asset=c.asset, blocking=c.blocking, description=c.description,
+                            partitions_def=videos_partitions if partitioned else None,
+                            metadata={"severity": c.severity, "scope": c.scope}) for c in checks]
+    by_name = {c.name: c for c in checks}
 
-    @asset_check(asset=check.asset, name=check.name, blocking=check.blocking, description=check.description,
-                 partitions_def=videos_partitions if partitioned else None,
-                 metadata={"severity": check.severity, "scope": check.scope})
-    def _check(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
+    @multi_asset_check(name=f"{asset}_{'checks' if partitioned or asset == 'splits' else 'dataset_checks'}",
+                       specs=specs, can_subset=True,
+                       description=f"The {scope} checks of {asset}: " + ", ".join(by_name))
+    def _checks(context: AssetCheckExecutionContext, warehouse: Warehouse):
         partitions = list(context.partition_keys) if partitioned else None
-        return result_for(check, run_check(check, warehouse, partitions))
+        errors = []
+        for key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
+            try:
+                rows = run_check(by_name[key.name], warehouse, partitions)
+            except Exception as exc:
+                errors.append((key.name, exc))
+                continue
+            yield result_for(by_name[key.name], rows)
+        if errors:
+            name, exc = errors[0]
+            raise RuntimeError(f"check {name} could not run: {type(exc).__name__}: {exc}"
+                               + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from exc
 
-    return _check
+    return _checks
 
 
 def sql_checks() -> list[AssetChecksDefinition]:
-    """One Dagster asset check per file in sql/checks."""
-    return [build_asset_check(c) for c in load_checks()]
+    """The checks of sql/checks, one Dagster asset check per file, grouped in one step per asset and scope."""
+    groups: dict[tuple[str, str], list[SqlCheck]] = {}
+    for c in load_checks():
+        groups.setdefault((c.asset, c.scope), []).append(c)
+    return [build_asset_checks(group) for group in groups.values()]

@@ -38,7 +38,7 @@ def resources(lake: Lake, detector: DetectorResource | None = None) -> dict:
 
 def per_video_checks():
     keys = {k for a in PER_VIDEO for k in a.keys}
-    return [c for c in sql_checks() if next(iter(c.check_keys)).asset_key in keys]
+    return [c for c in sql_checks() if all(k.asset_key in keys for k in c.check_keys)]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,8 @@ def clean(tmp_path_factory):
                           resources=resources(lake))
         assert res.success
         evaluations = res.get_asset_check_evaluations()
-        assert len(evaluations) == len(per_video_checks()) and all(e.passed for e in evaluations)
+        assert len(evaluations) == sum(len(c.check_keys) for c in per_video_checks())
+        assert all(e.passed for e in evaluations)
         ids.append(vid)
     videos = pl.concat([lake.read_parquet(f"videos/{v}.parquet") for v in ids]).select("video_id", "status")
     lake.write_parquet("splits/all.parquet", assign_splits(videos))
@@ -246,3 +247,40 @@ def test_planted_bad_box_fails_its_check_and_blocks_downstream(tmp_path):
     assert {"videos", "raw_clips", "detections"} <= materialized
     assert not materialized & {"tracks", "trajectories", "captions", "qa_pairs"}
     assert not lake.exists(f"tracks/{vid}.parquet") and not lake.exists(f"qa_pairs/{vid}.parquet")
+
+
+def test_checks_of_an_asset_run_in_one_step_any_subset_and_one_broken_check_stops_no_other(clean, tmp_path):
+    """The checks of qa_pairs run in one step; a run may select any one of them; a check whose SQL cannot run fails
+    the step with its name, after the others' results are recorded."""
+    from dataclasses import replace
+
+    from dagster import AssetCheckKey, AssetSelection, Definitions, define_asset_job
+
+    from fm_assets.defs.checks import build_asset_checks
+    from fm_assets.defs.partitions import videos_partitions
+
+    lake, ids = clean
+    groups = {c.node_def.name: c for c in sql_checks()}
+    assert sorted(k.name for k in groups["qa_pairs_checks"].check_keys) == sorted(
+        n for n, c in CHECKS.items() if c.asset == "qa_pairs" and c.scope == "partition")
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("videos", ids)
+
+    def run_checks(checks_def, checks):  # with qa_pairs made again (a run of checks alone has no partitions)
+        selection = AssetSelection.assets(qa_pairs).without_checks() | checks
+        job = define_asset_job("checks_only", selection=selection, partitions_def=videos_partitions)
+        local = Definitions(assets=PER_VIDEO, asset_checks=[checks_def], jobs=[job], resources=resources(lake))
+        return local.resolve_job_def("checks_only").execute_in_process(partition_key=ids[0], instance=instance,
+                                                                        raise_on_error=False)
+
+    one = run_checks(groups["qa_pairs_checks"],
+                     AssetSelection.checks(AssetCheckKey(AssetKey("qa_pairs"), "qa_well_formed")))
+    assert one.success and [e.check_name for e in one.get_asset_check_evaluations()] == ["qa_well_formed"]
+
+    broken = replace(CHECKS["qa_duplicates"], name="qa_broken", sql="select * from no_such_table")
+    group = build_asset_checks([CHECKS["qa_well_formed"], broken])
+    res = run_checks(group, AssetSelection.checks(group))
+    assert not res.success
+    assert [(e.check_name, e.passed) for e in res.get_asset_check_evaluations()] == [("qa_well_formed", True)]
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "check qa_broken could not run" in failure.event_specific_data.error.to_string()
