@@ -47,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--until", help="materialize only this asset and what it needs (e.g. raw_clips)")
     p.add_argument("--config", help="YAML run config (e.g. ops: {ingest: {config: {max_clip_s: 8}}})")
     p.add_argument("--force", action="store_true",
-                   help="relabel every video (default: skip a video whose labels are fresh under this code and config,"
-                        " and rerun only the stages whose code or config changed, and what follows them)")
+                   help="hash every file again and relabel every video (default: skip a video whose labels are fresh "
+                        "under this code and config, and rerun only the stages whose code or config changed, and what "
+                        "follows them)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=command("run:cmd_run"))
 
