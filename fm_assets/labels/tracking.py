@@ -4,7 +4,6 @@ over a clip, table rows, track labels, overlays, MOT."""
 from __future__ import annotations
 
 import bisect
-import io
 import itertools
 import json
 import sys
@@ -19,12 +18,11 @@ from typing import Protocol, cast
 import cv2
 import numpy as np
 import polars as pl
-from PIL import Image
 
 from fm_assets.labels.ids import seed_for
 from fm_assets.labels.masks import rle_columns
 from fm_assets.labels.params import check_bounds, param
-from fm_assets.labels.plots import jpeg
+from fm_assets.labels.plots import encode_png, jpeg
 from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
 from fm_assets.labels.types import Detections, Tracked, VideoFrame
 
@@ -656,7 +654,8 @@ def _colour(track_id: int) -> tuple[int, int, int]:
 
 def draw_tracks(image: np.ndarray, tracks: pl.DataFrame, at_frame: int | None = None, width: int = 960) -> bytes:
     """PNG of the tracks over an RGB keyframe: each track's centre path, and its box + id + label at the
-    keyframe (or at its last observation before it)."""
+    keyframe (or at its last observation before it); a palette PNG, or smaller, when a full-colour one would be
+    over the metadata budget (plots.encode_png)."""
     img = image.copy()
     scale = 1.0
     if img.shape[1] > width:
@@ -677,9 +676,7 @@ def draw_tracks(image: np.ndarray, tracks: pl.DataFrame, at_frame: int | None = 
         cv2.rectangle(img, p1, p2, colour, thick)
         cv2.putText(img, f"{track_id} {row['label']}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.45 * thick, colour, thick, cv2.LINE_AA)
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
+    return encode_png(img)  # under plots.MAX_BYTES: it goes into the event log of every run, for every video
 
 
 def mot_text(tracks: pl.DataFrame, interpolate: bool = True) -> str:

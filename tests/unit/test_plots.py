@@ -177,3 +177,21 @@ def test_trajectory_pictures_of_a_video():
     assert overlay.shape[1] == 640 and speed.shape[1] == 640
     assert all(len(p) < 150_000 for p in pics.values())
     assert near_colour(overlay, 0.5 * W, 0.5 * H, plots.PALETTE[0])
+
+
+def test_tracks_overlay_stays_under_the_metadata_budget():
+    """The `tracks` overlay goes into the event log of every run: a frame that compresses badly (noise, full HD)
+    still comes out as a PNG under plots.MAX_BYTES, and no smaller than it needs to be to get there."""
+    from fm_assets.labels.tracking import draw_tracks
+
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, size=(1080, 1920, 3), dtype=np.uint8)
+    rows = [{"clip_id": "v-00000001-000", "track_id": 3, "frame_idx": i, "x1": 400.0 + 10 * i, "y1": 300.0,
+             "x2": 700.0 + 10 * i, "y2": 800.0, "label": "person"} for i in range(5)]
+    png = draw_tracks(frame, pl.DataFrame(rows), at_frame=4)
+    assert len(png) <= plots.MAX_BYTES
+    img = png_pixels(png)
+    height, width = img.shape[:2]
+    assert 200 <= width < 960 and abs(height / width - 9 / 16) < 0.01  # smaller, the shape kept
+    flat = draw_tracks(np.full((480, 640, 3), 90, np.uint8), pl.DataFrame(rows), at_frame=4)
+    assert png_pixels(flat).shape[:2] == (480, 640)  # a picture that fits is not made smaller
