@@ -11,8 +11,8 @@ makes real LLM calls over HTTP; the counts below are the requests the server rec
     .venv/bin/python bench/incremental.py --markdown
     .venv/bin/python bench/incremental.py some.mp4 other.mp4 --json /tmp/incremental.json
 
-At scale (`--many N`): N distinct 3 s videos (a square moving over a plain background, seeded by its number: each
-its own content, so its own id) are labelled by a first run; then the second run over the unchanged folder, and a
+At scale (`--many N`): N distinct 3 s videos (tests/media.moving_square: a square moving over a plain background,
+seeded by its number, so each has its own content and id) are labelled by a first run; then the second run over the unchanged folder, and a
 third after 10 new videos were added (the "10,000 labelled videos plus 10 new" case of issue 14, at N): what a
 second run costs per labelled video, and whether the 10 new ones are all that is labelled.
 
@@ -61,36 +61,17 @@ def fm_run(folder: Path, home: Path, env: dict, server, *extra: str) -> dict:
             "rerun": {a: after[a] - before[a] for a in ASSETS if after[a] > before[a]}}
 
 
-def tiny_video(path: Path, seed: int, n_frames: int = 30, width: int = 128, height: int = 96, fps: int = 10) -> Path:
-    """A 3 s H.264 video of one square moving over a plain background, its colours and motion drawn from `seed`."""
-    import av
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    background, colour = rng.integers(40, 90, size=3), rng.integers(150, 255, size=3)
-    x, y, vx, vy = rng.uniform(10, width - 30), rng.uniform(10, height - 30), rng.uniform(-3, 3), rng.uniform(-2, 2)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(n_frames):
-            img = np.empty((height, width, 3), np.uint8)
-            img[:] = background
-            xi, yi = int(x + vx * i) % (width - 20), int(y + vy * i) % (height - 20)
-            img[yi:yi + 16, xi:xi + 16] = colour
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        out.mux(stream.encode())
-    return path
-
-
 def many(n: int, base: Path, env: dict, server) -> dict:
     """First run over n tiny videos, the second over the unchanged folder, a third with 10 more."""
+    from tests.media import moving_square
+
     folder, home = base / "videos", base / "home"
     for i in range(n):
-        tiny_video(folder / f"v{i:05d}.mp4", i)
+        moving_square(folder / f"v{i:05d}.mp4", i)
     runs = {f"first ({n} videos)": fm_run(folder, home, env, server),
             f"second (unchanged, {n} videos)": fm_run(folder, home, env, server)}
     for i in range(n, n + 10):
-        tiny_video(folder / f"v{i:05d}.mp4", i)
+        moving_square(folder / f"v{i:05d}.mp4", i)
     runs[f"third ({n} unchanged + 10 new)"] = fm_run(folder, home, env, server)
     return runs
 

@@ -8,8 +8,8 @@ with the same signature keeps its id without being read again (the quick check o
 `fm run` over 10,000 labelled videos reads none of them, `fm run --force` hashes every file again, and
 `ingest` checks the sha256 of what it decodes anyway). When the file at a known location changes, the new
 content is registered under its own id and the old id is retired as `stale` (its `videos` row says so; its
-other labels move to `_retired/<table>/` and leave the views, checks, splits and exports). A source that is gone is `source_missing`: its labels stay, marked, and
-are left out of splits and exports. A file that cannot be read is registered under an id of its location
+other labels move to `_retired/<table>/` and leave the views, checks, splits and exports). A source that is
+gone is `source_missing`: its labels stay, marked, and are left out of splits and exports. A file that cannot be read is registered under an id of its location
 (`<stem>-<8 hex of the uri's hash>`) with the reason, so it becomes that video's `error`, never a crash."""
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def register_video(uri: str, store: VideoStore, lake: Lake, signature: str | Non
     says was hashed with this same signature is not read again (see the module doc)."""
     name = uri.rsplit("/", 1)[-1]
     previous = lake.read_json(uri_key(uri)) if lake.exists(uri_key(uri)) else None
-    if signature is not None and previous is not None and previous.get("signature") == signature \
-            and previous.get("sha256") and previous.get("size_bytes") is not None:
-        digest, size, error = previous["sha256"], int(previous["size_bytes"]), None
+    hashed = previous or {}  # what this location held when it was last hashed, and with which signature
+    if signature is not None and hashed.get("signature") == signature and hashed.get("sha256"):
+        digest, size, error = hashed["sha256"], int(hashed["size_bytes"]), None
     else:
         try:
             path = store.fetch(uri)

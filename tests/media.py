@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "audio_only",
     "copy_to",
+    "moving_square",
     "single_frame",
     "small_mp4",
     "text_as_mp4",
@@ -86,6 +87,24 @@ def _write_h264(
 def _cfr(width: int, height: int, n: int) -> Iterator[tuple[np.ndarray, int]]:
     for i in range(n):
         yield _pattern(width, height, i), i
+
+
+def moving_square(path: Path, seed: int, n_frames: int = 30, width: int = 128, height: int = 96, fps: int = 10) -> Path:
+    """A short H.264 mp4 of one square moving over a plain background, its colours and motion drawn from `seed`:
+    every seed its own content (so its own video id)."""
+    rng = np.random.default_rng(seed)
+    background, colour = rng.integers(40, 90, size=3), rng.integers(150, 255, size=3)
+    x, y, vx, vy = rng.uniform(10, width - 30), rng.uniform(10, height - 30), rng.uniform(-3, 3), rng.uniform(-2, 2)
+
+    def frames() -> Iterator[tuple[np.ndarray, int]]:
+        for i in range(n_frames):
+            img = np.empty((height, width, 3), np.uint8)
+            img[:] = background
+            xi, yi = int(x + vx * i) % (width - 20), int(y + vy * i) % (height - 20)
+            img[yi:yi + 16, xi:xi + 16] = colour
+            yield img, i
+
+    return _write_h264(path, frames(), width, height, Fraction(1, fps), Fraction(fps))
 
 
 def small_mp4(path: Path, n_frames: int = 50, width: int = 320, height: int = 240, fps: int = 25) -> Path:

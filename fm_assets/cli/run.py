@@ -393,7 +393,8 @@ def summary(video_ids: list[str] | None = None, counts: bool = True):
     from fm_assets.definitions import defs
 
     wh = defs.resources["warehouse"]
-    tables = wh.tables() if counts else wh.tables({"videos"})
+    only = None if counts else {"videos"}
+    tables = wh.tables(only)
     if "videos" not in tables:
         return None
     parts = {
@@ -415,7 +416,7 @@ def summary(video_ids: list[str] | None = None, counts: bool = True):
         where = "WHERE v.video_id IN (" + ",".join("'" + v.replace("'", "''") + "'" for v in video_ids) + ")"
     return wh.query(
         f"SELECT v.video_id, v.status, round(v.duration_s, 2) AS duration_s{cols}, v.error "
-        f"FROM videos v {joins} {where} ORDER BY 1", only=None if counts else {"videos"}
+        f"FROM videos v {joins} {where} ORDER BY 1", only=only
     )
 
 

@@ -148,9 +148,10 @@ def build_asset_checks(checks: list[SqlCheck]) -> AssetChecksDefinition:
                             partitions_def=videos_partitions if partitioned else None,
                             metadata={"severity": c.severity, "scope": c.scope}) for c in checks]
     by_name = {c.name: c for c in checks}
+    # a per-video asset's dataset checks get their own name beside its per-video ones; splits has only these
+    name = f"{asset}_checks" if partitioned or asset == "splits" else f"{asset}_dataset_checks"
 
-    @multi_asset_check(name=f"{asset}_{'checks' if partitioned or asset == 'splits' else 'dataset_checks'}",
-                       specs=specs, can_subset=True,
+    @multi_asset_check(name=name, specs=specs, can_subset=True,
                        description=f"The {scope} checks of {asset}: " + ", ".join(by_name))
     def _checks(context: AssetCheckExecutionContext, warehouse: Warehouse):
         partitions = list(context.partition_keys) if partitioned else None
