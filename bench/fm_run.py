@@ -6,7 +6,7 @@ check): one `fm run -q <folder holding only that video>` as a subprocess, timed 
 imports, Dagster, every stage, checks and `splits` included). Then PyAV decode-only of the same file (the
 decoder settings of fm_resources.video.decode: first video stream, ``thread_type = "AUTO"``, no conversion),
 best of 3. The process is `python bench/fm_run.py --child run ...`, which wraps fm_resources.video.decode (a
-counter, nothing else) and then calls `fm`'s own entry point (fm_assets.cli.console), so the run is exactly `fm run`'s and also reports its
+counter, nothing else) and then calls `fm`'s own entry point (fm_assets.cli.entry_point), so the run is exactly `fm run`'s and also reports its
 decode passes: how many times a pass over the video started, by which stage, and the frames each pass decoded.
 Peak RSS is the child's VmHWM at its end (`fm run` executes in-process; with `clip_pool: process` the
 detector's worker processes are not in it; not the child's ru_maxrss, which Linux carries over from the parent's
@@ -107,7 +107,7 @@ def child(argv: list[str], report: Path) -> int:
         if name.startswith("fm_assets") and getattr(mod, "decode", None) is real:
             mod.decode = counted
 
-    from fm_assets.cli import console
+    from fm_assets.cli import entry_point
 
     rss: list[tuple[float, int]] = []  # (unix time, resident MB), every 0.1 s: which stage holds the peak
     done = threading.Event()
@@ -121,7 +121,7 @@ def child(argv: list[str], report: Path) -> int:
     threading.Thread(target=sample, daemon=True).start()
     sys.argv = ["fm", *argv]
     try:
-        rc = console()  # the `fm` executable's entry (its garbage-collector settings included)
+        rc = entry_point()  # the `fm` executable's own (its garbage-collector settings included)
     finally:
         done.set()
         # the peak resident memory of this process since its exec (not ru_maxrss, which also counts what the

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from fm_assets.cli import loaded
 from fm_assets.cli.console import console, one_line, print_frame, report_runs
 from fm_assets.cli.lake import write_duckdb
 from fm_resources.instance import add_video_partitions, dagster_instance
@@ -248,6 +249,7 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
     ids = list(dict.fromkeys(r.video_id for r in registered))
     add_video_partitions(instance, ids)
     plan = plan_videos(instance, ids, selection, run_config, force=force)
+    loaded()  # what this process works with is loaded: later garbage collections skip it
     job = defs.resolve_job_def("label_videos")
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     results = [{"video_id": Path(uri).name, "success": False, "run_id": None, "seconds": None,

@@ -39,10 +39,10 @@ def test_eval_loads_the_evaluation_code():
     assert {"fm_assets.cli.eval_mot", "fm_assets.cli.eval_labels", "fm_assets.evaluation.mot"} <= loaded_after(["eval"])
 
 
-def test_the_fm_executable_tunes_the_garbage_collector_and_runs_main():
-    """`fm` (pyproject's script) is console(): main() with a larger first GC threshold while it runs (collection
-    stays on) and the heap frozen at its end, so that interpreter shutdown does not walk it. main() itself, which
-    tests call in-process, leaves the collector alone."""
+def test_the_fm_executable_sets_the_garbage_collector_for_loading_then_working():
+    """`fm` (pyproject's script) is entry_point(): main() loading with a larger first GC threshold (collection stays
+    on), then, once loaded(), what it loaded frozen and the default pace back; the heap frozen at its end, so that
+    interpreter shutdown does not walk it. main() itself, which tests call in-process, leaves the collector alone."""
     import gc
     import subprocess
     import sys
@@ -51,17 +51,21 @@ def test_the_fm_executable_tunes_the_garbage_collector_and_runs_main():
     from fm_assets import cli
 
     script = Path(sys.executable).with_name("fm").read_text()  # what pip wrote for pyproject's [project.scripts]
-    assert "from fm_assets.cli import console" in script and "sys.exit(console())" in script
-    code = ("import gc, sys\nfrom fm_assets import cli\nbefore = gc.get_threshold()[0]\n"
-            "def fake_main():\n    print(before, gc.get_threshold()[0], gc.isenabled(), gc.get_freeze_count())\n"
-            "    return 3\ncli.main = fake_main\nrc = cli.console()\nprint(gc.get_freeze_count() > 0)\nsys.exit(rc)")
+    assert "from fm_assets.cli import entry_point" in script and "sys.exit(entry_point())" in script
+    code = ("import gc, sys\nfrom fm_assets import cli\ndefault = gc.get_threshold()\n"
+            "def fake_main():\n    print(gc.get_threshold()[0], gc.isenabled(), gc.get_freeze_count())\n"
+            "    cli.loaded()\n    print(gc.get_threshold() == default, gc.get_freeze_count())\n    return 3\n"
+            "cli.main = fake_main\nrc = cli.entry_point()\nprint(gc.get_freeze_count() > 0)\nsys.exit(rc)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 3, p.stderr  # main's exit code is the process's
-    during, frozen_after = p.stdout.split("\n")[:2]
-    before, threshold, enabled, frozen = during.split()
-    assert int(before) < cli.GC_FIRST_THRESHOLD == int(threshold) and enabled == "True" and frozen == "0"
-    assert frozen_after == "True"
-    threshold = gc.get_threshold()
+    loading, working, at_exit = p.stdout.split("\n")[:3]
+    threshold, enabled, frozen = loading.split()
+    assert int(threshold) == cli.LOADING_GC_THRESHOLD and enabled == "True" and frozen == "0"
+    back_to_default, frozen = working.split()
+    assert back_to_default == "True" and int(frozen) > 1000  # at least the modules loaded so far
+    assert at_exit == "True"
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert gc.get_threshold() == threshold
+    cli.loaded()  # in-process (as fm_assets.cli.run.run_videos calls it in the tests): nothing changes
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == frozen
