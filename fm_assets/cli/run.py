@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from fm_assets.cli import loaded
 from fm_assets.cli.console import console, one_line, print_frame, report_runs
@@ -112,20 +113,36 @@ def _chunks(items: list, n: int = 500):
         yield items[i:i + n]
 
 
-def latest_materializations(instance, key, partitions: list[str]) -> dict[str, tuple[int, object]]:
-    """{partition: (storage id, AssetMaterialization) of its latest materialization} of an asset, for these
-    partitions."""
+class Latest(NamedTuple):
+    """What the plan needs of an asset partition's latest materialization: its event's storage id, its data
+    provenance (code version, input cursors), the `config_version` it was made with and whether a caption failed.
+    Its metadata (pictures of up to 100 KB each) is not kept: at 10,000 videos that would be gigabytes."""
+    storage_id: int
+    provenance: object  # DataProvenance | None
+    config_version: str | None
+    failed: bool
+
+
+def latest_materializations(instance, key, partitions: list[str]) -> dict[str, Latest]:
+    """{partition: Latest} of an asset's latest materialization, for these partitions (500 records at a time)."""
     from dagster import AssetRecordsFilter, DagsterEventType
+    from dagster._core.definitions.data_version import DataProvenance
 
     wanted = set(partitions)
     ids = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION)
     storage_ids = [sid for part, sid in ids.items() if part in wanted]
-    out: dict[str, tuple[int, object]] = {}
+    out: dict[str, Latest] = {}
     for chunk in _chunks(storage_ids):
         for record in instance.fetch_materializations(AssetRecordsFilter(asset_key=key, storage_ids=chunk),
                                                       limit=len(chunk)).records:
-            if record.asset_materialization is not None and record.partition_key is not None:
-                out[record.partition_key] = (record.storage_id, record.asset_materialization)
+            mat = record.asset_materialization
+            if mat is None or record.partition_key is None:
+                continue
+            version, fails = mat.metadata.get("config_version"), mat.metadata.get("failed")
+            out[record.partition_key] = Latest(
+                record.storage_id, DataProvenance.from_tags(mat.tags or {}),
+                None if version is None else version.value,
+                fails is not None and isinstance(fails.value, int | float) and fails.value > 0)
     return out
 
 
@@ -151,24 +168,19 @@ def _fresh(graph, key, vid: str, latest: dict, wanted_config: str) -> bool:
     materialized again since (after the event-log cursor its data provenance recorded for that input: the rule of
     Dagster's CachingStaleStatusResolver for partitioned inputs, without its second look at whether the new data
     version differs), it has the wanted config, and no caption failed (metadata `failed`)."""
-    from dagster._core.definitions.data_version import DataProvenance
-
     got = latest[key].get(vid)
     if got is None:
         return False
-    mat = got[1]
-    provenance = DataProvenance.from_tags(mat.tags or {})
+    provenance = got.provenance
     if provenance is None or provenance.code_version != graph.get(key).code_version:
         return False
     for parent in graph.get(key).parent_keys:
         if parent not in latest:
             continue
         current, cursor = latest[parent].get(vid), provenance.input_storage_ids.get(parent)
-        if current is None or cursor is None or current[0] > cursor:
+        if current is None or cursor is None or current.storage_id > cursor:
             return False
-    version, fails = mat.metadata.get("config_version"), mat.metadata.get("failed")
-    return (version is not None and version.value == wanted_config
-            and not (fails is not None and isinstance(fails.value, int | float) and fails.value > 0))
+    return got.config_version == wanted_config and not got.failed
 
 
 def _dataset_missing(instance) -> bool:
