@@ -6,8 +6,9 @@ check): one `fm run -q <folder holding only that video>` as a subprocess, timed 
 imports, Dagster, every stage, checks and `splits` included). Then PyAV decode-only of the same file (the
 decoder settings of fm_resources.video.decode: first video stream, ``thread_type = "AUTO"``, no conversion),
 best of 3. The process is `python bench/fm_run.py --child run ...`, which wraps fm_resources.video.decode (a
-counter, nothing else) and then calls `fm`'s own entry point (fm_assets.cli.entry_point), so the run is exactly `fm run`'s and also reports its
-decode passes: how many times a pass over the video started, by which stage, and the frames each pass decoded.
+counter, nothing else) and then calls `fm`'s own entry point (fm_assets.cli.entry_point), so the run is
+exactly `fm run`'s and also reports its decode passes: how many times a pass over the video started, by which
+stage, and the frames each pass decoded.
 Peak RSS is the child's VmHWM at its end (`fm run` executes in-process; with `clip_pool: process` the
 detector's worker processes are not in it; not the child's ru_maxrss, which Linux carries over from the parent's
 memory at the fork: with --long, the parent has just held the source's decoded frames), and a 0.1 s sampling of

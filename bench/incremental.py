@@ -11,10 +11,11 @@ makes real LLM calls over HTTP; the counts below are the requests the server rec
     .venv/bin/python bench/incremental.py --markdown
     .venv/bin/python bench/incremental.py some.mp4 other.mp4 --json /tmp/incremental.json
 
-At scale (`--many N`): N distinct 3 s videos (tests/media.moving_square: a square moving over a plain background,
-seeded by its number, so each has its own content and id) are labelled by a first run; then the second run over the unchanged folder, and a
-third after 10 new videos were added (the "10,000 labelled videos plus 10 new" case of issue 14, at N): what a
-second run costs per labelled video, and whether the 10 new ones are all that is labelled.
+At scale (`--many N`): N distinct 3 s videos (tests/media.moving_square: a square moving over a plain
+background, seeded by its number, so each has its own content and id) are labelled by a first run; then the
+second run over the unchanged folder, and a third after 10 new videos were added (the "10,000 labelled videos
+plus 10 new" case of issue 14, at N): what a second run costs per labelled video, and whether the 10 new ones
+are all that is labelled.
 
     .venv/bin/python bench/incremental.py --many 200 --markdown
 """

@@ -9,8 +9,9 @@ with the same signature keeps its id without being read again (the quick check o
 `ingest` checks the sha256 of what it decodes anyway). When the file at a known location changes, the new
 content is registered under its own id and the old id is retired as `stale` (its `videos` row says so; its
 other labels move to `_retired/<table>/` and leave the views, checks, splits and exports). A source that is
-gone is `source_missing`: its labels stay, marked, and are left out of splits and exports. A file that cannot be read is registered under an id of its location
-(`<stem>-<8 hex of the uri's hash>`) with the reason, so it becomes that video's `error`, never a crash."""
+gone is `source_missing`: its labels stay, marked, and are left out of splits and exports. A file that cannot
+be read is registered under an id of its location (`<stem>-<8 hex of the uri's hash>`) with the reason, so it
+becomes that video's `error`, never a crash."""
 
 from __future__ import annotations
 

@@ -164,8 +164,8 @@ def build_asset_checks(checks: list[SqlCheck]) -> AssetChecksDefinition:
                 continue
             yield result_for(by_name[key.name], rows)
         if errors:
-            name, exc = errors[0]
-            raise RuntimeError(f"check {name} could not run: {type(exc).__name__}: {exc}"
+            first, exc = errors[0]
+            raise RuntimeError(f"check {first} could not run: {type(exc).__name__}: {exc}"
                                + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from exc
 
     return _checks
