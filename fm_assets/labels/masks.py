@@ -51,23 +51,24 @@ def decode_rle(rle: dict, height: int | None = None, width: int | None = None) -
 def rle_runs(counts: str) -> np.ndarray:
     """Run lengths (0s, 1s, 0s, ... in column-major order) of a COCO compressed RLE string: the 5-bit groups with a
     continuation bit, every count from the fourth on stored as the difference to the one two places before
-    (pycocotools' rleFrString)."""
-    runs: list[int] = []
-    p, n = 0, len(counts)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(counts[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        runs.append(x)
-    return np.asarray(runs, np.int64)
+    (pycocotools' rleFrString), vectorised over the characters."""
+    c = np.frombuffer(counts.encode("ascii"), np.uint8).astype(np.int64) - 48
+    if not len(c):
+        return np.zeros(0, np.int64)
+    last = (c & 0x20) == 0  # a number's last character (no continuation bit)
+    if not last[-1]:
+        raise ValueError(f"not a COCO RLE string: it ends inside a number ({counts[-8:]!r})")
+    starts = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    k = np.arange(len(c)) - np.repeat(starts, np.diff(np.append(starts, len(c))))  # place within its number
+    if k.max() > 12:
+        raise ValueError("not a COCO RLE string: a number longer than 64 bits")
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    negative = (c[last] & 0x10) != 0  # the last group's top bit: sign-extended
+    x = np.where(negative, x | (np.int64(-1) << (5 * (k[last] + 1)).clip(max=63)), x)
+    runs = x.copy()  # from the fourth on: the difference to the one two places before
+    runs[1::2] = np.cumsum(x[1::2])
+    runs[2::2] = np.cumsum(x[2::2])
+    return runs
 
 
 def rle_string(runs: np.ndarray) -> str:

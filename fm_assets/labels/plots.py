@@ -5,6 +5,7 @@
   panel per clip (the clips with the most kept tracks), tiled.
 - ``speed_plot``: the speed of each drawn track over time (frame diagonals per second, from the smoothed
   path), in the same colours: stops, starts and speed changes are easy to check against the facts.
+- ``shrink``: the anti-aliased downscale that the detector's frames take (and that pictures can take too).
 - ``encode_png`` keeps a picture under a byte budget (palette PNG, then smaller) for Dagster's metadata;
   ``md_image`` makes the Markdown that the UI shows.
 
@@ -290,6 +291,31 @@ def legend_strip(rows: Sequence[tuple[tuple[int, int, int] | None, str]], width:
         cv2.putText(strip, text, (x + (sw + gap if colour is not None else 0), y + 14), FONT, scale, ink, 1,
                     cv2.LINE_AA)
     return strip
+
+
+def shrink(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`img` (height x width x channels, uint8) resized to `width` x `height`, anti-aliased when it shrinks:
+    OpenCV's area average by the largest whole factor that fits in both directions (its fast path), then linear
+    interpolation for what remains (a factor under 2). A one-step area resize at a factor that is not whole is
+    5-6x slower (2.0 against 0.3 ms for a 768x576 frame to 320x240; 4.6 against 0.9 ms for 1920x1080 to
+    1280x720), within a grey level on average of this one. An image whose sides are not multiples of the
+    factor is averaged without its last rows and columns, and the linear step then maps every output pixel to
+    where it lies in the whole image (an affine warp, edges replicated): nothing shifts."""
+    h0, w0 = img.shape[:2]
+    if (w0, h0) == (width, height):
+        return img
+    k = min(w0 // width, h0 // height)
+    if k < 2:
+        return cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+    w1, h1 = w0 // k, h0 // k
+    small = cv2.resize(img[: h1 * k, : w1 * k], (w1, h1), interpolation=cv2.INTER_AREA)
+    if (w1, h1) == (width, height):
+        return small
+    if (w1 * k, h1 * k) == (w0, h0):
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    ax, ay = w0 / (width * k), h0 / (height * k)  # output pixel centre -> position in `small`
+    return cv2.warpAffine(small, np.float32([[ax, 0, ax / 2 - 0.5], [0, ay, ay / 2 - 0.5]]), (width, height),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 def jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:

@@ -22,7 +22,7 @@ import polars as pl
 from fm_assets.labels.ids import seed_for
 from fm_assets.labels.masks import rle_columns
 from fm_assets.labels.params import check_bounds, param
-from fm_assets.labels.plots import encode_png, jpeg
+from fm_assets.labels.plots import encode_png, jpeg, shrink
 from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
 from fm_assets.labels.types import Detections, Tracked, VideoFrame
 
@@ -318,8 +318,7 @@ class DetectionPass:
         longest = max(img.shape[:2])
         self.scale = max(1.0, longest / self.p.max_side)
         if self.scale > 1.0:
-            img = cv2.resize(img, (round(img.shape[1] / self.scale), round(img.shape[0] / self.scale)),
-                             interpolation=cv2.INTER_AREA)
+            img = shrink(img, round(img.shape[1] / self.scale), round(img.shape[0] / self.scale))
         self.held.append((fr.idx, fr.t_s, img))
 
     def clip(self, c: dict) -> None:

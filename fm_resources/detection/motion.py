@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from fm_assets.labels.masks import rle_of_crop
+from fm_assets.labels.plots import shrink
 from fm_assets.labels.types import Detections
 
 _HOG_WIN = (64, 128)  # OpenCV default people detector window (w, h)
@@ -191,8 +192,7 @@ class MotionDetector:
         # 1. reduced, lightly blurred frames
         small = np.empty((n, h, w, 3), np.uint8)
         for i, f in enumerate(frames):
-            img = cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != (full_w, full_h) else f
-            small[i] = cv2.GaussianBlur(img, (3, 3), 0)
+            small[i] = cv2.GaussianBlur(shrink(f, w, h), (3, 3), 0)
 
         # 2. background: per-pixel temporal median of (a spread subset of) the clip
         pick = np.unique(np.linspace(0, n - 1, min(n, self.bg_max_frames)).round().astype(int))

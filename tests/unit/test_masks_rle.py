@@ -40,3 +40,11 @@ def test_run_lengths_round_trip_through_the_compressed_string():
         assert np.array_equal(rle_runs(s), runs)
     big = np.array([0, 2**31, 3, 2**31 - 7, 1])  # differences far outside a few 5-bit groups, both signs
     assert np.array_equal(rle_runs(rle_string(big)), big)
+
+
+def test_a_string_cut_inside_a_number_is_refused():
+    s = rle_string(np.array([3, 100000, 7]))
+    assert np.array_equal(rle_runs(s), [3, 100000, 7])
+    with pytest.raises(ValueError, match="ends inside a number"):
+        rle_runs(s[:2])  # 100000 takes four characters: cut after its first
+    assert len(rle_runs("")) == 0

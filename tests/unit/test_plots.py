@@ -195,3 +195,34 @@ def test_tracks_overlay_stays_under_the_metadata_budget():
     assert 200 <= width < 960 and abs(height / width - 9 / 16) < 0.01  # smaller, the shape kept
     flat = draw_tracks(np.full((480, 640, 3), 90, np.uint8), pl.DataFrame(rows), at_frame=4)
     assert png_pixels(flat).shape[:2] == (480, 640)  # a picture that fits is not made smaller
+
+
+@pytest.mark.parametrize("size, out", [((576, 768), (240, 320)), ((1080, 1920), (720, 1280)), ((1080, 1920), (180, 320)),
+                                       ((481, 641), (160, 214)), ((100, 100), (100, 100)), ((90, 120), (180, 240))])
+def test_shrink_keeps_the_picture_where_it_was(size, out):
+    """shrink (the detector's downscale) gives the size asked for, keeps a square where it was (its centroid within a
+    quarter of an output pixel) and its brightness, stays close to a one-step area average on textured frames
+    (what it stands in for), and returns a frame of the right size as it is."""
+    import cv2
+
+    h0, w0 = size
+    h1, w1 = out
+    img = np.full((h0, w0, 3), 40, np.uint8)
+    y0, y1, x0, x1 = h0 // 3, h0 // 3 + h0 // 5, w0 // 2, w0 // 2 + w0 // 6
+    img[y0:y1, x0:x1] = 220
+    small = plots.shrink(img, w1, h1)
+    assert small.shape == (h1, w1, 3) and small.dtype == np.uint8
+    if (h1, w1) == (h0, w0):
+        assert small is img
+        return
+    sy, sx = h1 / h0, w1 / w0
+    lum = small[..., 0].astype(float) - 40
+    ys, xs = np.mgrid[0:h1, 0:w1]
+    cy, cx = (lum * ys).sum() / lum.sum(), (lum * xs).sum() / lum.sum()
+    assert abs(cy - ((y0 + y1) / 2 * sy - 0.5)) < 0.25 and abs(cx - ((x0 + x1) / 2 * sx - 0.5)) < 0.25
+    assert abs(lum.sum() * (1 / (sx * sy)) - 180 * (y1 - y0) * (x1 - x0)) < 0.02 * 180 * (y1 - y0) * (x1 - x0)
+    noise = np.random.default_rng(0).integers(0, 256, (h0 // 8 + 1, w0 // 8 + 1, 3), dtype=np.uint8)
+    textured = cv2.resize(noise, (w0, h0), interpolation=cv2.INTER_CUBIC)  # detail at a few pixels' scale
+    if w1 < w0:
+        area = cv2.resize(textured, (w1, h1), interpolation=cv2.INTER_AREA)
+        assert np.abs(plots.shrink(textured, w1, h1).astype(int) - area).mean() < 2.0
