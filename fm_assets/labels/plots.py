@@ -314,7 +314,7 @@ def shrink(img: np.ndarray, width: int, height: int) -> np.ndarray:
     if (w1 * k, h1 * k) == (w0, h0):
         return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     ax, ay = w0 / (width * k), h0 / (height * k)  # output pixel centre -> position in `small`
-    return cv2.warpAffine(small, np.float32([[ax, 0, ax / 2 - 0.5], [0, ay, ay / 2 - 0.5]]), (width, height),
+    return cv2.warpAffine(small, np.array([[ax, 0, ax / 2 - 0.5], [0, ay, ay / 2 - 0.5]], np.float32), (width, height),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
