@@ -12,7 +12,9 @@ stage, and the frames each pass decoded.
 Peak RSS is the child's VmHWM at its end (`fm run` executes in-process; with `clip_pool: process` the
 detector's worker processes are not in it; not the child's ru_maxrss, which Linux carries over from the parent's
 memory at the fork: with --long, the parent has just held the source's decoded frames), and a 0.1 s sampling of
-its resident memory says which stage holds the peak. Per-stage seconds are the
+its resident memory says which stage holds the peak. The same sampling records the highest proportional set
+size (PSS) of the child and all its descendants (the worker processes and forkserver of `clip_pool: process`),
+which counts memory they share once. Per-stage seconds are the
 lake's `stage_runs` (as `fm sql -f sql/reports/stage_seconds.sql` shows them; `videos`, `raw_clips` and `detections` are one
 step, ingest, shown as "ingest + detections").
 
@@ -111,6 +113,7 @@ def child(argv: list[str], report: Path) -> int:
     from fm_assets.cli import entry_point
 
     rss: list[tuple[float, int]] = []  # (unix time, resident MB), every 0.1 s: which stage holds the peak
+    tree = [0]  # the highest proportional set size (PSS) of this process and all its descendants, MB
     done = threading.Event()
     page = os.sysconf("SC_PAGE_SIZE")
 
@@ -118,6 +121,7 @@ def child(argv: list[str], report: Path) -> int:
         while not done.wait(0.1):
             with open("/proc/self/statm") as fh:
                 rss.append((time.time(), int(fh.read().split()[1]) * page // 2**20))
+            tree[0] = max(tree[0], tree_pss_mb(os.getpid()))
 
     threading.Thread(target=sample, daemon=True).start()
     sys.argv = ["fm", *argv]
@@ -129,7 +133,7 @@ def child(argv: list[str], report: Path) -> int:
         # parent held when it forked this child: e.g. the frames --long decoded)
         with open("/proc/self/status") as fh:
             hwm = next((int(ln.split()[1]) // 1024 for ln in fh if ln.startswith("VmHWM:")), None)
-        report.write_text(json.dumps({"passes": passes, "rss": rss, "peak_rss_mb": hwm}))
+        report.write_text(json.dumps({"passes": passes, "rss": rss, "peak_rss_mb": hwm, "peak_tree_pss_mb": tree[0]}))
     return int(rc or 0)
 
 
@@ -143,6 +147,28 @@ def stage_runs(home: Path) -> list[tuple[str, float, float]]:
     con = duckdb.connect()
     return [(a, float(end) - float(sec), float(end)) for a, end, sec in con.execute(
         "SELECT asset, epoch(finished_at), seconds FROM read_parquet(?, union_by_name=true)", [files]).fetchall()]
+
+
+def tree_pss_mb(root: int) -> int:
+    """The proportional set size of process `root` and all its descendants (the detector's worker processes, the
+    forkserver), MB: memory they share (libraries, shared memory blocks) is counted once in all, not once each."""
+    pids, i = [root], 0
+    while i < len(pids):
+        try:
+            for task in os.listdir(f"/proc/{pids[i]}/task"):
+                with open(f"/proc/{pids[i]}/task/{task}/children") as fh:
+                    pids += [int(x) for x in fh.read().split()]
+        except OSError:
+            pass  # gone meanwhile
+        i += 1
+    kb = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                kb += next(int(line.split()[1]) for line in fh if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            pass
+    return kb // 1024
 
 
 def peak_by_stage(steps: list[tuple[str, float, float]], rss: list[tuple[float, int]]) -> dict[str, int]:
@@ -198,6 +224,7 @@ def measure(video: Path, pool: str | None = None) -> dict:
     return {"video": video.name + (f" ({pool})" if pool else ""), "frames": n, "decode_s": round(min(decode), 3), "fm_run_s": round(wall, 2),
             "ratio": round(wall / min(decode), 1),
             "peak_rss_mb": counted.get("peak_rss_mb") or round(usage.ru_maxrss / 1024),
+            "peak_tree_pss_mb": counted.get("peak_tree_pss_mb"),
             "passes": counted["passes"], "stages": stages, "peak_mb_by_stage": peak_by_stage(steps, counted["rss"])}
 
 
@@ -231,7 +258,8 @@ def main() -> int:
         for pss in r["passes"]:
             by.setdefault(pss["by"], []).append(pss["frames"])
         print(f"{r['video']}: {r['frames']} frames, decode-only {r['decode_s']} s, fm run {r['fm_run_s']} s = "
-              f"{r['ratio']}x (target <= {TARGET:g}x), peak RSS {r['peak_rss_mb']} MB; decode passes "
+              f"{r['ratio']}x (target <= {TARGET:g}x), peak RSS {r['peak_rss_mb']} MB (with its child processes: "
+              f"{r['peak_tree_pss_mb']} MB PSS); decode passes "
               f"{len(r['passes'])}: {by}; stages {r['stages']}; peak MB by stage {r['peak_mb_by_stage']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
@@ -239,14 +267,15 @@ def main() -> int:
         print(machine.run_header(result, "One `fm run` per video, fresh FM_HOME, embedded defaults."))
         # videos, raw_clips and detections are one step (`ingest`: one decode pass), shown as its `detections`
         stages = ("detections", "tracks", "trajectories", "captions", "qa_pairs", "splits")
-        print("| video | frames | decode-only s | fm run s | ratio | peak RSS MB | decode passes (frames) | "
+        print("| video | frames | decode-only s | fm run s | ratio | peak RSS MB | with children, PSS MB | "
+              "decode passes (frames) | "
               + " | ".join(("ingest + detections", *stages[1:])) + " | rest |")
-        print("|---|--:|--:|--:|--:|--:|---|" + "--:|" * (len(stages) + 1))
+        print("|---|--:|--:|--:|--:|--:|--:|---|" + "--:|" * (len(stages) + 1))
         for r in result["videos"]:
             passes = ", ".join(f"{p['by'].split('.')[0]} ({p['frames']})" for p in r["passes"])
             rest = r["fm_run_s"] - sum(v for k, v in r["stages"].items() if k not in ("videos", "raw_clips"))
             print(f"| {r['video']} | {r['frames']} | {r['decode_s']} | {r['fm_run_s']} | **{r['ratio']}** | "
-                  f"{r['peak_rss_mb']:.0f} | {passes} | " + " | ".join(f"{r['stages'].get(s, 0):.2f}" for s in stages)
+                  f"{r['peak_rss_mb']:.0f} | {r['peak_tree_pss_mb']} | {passes} | " + " | ".join(f"{r['stages'].get(s, 0):.2f}" for s in stages)
                   + f" | {rest:.2f} |")
     return 0
 

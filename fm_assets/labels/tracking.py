@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import cv2
 import numpy as np
@@ -260,6 +260,34 @@ def _detect_batch(detector: ClipDetector, video_id: str, clip_id: str, batch: li
     return frame(out, DETECTIONS), busy
 
 
+def _detect_shared(detector: ClipDetector, video_id: str, clip_id: str, name: str, shape: tuple[int, ...],
+                   at: list[tuple[int, float]], scale: float, step: int) -> tuple[pl.DataFrame, float]:
+    """_detect_batch in a worker process on frames the caller put in the shared memory block `name` (a (frames,
+    height, width, 3) uint8 array; `at`: each frame's index and time), instead of frames pickled to it: a 100-frame
+    clip of 768x576 frames is 130 MB to copy through a pipe."""
+    from multiprocessing import shared_memory
+
+    block = shared_memory.SharedMemory(name=name)
+    try:
+        frames = np.ndarray(shape, np.uint8, buffer=block.buf)
+        batch = [(idx, t, frames[k]) for k, (idx, t) in enumerate(at)]
+        del frames
+        return _detect_batch(detector, video_id, clip_id, batch, scale, step)
+    finally:
+        batch = []  # the views go before the block is closed
+        try:
+            block.close()
+        except BufferError:  # a view still held (by an exception's traceback): the mapping goes with it
+            pass
+
+
+def _free(block) -> None:
+    """Close and remove a shared memory block (None: nothing)."""
+    if block is not None:
+        block.close()
+        block.unlink()
+
+
 def clip_pool(workers: int, kind: str) -> Executor | None:
     """The pool `detect_video` detects clips in: `workers` processes (started by a forkserver: no state copied
     from this multi-threaded process) or threads; None for one worker. A process pool that cannot start here
@@ -300,7 +328,7 @@ class DetectionPass:
         self.workers, self.pool_kind = workers, pool_kind
         self.parallel = getattr(detector, "parallel_clips", False) and workers > 1
         self.pool: Executor | None = None
-        self.pending: deque[Future] = deque()
+        self.pending: deque[tuple[Future, Any]] = deque()  # (clip's job, its shared memory block or None)
         self.held: deque[tuple[int, float, np.ndarray]] = deque()  # (frame, time, image) of the clips to come
         self.scale = 1.0
         self.run = DetectionRun([], 0, 0.0, {})
@@ -336,26 +364,48 @@ class DetectionPass:
         self.keep_still(c["clip_id"], jpeg(still, quality=90))
         self.run.frames += len(batch)
         if not self.parallel:
-            self._collect(_detect_batch(self.detector, self.video_id, c["clip_id"], batch, self.scale, self.step))
+            self._add(*_detect_batch(self.detector, self.video_id, c["clip_id"], batch, self.scale, self.step))
             return
         if self.pool is None:
             self.pool = clip_pool(self.workers, self.pool_kind)
         while len(self.pending) >= self.workers:  # at most `workers` clips' frames held at once
-            self._collect(self.pending.popleft().result())
-        self.pending.append(cast(Executor, self.pool).submit(_detect_batch, self.detector, self.video_id, c["clip_id"],
-                                                             batch, self.scale, self.step))
+            self._collect(*self.pending.popleft())
+        block = None
+        if isinstance(self.pool, ProcessPoolExecutor) and len({img.shape for _, _, img in batch}) == 1:
+            # a worker process reads the clip's frames from shared memory (one copy here, none through a pipe)
+            from multiprocessing import shared_memory
+
+            shape = (len(batch), *batch[0][2].shape)
+            block = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
+            frames = np.ndarray(shape, np.uint8, buffer=block.buf)
+            for k, (_, _, img) in enumerate(batch):
+                frames[k] = img
+            del frames
+            job = self.pool.submit(_detect_shared, self.detector, self.video_id, c["clip_id"], block.name, shape,
+                                   [(idx, t) for idx, t, _ in batch], self.scale, self.step)
+        else:
+            job = cast(Executor, self.pool).submit(_detect_batch, self.detector, self.video_id, c["clip_id"], batch,
+                                                   self.scale, self.step)
+        self.pending.append((job, block))
 
     def run_still(self, clip_id: str, data: bytes) -> None:
         self.run.stills[clip_id] = data
 
-    def _collect(self, done: tuple[pl.DataFrame, float]) -> None:
-        self.run.parts.append(done[0])
-        self.run.busy_s += done[1]
+    def _collect(self, job: Future, block: Any = None) -> None:
+        """A clip's rows and detector seconds, once its job is done; its shared memory block (if any) freed."""
+        try:
+            self._add(*job.result())
+        finally:
+            _free(block)
+
+    def _add(self, rows: pl.DataFrame, busy: float) -> None:
+        self.run.parts.append(rows)
+        self.run.busy_s += busy
 
     def finish(self) -> DetectionRun:
         """The detections of every clip given, once the last is done."""
         while self.pending:
-            self._collect(self.pending.popleft().result())
+            self._collect(*self.pending.popleft())
         return self.run
 
     def close(self) -> None:
@@ -363,6 +413,8 @@ class DetectionPass:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+        while self.pending:
+            _free(self.pending.popleft()[1])
 
 
 def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFrame, fps: float | None,

@@ -263,3 +263,60 @@ def test_clips_detected_in_a_pool_give_the_same_rows_and_stills(scenes, pool_kin
     frame = next(f.rgb() for f in decode(path) if f.idx == middle)
     still = read_still(runs[1].stills["c1"], frame.shape[1], frame.shape[0])
     assert np.abs(still.astype(int) - frame.astype(int)).mean() < 4  # the clip's middle frame (JPEG)
+
+
+class _FrameProbe:
+    """A detector for a worker process: one box a frame, labelled by how the frame reached it ("shared": a view of a
+    memory map, "copied": pickled bytes or an array of its own); it fails on a clip whose first frame is `fail_at`."""
+
+    name = "probe"
+    parallel_clips = True
+
+    def __init__(self, fail_at: int | None = None):
+        self.fail_at = fail_at
+
+    def detect_clip(self, frames):
+        from fm_assets.labels.types import Detections
+
+        frames = list(frames)
+        if self.fail_at is not None and int(frames[0][0, 0, 0]) == self.fail_at:
+            raise RuntimeError("probe detector failed on purpose")
+        return [Detections([[0, 0, 8, 8]], [0.9], ["shared" if _mapped(f) else "copied"]) for f in frames]
+
+
+def _mapped(a: np.ndarray) -> bool:
+    """Whether an array's memory is a memory map (a shared memory block), not bytes or an array of its own."""
+    import mmap
+
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return isinstance(a.obj if isinstance(a, memoryview) else a, mmap.mmap)
+
+
+def test_a_process_pool_reads_the_clips_frames_from_shared_memory_and_frees_them(tmp_path):
+    """With clip_pool: process, a worker gets its clip's frames as a view of a shared memory block (not pickled
+    through a pipe); every block is freed once its clip is done, and also when a worker's clip fails (the error
+    reaches the caller)."""
+    from pathlib import Path
+
+    from fm_assets.labels.tracking import DetectionParams, detect_video
+
+    class Frame:
+        def __init__(self, idx):
+            self.idx, self.t_s, self.rotation = idx, idx / 10, 0
+
+        def rgb(self):
+            return np.full((48, 64, 3), self.idx, np.uint8)
+
+    clips = pl.DataFrame({"clip_id": [f"c{k}" for k in range(4)], "start_frame": [10 * k for k in range(4)],
+                          "end_frame": [10 * (k + 1) for k in range(4)]})
+    shm = Path("/dev/shm")
+    before = set(shm.iterdir())
+    run = detect_video("v", (Frame(i) for i in range(40)), clips, 10.0, _FrameProbe(), DetectionParams(), workers=2,
+                       pool_kind="process")
+    assert len(run.table) == 40 and set(run.table["label"]) == {"shared"}
+    assert set(shm.iterdir()) == before
+    with pytest.raises(RuntimeError, match="on purpose"):
+        detect_video("v", (Frame(i) for i in range(40)), clips, 10.0, _FrameProbe(fail_at=10), DetectionParams(),
+                     workers=2, pool_kind="process")
+    assert set(shm.iterdir()) == before
