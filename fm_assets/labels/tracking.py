@@ -281,6 +281,19 @@ def _detect_shared(detector: ClipDetector, video_id: str, clip_id: str, name: st
             pass
 
 
+def _shared_room(nbytes: int, where: str = "/dev/shm") -> bool:
+    """Whether the shared memory file system has room for a block of `nbytes` (and as much to spare): a block
+    written past its size limit (a container's /dev/shm is often 64 MB) kills the process with SIGBUS, so a clip
+    that does not fit is pickled to its worker instead."""
+    import os
+
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize >= 2 * nbytes
+
+
 def _free(block) -> None:
     """Close and remove a shared memory block (None: nothing)."""
     if block is not None:
@@ -371,18 +384,23 @@ class DetectionPass:
         while len(self.pending) >= self.workers:  # at most `workers` clips' frames held at once
             self._collect(*self.pending.popleft())
         block = None
-        if isinstance(self.pool, ProcessPoolExecutor) and len({img.shape for _, _, img in batch}) == 1:
+        shape = (len(batch), *batch[0][2].shape)
+        if (isinstance(self.pool, ProcessPoolExecutor) and len({img.shape for _, _, img in batch}) == 1
+                and _shared_room(int(np.prod(shape)))):
             # a worker process reads the clip's frames from shared memory (one copy here, none through a pipe)
             from multiprocessing import shared_memory
 
-            shape = (len(batch), *batch[0][2].shape)
             block = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
-            frames = np.ndarray(shape, np.uint8, buffer=block.buf)
-            for k, (_, _, img) in enumerate(batch):
-                frames[k] = img
-            del frames
-            job = self.pool.submit(_detect_shared, self.detector, self.video_id, c["clip_id"], block.name, shape,
-                                   [(idx, t) for idx, t, _ in batch], self.scale, self.step)
+            try:
+                frames = np.ndarray(shape, np.uint8, buffer=block.buf)
+                for k, (_, _, img) in enumerate(batch):
+                    frames[k] = img
+                del frames
+                job = self.pool.submit(_detect_shared, self.detector, self.video_id, c["clip_id"], block.name, shape,
+                                       [(idx, t) for idx, t, _ in batch], self.scale, self.step)
+            except BaseException:
+                _free(block)
+                raise
         else:
             job = cast(Executor, self.pool).submit(_detect_batch, self.detector, self.video_id, c["clip_id"], batch,
                                                    self.scale, self.step)

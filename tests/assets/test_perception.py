@@ -320,3 +320,27 @@ def test_a_process_pool_reads_the_clips_frames_from_shared_memory_and_frees_them
         detect_video("v", (Frame(i) for i in range(40)), clips, 10.0, _FrameProbe(fail_at=10), DetectionParams(),
                      workers=2, pool_kind="process")
     assert set(shm.iterdir()) == before
+
+
+def test_a_clip_that_does_not_fit_in_shared_memory_is_pickled_to_its_worker(monkeypatch, tmp_path):
+    """Where /dev/shm has no room for a clip (a container's is often 64 MB; writing past it kills the process), the
+    clip's frames are pickled to the worker instead, with the same rows."""
+    from fm_assets.labels import tracking
+    from fm_assets.labels.tracking import DetectionParams, detect_video
+
+    assert tracking._shared_room(1024, str(tmp_path))
+    assert not tracking._shared_room(10**18, str(tmp_path))
+    assert not tracking._shared_room(1024, str(tmp_path / "absent"))
+
+    class Frame:
+        def __init__(self, idx):
+            self.idx, self.t_s, self.rotation = idx, idx / 10, 0
+
+        def rgb(self):
+            return np.full((48, 64, 3), self.idx, np.uint8)
+
+    clips = pl.DataFrame({"clip_id": ["c0", "c1", "c2"], "start_frame": [0, 10, 20], "end_frame": [10, 20, 30]})
+    monkeypatch.setattr(tracking, "_shared_room", lambda nbytes, where="/dev/shm": False)
+    run = detect_video("v", (Frame(i) for i in range(30)), clips, 10.0, _FrameProbe(), DetectionParams(), workers=2,
+                       pool_kind="process")
+    assert len(run.table) == 30 and set(run.table["label"]) == {"copied"}
