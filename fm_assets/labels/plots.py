@@ -5,7 +5,7 @@
   panel per clip (the clips with the most kept tracks), tiled.
 - ``speed_plot``: the speed of each drawn track over time (frame diagonals per second, from the smoothed
   path), in the same colours: stops, starts and speed changes are easy to check against the facts.
-- ``shrink``: the anti-aliased downscale that the detector's frames take (and that pictures can take too).
+- ``shrink``: the anti-aliased downscale that the detector's frames take (`DetectionPass`, the `motion` detector).
 - ``encode_png`` keeps a picture under a byte budget (palette PNG, then smaller) for Dagster's metadata;
   ``md_image`` makes the Markdown that the UI shows.
 

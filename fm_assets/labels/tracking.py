@@ -260,6 +260,23 @@ def _detect_batch(detector: ClipDetector, video_id: str, clip_id: str, batch: li
     return frame(out, DETECTIONS), busy
 
 
+def _shared_frames(batch: list[tuple[int, float, np.ndarray]], shape: tuple[int, ...]):
+    """A new shared memory block holding the batch's frames (all of one size) as one `shape` uint8 array, for
+    _detect_shared; the caller frees it (_free)."""
+    from multiprocessing import shared_memory
+
+    block = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
+    try:
+        frames = np.ndarray(shape, np.uint8, buffer=block.buf)
+        for k, (_, _, img) in enumerate(batch):
+            frames[k] = img
+        del frames
+    except BaseException:
+        _free(block)
+        raise
+    return block
+
+
 def _detect_shared(detector: ClipDetector, video_id: str, clip_id: str, name: str, shape: tuple[int, ...],
                    at: list[tuple[int, float]], scale: float, step: int) -> tuple[pl.DataFrame, float]:
     """_detect_batch in a worker process on frames the caller put in the shared memory block `name` (a (frames,
@@ -388,14 +405,8 @@ class DetectionPass:
         if (isinstance(self.pool, ProcessPoolExecutor) and len({img.shape for _, _, img in batch}) == 1
                 and _shared_room(int(np.prod(shape)))):
             # a worker process reads the clip's frames from shared memory (one copy here, none through a pipe)
-            from multiprocessing import shared_memory
-
-            block = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
+            block = _shared_frames(batch, shape)
             try:
-                frames = np.ndarray(shape, np.uint8, buffer=block.buf)
-                for k, (_, _, img) in enumerate(batch):
-                    frames[k] = img
-                del frames
                 job = self.pool.submit(_detect_shared, self.detector, self.video_id, c["clip_id"], block.name, shape,
                                        [(idx, t) for idx, t, _ in batch], self.scale, self.step)
             except BaseException:

@@ -284,6 +284,16 @@ class _FrameProbe:
         return [Detections([[0, 0, 8, 8]], [0.9], ["shared" if _mapped(f) else "copied"]) for f in frames]
 
 
+class _NumberedFrame:
+    """A decoded frame at 10 fps whose every pixel holds its index (so a detector can tell the clips apart)."""
+
+    def __init__(self, idx: int):
+        self.idx, self.t_s, self.rotation = idx, idx / 10, 0
+
+    def rgb(self) -> np.ndarray:
+        return np.full((48, 64, 3), self.idx, np.uint8)
+
+
 def _mapped(a: np.ndarray) -> bool:
     """Whether an array's memory is a memory map (a shared memory block), not bytes or an array of its own."""
     import mmap
@@ -293,7 +303,7 @@ def _mapped(a: np.ndarray) -> bool:
     return isinstance(a.obj if isinstance(a, memoryview) else a, mmap.mmap)
 
 
-def test_a_process_pool_reads_the_clips_frames_from_shared_memory_and_frees_them(tmp_path):
+def test_a_process_pool_reads_the_clips_frames_from_shared_memory_and_frees_them():
     """With clip_pool: process, a worker gets its clip's frames as a view of a shared memory block (not pickled
     through a pipe); every block is freed once its clip is done, and also when a worker's clip fails (the error
     reaches the caller)."""
@@ -301,26 +311,20 @@ def test_a_process_pool_reads_the_clips_frames_from_shared_memory_and_frees_them
 
     from fm_assets.labels.tracking import DetectionParams, detect_video
 
-    class Frame:
-        def __init__(self, idx):
-            self.idx, self.t_s, self.rotation = idx, idx / 10, 0
-
-        def rgb(self):
-            return np.full((48, 64, 3), self.idx, np.uint8)
-
     clips = pl.DataFrame({"clip_id": [f"c{k}" for k in range(4)], "start_frame": [10 * k for k in range(4)],
                           "end_frame": [10 * (k + 1) for k in range(4)]})
+
     def blocks() -> set:  # Python's shared memory blocks (not the pool's semaphores, also kept in /dev/shm)
         return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("psm_")}
 
     before = blocks()
-    run = detect_video("v", (Frame(i) for i in range(40)), clips, 10.0, _FrameProbe(), DetectionParams(), workers=2,
-                       pool_kind="process")
+    run = detect_video("v", (_NumberedFrame(i) for i in range(40)), clips, 10.0, _FrameProbe(), DetectionParams(),
+                       workers=2, pool_kind="process")
     assert len(run.table) == 40 and set(run.table["label"]) == {"shared"}
     assert blocks() == before
     with pytest.raises(RuntimeError, match="on purpose"):
-        detect_video("v", (Frame(i) for i in range(40)), clips, 10.0, _FrameProbe(fail_at=10), DetectionParams(),
-                     workers=2, pool_kind="process")
+        detect_video("v", (_NumberedFrame(i) for i in range(40)), clips, 10.0, _FrameProbe(fail_at=10),
+                     DetectionParams(), workers=2, pool_kind="process")
     assert blocks() == before
 
 
@@ -334,15 +338,8 @@ def test_a_clip_that_does_not_fit_in_shared_memory_is_pickled_to_its_worker(monk
     assert not tracking._shared_room(10**18, str(tmp_path))
     assert not tracking._shared_room(1024, str(tmp_path / "absent"))
 
-    class Frame:
-        def __init__(self, idx):
-            self.idx, self.t_s, self.rotation = idx, idx / 10, 0
-
-        def rgb(self):
-            return np.full((48, 64, 3), self.idx, np.uint8)
-
     clips = pl.DataFrame({"clip_id": ["c0", "c1", "c2"], "start_frame": [0, 10, 20], "end_frame": [10, 20, 30]})
     monkeypatch.setattr(tracking, "_shared_room", lambda nbytes, where="/dev/shm": False)
-    run = detect_video("v", (Frame(i) for i in range(30)), clips, 10.0, _FrameProbe(), DetectionParams(), workers=2,
-                       pool_kind="process")
+    run = detect_video("v", (_NumberedFrame(i) for i in range(30)), clips, 10.0, _FrameProbe(), DetectionParams(),
+                       workers=2, pool_kind="process")
     assert len(run.table) == 30 and set(run.table["label"]) == {"copied"}
