@@ -1,6 +1,7 @@
 """Benchmark: `fm run` again over a folder it has labelled (issue 14: a second run over an unchanged folder >= 20x
-faster than the first, with 0 LLM calls), then with one stage's config changed (only that stage and what follows
-rerun), then with `--force`.
+faster than the first, with 0 LLM calls; answered by the quick check, fm_resources/quickcheck.py), again with the
+quick check's memo removed (Dagster's plan decides, as after any change), then with one stage's config changed
+(only that stage and what follows rerun), then with `--force`.
 
 Through the real `fm` command (subprocesses), one fresh FM_HOME, on the videos of ../shared/data/videos (default) or
 the paths given. The LLM is the OpenAI-compatible test server of tests/llm_server.py on 127.0.0.1 answering every
@@ -113,9 +114,11 @@ def main(argv: list[str]) -> int:
             runs = many(args.many, base, env, server)
         else:
             runs = {"first": fm_run(folder, home, env, server),
-                    "second (unchanged)": fm_run(folder, home, env, server),
-                    "trajectories config changed": fm_run(folder, home, env, server, "--config", str(config)),
-                    "--force": fm_run(folder, home, env, server, "--force", "--config", str(config))}
+                    "second (unchanged)": fm_run(folder, home, env, server)}
+            (home / "up-to-date.json").unlink(missing_ok=True)  # fm_resources/quickcheck.py's memo
+            runs |= {"unchanged, memo removed (Dagster's plan)": fm_run(folder, home, env, server),
+                     "trajectories config changed": fm_run(folder, home, env, server, "--config", str(config)),
+                     "--force": fm_run(folder, home, env, server, "--force", "--config", str(config))}
     result["runs"] = runs
     first, second = list(runs.values())[:2]
     result["ratio_first_to_second"] = first["seconds"] / second["seconds"]

@@ -163,13 +163,27 @@ def ensure_instance_settings(cfg_file: Path) -> list[str]:
     return [".".join(p) for p in additions]
 
 
+def instance_dir() -> Path:
+    """Where the Dagster instance lives (DAGSTER_HOME, default $FM_HOME/dagster), creating and changing nothing."""
+    return Path(os.environ.get("DAGSTER_HOME") or fm_home() / "dagster")
+
+
+def environment_digest() -> str:
+    """A sha256 of every FM_* and DAGSTER_* variable, names and values: what this environment tells fm (`fm run`'s
+    quick check compares it; a secret's value enters only through the digest)."""
+    import hashlib
+
+    ours = sorted((k, v) for k, v in os.environ.items() if k.startswith(("FM_", "DAGSTER_")))
+    return hashlib.sha256("\0".join(f"{k}={v}" for k, v in ours).encode()).hexdigest()
+
+
 def dagster_home() -> Path:
     """The Dagster instance directory (DAGSTER_HOME, default $FM_HOME/dagster) with a dagster.yaml: written for a new
     instance (instance_settings()); one fm wrote earlier gets the settings added since (ADDED_SETTINGS) where it
     lacks them."""
     import yaml
 
-    home = Path(os.environ.get("DAGSTER_HOME") or fm_home() / "dagster")
+    home = instance_dir()
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
     if not cfg.exists():
@@ -219,10 +233,13 @@ def compact_min_changed() -> int:
     return max(1, int(os.environ.get("FM_COMPACT_MIN_CHANGED", "256")))
 
 
-def sql_dir_override() -> Path | None:
-    """A folder of SQL files (views/, checks/, reports/) to use instead of the packaged ones (FM_SQL_DIR)."""
+def sql_dir() -> Path:
+    """The SQL folder (views/, checks/, reports/): the `fm_sql` package installed with fm (sql/ of the source
+    tree in an editable install), or FM_SQL_DIR."""
+    import importlib.resources
+
     value = os.environ.get("FM_SQL_DIR")
-    return Path(value) if value else None
+    return Path(value) if value else Path(str(importlib.resources.files("fm_sql")))
 
 
 def llm_api_base() -> str | None:

@@ -12,7 +12,7 @@ import heapq
 import io
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,9 +22,8 @@ from dagster import ConfigurableResource
 
 from fm_assets.labels.plots import jpeg
 from fm_resources.lake import is_s3, split_s3
+from fm_resources.listing import VIDEO_EXTENSIONS, InputFile, Listing, local_listing
 from fm_resources.settings import fm_home, input_locations, s3_endpoint_url
-
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".gif")
 
 
 class VideoError(Exception):
@@ -286,20 +285,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-@dataclass
-class Listing:
-    files: list[InputFile]
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, why it could not be listed or read)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was passed over)
-
-
-@dataclass(frozen=True)
-class InputFile:
-    uri: str  # absolute local path or s3://bucket/key
-    size: int
-    signature: str  # changes when the file changes (mtime or ETag)
-
-
 class VideoStore(ConfigurableResource):
     """Where raw videos come from: local folders and s3://bucket/prefix locations (through dagster-aws).
     Remote files are downloaded once into a local cache keyed by their ETag."""
@@ -321,10 +306,9 @@ class VideoStore(ConfigurableResource):
         return self.listing(location).files
 
     def listing(self, location: str) -> Listing:
-        """The video files at a location, with what could not be listed and what was passed over, and why. A file
-        keeps the name it is listed under (a symlink is not resolved to its target's name), so `fm run LINK` and
-        the sensor give it the same id. Hidden files (names starting with '.') inside folders are passed over; a
-        file named directly is taken whatever its name."""
+        """The video files at a location, with what could not be listed and what was passed over, and why (a local
+        path: fm_resources.listing.local_listing; an S3 prefix: every object with a video extension below it, its
+        ETag as signature)."""
         if is_s3(location):
             bucket, prefix = split_s3(location)
             out = []
@@ -333,37 +317,7 @@ class VideoStore(ConfigurableResource):
                     if obj["Key"].lower().endswith(VIDEO_EXTENSIONS):
                         out.append(InputFile(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"')))
             return Listing(sorted(out, key=lambda f: f.uri))
-        root = Path(os.path.abspath(Path(location).expanduser()))
-        listing = Listing([])
-        if root.is_file():
-            candidates = [root]
-        elif root.is_dir():
-            candidates = []
-            for folder, dirs, names in os.walk(root, onerror=lambda e: listing.errors.append(
-                    (str(e.filename), f"cannot list: {e.strerror or e}"))):
-                dirs.sort()
-                for name in sorted(names):
-                    p = Path(folder) / name
-                    if name.startswith("."):
-                        if p.suffix.lower() in VIDEO_EXTENSIONS:
-                            listing.skipped.append((str(p), "hidden file (name starts with '.')"))
-                    elif p.is_file():
-                        candidates.append(p)
-        else:
-            return Listing([], [(str(root), "no such file or folder")])
-        for p in candidates:
-            if p.suffix.lower() not in VIDEO_EXTENSIONS:
-                if p == root:
-                    listing.skipped.append((str(p), f"not a video file by its extension (known: "
-                                                    f"{' '.join(VIDEO_EXTENSIONS)})"))
-                continue
-            try:
-                st = p.stat()
-            except OSError as exc:  # vanished while listing, a dangling symlink
-                listing.errors.append((str(p), f"cannot stat: {exc.strerror or exc}"))
-                continue
-            listing.files.append(InputFile(str(p), st.st_size, f"{st.st_size}:{st.st_mtime_ns}"))
-        return listing
+        return local_listing(location)
 
     def exists(self, uri: str) -> bool:
         """Whether the source is still there (an S3 object: one HEAD; an outage raises)."""

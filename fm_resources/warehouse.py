@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.resources
 import json
 import os
 import re
@@ -21,7 +20,7 @@ import polars as pl
 from dagster import ConfigurableResource
 
 from fm_resources.lake import Lake
-from fm_resources.settings import fm_home, sql_dir_override
+from fm_resources.settings import fm_home, sql_dir
 
 COMPACT_DIR = "_compact"  # <lake>/_compact/<table>/: compacted parts of the per-video tables (Warehouse.compact)
 SOURCE = "_fm_source"  # the column of a compacted part naming the lake file each row came from
@@ -37,12 +36,6 @@ def _new_lock_in_child() -> None:  # a lock held by another thread at fork time 
 
 
 os.register_at_fork(after_in_child=_new_lock_in_child)
-
-
-def sql_dir() -> Path:
-    """The SQL folder (views/, checks/, reports/): the `fm_sql` package installed with fm (sql/ of the source
-    tree in an editable install), or FM_SQL_DIR."""
-    return sql_dir_override() or Path(str(importlib.resources.files("fm_sql")))
 
 
 def sql_file(relpath: str) -> str:

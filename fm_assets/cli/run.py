@@ -226,11 +226,14 @@ def one_pass_config(run_config: dict | None, notes: list[str]) -> dict | None:
 
 
 def run_videos(paths: list[str], until: str | None = None, run_config: dict | None = None, quiet: bool = False,
-               log_level: str | None = None, notes: list[str] | None = None, force: bool = False) -> list[dict]:
+               log_level: str | None = None, notes: list[str] | None = None, force: bool = False,
+               quick=None) -> list[dict]:
     """Register the videos as partitions and materialize the per-video assets each needs (`plan_videos`: a video
     whose labels are up to date is skipped; `force` relabels every one), in this process; then the dataset
     (splits) when labels changed. Dead runs of killed processes are cleaned up first; what goes wrong outside a
-    video's run (an input that cannot be listed, the fm.duckdb refresh) is added to `notes` and the rest goes on."""
+    video's run (an input that cannot be listed, the fm.duckdb refresh) is added to `notes` and the rest goes on.
+    With a `quick` check (fm_resources.quickcheck), a run that ends clean asks Dagster's plan again and settles
+    it when nothing is left to do."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fm_assets.definitions import defs
@@ -300,7 +303,16 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
         write_duckdb()
     except Exception as exc:
         notes.append(f"fm.duckdb not refreshed: {one_line(exc)}")
+    if quick is not None and results and not notes and all(r["success"] for r in results):
+        quick.settle(lambda: nothing_to_do(instance, ids, selection, run_config, until))
     return results
+
+
+def nothing_to_do(instance, ids: list[str], selection, run_config: dict | None, until: str | None) -> bool:
+    """Dagster's plan has nothing left to materialize for these videos, and the dataset (splits) is there unless
+    the run stops before it: what a run over the same folder would do now is nothing."""
+    plan = plan_videos(instance, ids, selection, run_config)
+    return not any(plan.values()) and (until is not None or not _dataset_missing(instance))
 
 
 WATCH_EVERY_S = 5.0  # how often a run in progress is checked for a step waiting on a pool slot
@@ -454,9 +466,18 @@ def cmd_run(args) -> int:
         import yaml
 
         run_config = yaml.safe_load(Path(args.config).read_text())
+    quick = None if args.force else quick_check(args, run_config)
+    memo = None if quick is None else quick.recall()
+    if memo is not None:  # nothing changed since a run that Dagster found up to date: what it printed
+        videos = [{"video_id": v, "success": True, "up_to_date": True} for v in memo.videos]
+        df = memo.frame()
+        if df is not None and not args.quiet:
+            print_frame(df, "table")
+        print(closing_line(videos, df), file=sys.stderr)
+        return 0
     notes: list[str] = []
     results = run_videos(args.paths, until=args.until, run_config=run_config, quiet=args.quiet, notes=notes,
-                         force=args.force)
+                         force=args.force, quick=quick)
     videos = [r for r in results if r["video_id"]]
     df = None
     try:
@@ -471,7 +492,25 @@ def cmd_run(args) -> int:
         err(note)
     failed = report_runs(results, err)
     print(closing_line(videos, df), file=sys.stderr)
+    if quick is not None and not notes:
+        quick.remember([r["video_id"] for r in videos], None if df is None else ipc_bytes(df))
     return 1 if failed or any("cannot list" in n for n in notes) else 0
+
+
+def quick_check(args, run_config: dict | None):
+    """`fm run`'s quick check (fm_resources.quickcheck) for this command, or None where it does not apply."""
+    from fm_assets.defs.versions import source_digest
+    from fm_resources.quickcheck import QuickCheck
+
+    return QuickCheck.begin(args.paths, source_digest(), args.until, run_config, args.quiet)
+
+
+def ipc_bytes(df) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    df.write_ipc(buf)
+    return buf.getvalue()
 
 
 def closing_line(videos: list[dict], df) -> str:

@@ -54,3 +54,16 @@ def code_version(asset: str) -> str:
     for f in _files(COMMON + STAGE_FILES[stage]):
         digest.update(str(f.relative_to(PACKAGE.parent)).encode() + b"\0" + f.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+@functools.cache
+def source_digest() -> str:
+    """A sha256 of all of fm's code: every file of fm_assets, fm_resources and the SQL folder (the checks and views
+    included, FM_SQL_DIR's when set). A change anywhere changes it: `fm run`'s quick check compares it."""
+    from fm_resources.settings import sql_dir
+
+    digest = hashlib.sha256()
+    for root in (PACKAGE, RESOURCES, sql_dir()):
+        for f in _files((root,)):
+            digest.update(str(f.relative_to(root.parent)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()
