@@ -54,12 +54,24 @@ def dagster_instance():
     home = use_dagster_home()
     with instance_lock(home):
         instance = DagsterInstance.get()
+        keep_sqlite_engines(instance)
         check_storage(instance)
         instance.get_runs_count()  # create every storage now, inside the lock, not lazily outside it
         if instance.schedule_storage is not None:
             instance.schedule_storage.all_instigator_state()
         set_pool_limits(instance)
     return instance
+
+
+def keep_sqlite_engines(instance) -> None:
+    """An instance on SQLite keeps its event log's SQLAlchemy engines for this process instead of building one per
+    statement (fm_resources/sqlite_events.py)."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    if isinstance(instance.event_log_storage, SqliteEventLogStorage):
+        from fm_resources.sqlite_events import EngineKeepingSqliteEventLogStorage
+
+        EngineKeepingSqliteEventLogStorage.adopt(instance.event_log_storage)
 
 
 class InstanceStorageError(RuntimeError):

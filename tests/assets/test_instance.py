@@ -55,3 +55,43 @@ def test_the_sqlite_history_commits_without_an_fsync_each_time_and_keeps_what_it
                           "print(DagsterInstance.get().get_dynamic_partitions('videos'))"],
                          capture_output=True, text=True, timeout=120)
     assert "d-00000004" in out.stdout, out.stderr[-2000:]
+
+
+def test_the_event_log_keeps_one_engine_per_shard_and_a_new_process_reads_every_event(fm_home):
+    """fm's instance stores events through one SQLAlchemy engine per SQLite file (the index and the last runs'
+    shards), not one per statement; at most MAX_ENGINES are kept, the others disposed; what it wrote is there for
+    another process, which reads the files with Dagster's own storage class."""
+    import subprocess
+    import sys
+
+    from dagster import AssetKey, asset, materialize
+
+    from fm_resources.sqlite_events import MAX_ENGINES, EngineKeepingSqliteEventLogStorage
+
+    instance = dagster_instance()
+    storage = instance.event_log_storage
+    assert type(storage) is EngineKeepingSqliteEventLogStorage
+
+    @asset
+    def numbers() -> int:
+        return 1
+
+    assert materialize([numbers], instance=instance).success
+    index = storage._engines["index"]
+    assert materialize([numbers], instance=instance).success
+    assert storage._engines["index"] is index  # the same engine for the second run's events
+    kept = set(storage._engines)
+    assert {"index", *[r.run_id for r in instance.get_runs()]} == kept
+    for _ in range(MAX_ENGINES):
+        assert materialize([numbers], instance=instance).success
+    runs = [r.run_id for r in instance.get_runs()]  # newest first
+    assert len(storage._engines) == MAX_ENGINES and "index" in storage._engines
+    assert set(storage._engines) <= {"index", *runs[:MAX_ENGINES]}  # the oldest runs' engines went
+    out = subprocess.run([sys.executable, "-c", "from dagster import AssetKey, DagsterInstance; i = DagsterInstance.get(); "
+                          "print(type(i.event_log_storage).__name__, "
+                          "len(i.fetch_materializations(AssetKey('numbers'), limit=100).records))"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["SqliteEventLogStorage", str(MAX_ENGINES + 2)], out.stderr[-2000:]
+    assert len(instance.fetch_materializations(AssetKey("numbers"), limit=100).records) == MAX_ENGINES + 2
+    instance.dispose()
+    assert not storage._engines
