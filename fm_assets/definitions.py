@@ -30,7 +30,7 @@ from fm_assets.defs.automation import (
     new_videos_sensor,
     nightly_backfill,
 )
-from fm_assets.defs.checks import sql_checks
+from fm_assets.defs.checks import lake_wide_checks, sql_checks
 from fm_assets.defs.dataset import splits
 from fm_assets.defs.ingest import ingest
 from fm_assets.defs.language import captions, qa_pairs
@@ -70,7 +70,7 @@ def build_defs() -> Definitions:
         assets=[*per_video, *dataset],
         executor=cluster.executor_def(settings.executor_kind()),
         asset_checks=sql_checks(),
-        jobs=[label_videos_job, build_dataset_job, compact_lake],
+        jobs=[label_videos_job(lake_wide_checks()), build_dataset_job(lake_wide_checks()), compact_lake],
         sensors=[new_videos_sensor, nightly_backfill(settings.backfill_cron())],
         schedules=[compact_schedule(settings.compact_cron())],
         resources={

@@ -265,7 +265,7 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
     add_video_partitions(instance, ids)
     plan = plan_videos(instance, ids, selection, run_config, force=force)
     loaded()  # what this process works with is loaded: later garbage collections skip it
-    job = defs.resolve_job_def("label_videos")
+    job, subsets = defs.resolve_job_def("label_videos"), {}
     config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     results = [{"video_id": Path(uri).name, "success": False, "run_id": None, "seconds": None,
                 "error": f"not registered: {why}", "failed_checks": []} for uri, why in failures]
@@ -281,9 +281,8 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
                 continue
             progress.update(task, description=f"materializing {vid}")
             started = time.perf_counter()
-            res = execute_watched(job, instance, {"partition_key": vid, "asset_selection": plan[vid],
-                                                      "raise_on_error": False, "run_config": config},
-                                  say)
+            res = execute_watched(job_subset(job, plan[vid], subsets), instance,
+                                  {"partition_key": vid, "raise_on_error": False, "run_config": config}, say)
             results.append({"video_id": vid, "success": res.success, "run_id": res.run_id,
                             "seconds": time.perf_counter() - started, "error": run_error(res),
                             "failed_checks": failed_checks(res)})
@@ -306,6 +305,17 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
     if quick is not None and results and not notes and all(r["success"] for r in results):
         quick.settle(lambda: nothing_to_do(instance, ids, selection, run_config, until))
     return results
+
+
+def job_subset(job, assets: list, made: dict):
+    """The job cut down to these assets and the job's own checks of them, made once per selection (`made`).
+    (`execute_in_process(asset_selection=...)` would select every check of the assets again, the whole-lake ones
+    that `label_videos` leaves to `build_dataset` too, and build the subset anew for every video.)"""
+    key = tuple(sorted(assets))
+    if key not in made:
+        checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in set(assets)}
+        made[key] = job.get_subset(asset_selection=set(assets), asset_check_selection=checks)
+    return made[key]
 
 
 def nothing_to_do(instance, ids: list[str], selection, run_config: dict | None, until: str | None) -> bool:

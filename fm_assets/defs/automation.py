@@ -15,8 +15,10 @@ at most one run per CPU (FM_MAX_CONCURRENT_RUNS) and looks for queued runs every
 side on all cores, each next one within about a second of a free slot, instead of every batch at once."""
 
 import json
+from collections.abc import Sequence
 
 from dagster import (
+    AssetCheckKey,
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
@@ -36,11 +38,15 @@ from fm_resources.video import VideoStore
 PER_VIDEO = AssetSelection.groups("ingest", "perception", "language")
 DATASET = AssetSelection.groups("dataset")
 
-build_dataset_job = define_asset_job(
-    "build_dataset",
-    selection=DATASET,
-    description="The dataset-level assets (splits) and their checks, over every labelled video.",
-)
+def build_dataset_job(lake_wide: Sequence[AssetCheckKey] = ()):
+    """The dataset (splits) and its checks, and the checks over the whole lake of the per-video assets
+    (`lake_wide`: sql/checks with scope dataset, e.g. the answer letters' balance of every question)."""
+    return define_asset_job(
+        "build_dataset",
+        selection=DATASET | AssetSelection.checks(*lake_wide),
+        description="The dataset-level assets (splits) and their checks, over every labelled video, and the "
+                    "whole-lake checks of the per-video assets.",
+    )
 
 
 def backfill_condition(cron: str) -> AutomationCondition:
@@ -74,12 +80,16 @@ def nightly_backfill(cron: str) -> AutomationConditionSensorDefinition:
     )
 
 
-label_videos_job = define_asset_job(
-    "label_videos",
-    selection=PER_VIDEO,
-    description="All per-video assets of one video partition.",
-    tags={"dagster/max_retries": "1"},
-)
+def label_videos_job(lake_wide: Sequence[AssetCheckKey] = ()):
+    """Every per-video asset of a video partition and its checks, but not the checks over the whole lake
+    (`lake_wide`): those run once in `build_dataset`, after the labels changed, not again in every video's run,
+    where their cost would grow with the lake (a backfill of N videos would read the lake N times)."""
+    return define_asset_job(
+        "label_videos",
+        selection=PER_VIDEO - AssetSelection.checks(*lake_wide),
+        description="All per-video assets of one video partition and their per-video checks.",
+        tags={"dagster/max_retries": "1"},
+    )
 
 
 def register_new(
@@ -153,7 +163,7 @@ def mark_missing(uri: str, store: VideoStore, lake: Lake, log=None) -> str | Non
 
 
 @sensor(
-    job=label_videos_job,
+    job_name="label_videos",
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Watches FM_INPUTS (folders, s3:// prefixes); adds each new video as a partition and runs it.",

@@ -1,7 +1,8 @@
 """Label-quality checks: one SQL file each in sql/checks, run by DuckDB, attached to their asset as Dagster asset
 checks. A check's query returns the offending rows; no rows = pass. The checks of one asset (and scope) run in one
-step (a multi-asset check that can run any subset of them): a video's run has 7 check steps, not 15 (each step
-costs a run Dagster's events and bookkeeping, which is most of the run of a short video).
+step (a multi-asset check that can run any subset of them): a video's run has 6 check steps, not 15 (each step
+costs a run Dagster's events and bookkeeping, which is most of the run of a short video). The checks over the
+whole lake of a per-video asset run in `build_dataset`, not in every video's run (`lake_wide_checks`).
 
 Each file starts with a header:
     -- asset: qa_pairs          the asset the check belongs to
@@ -20,10 +21,12 @@ import duckdb
 import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
     MetadataValue,
     PreviewWarning,
     multi_asset_check,
@@ -169,6 +172,13 @@ def build_asset_checks(checks: list[SqlCheck]) -> AssetChecksDefinition:
                                + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from exc
 
     return _checks
+
+
+def lake_wide_checks() -> list[AssetCheckKey]:
+    """The checks over the whole lake that belong to a per-video asset (scope dataset; splits' own run with
+    splits): the `build_dataset` job runs them, not every video's run (fm_assets/defs/automation.py)."""
+    return [AssetCheckKey(AssetKey(c.asset), c.name) for c in load_checks()
+            if c.scope == "dataset" and c.asset != "splits"]
 
 
 def sql_checks() -> list[AssetChecksDefinition]:

@@ -69,6 +69,7 @@ def describe(defs) -> dict:
         resolved = defs.resolve_job_def(job.name)
         jobs[job.name] = {
             "assets": _keys(resolved.asset_layer.executable_asset_keys),
+            "checks": sorted(k.to_user_string() for k in resolved.asset_layer.asset_graph.asset_check_keys),
             "ops": sorted(resolved.graph.node_names()) if not resolved.asset_layer.executable_asset_keys else [],
             "tags": dict(sorted(resolved.tags.items())),
         }

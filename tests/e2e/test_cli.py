@@ -45,6 +45,19 @@ def _runs(home):
         return sorted(r.job_name for r in runs)
 
 
+def _check_evaluations(home) -> dict[str, set[str]]:
+    """{job: the names of the checks its runs evaluated}."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    out: dict[str, set[str]] = {}
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        for run in instance.get_runs():
+            names = out.setdefault(run.job_name, set())
+            for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+                names.add(e.dagster_event.asset_check_evaluation_data.check_name)
+    return out
+
+
 def _materializations(home) -> dict[str, int]:
     from dagster import AssetKey, DagsterInstance
 
@@ -60,6 +73,11 @@ def test_rerun_skips_what_is_up_to_date_and_force_gives_identical_tables(scenes,
     assert run_fm("run", str(scenes), "-q", home=fm_home).returncode == 0
     first = sql_csv(fm_home, query), sql_csv(fm_home, clips_query)
     assert _runs(fm_home) == ["build_dataset"] + ["label_videos"] * 3  # a run per video, then the dataset
+    # the checks over the whole lake run once, with the dataset, not in each video's run
+    checks = _check_evaluations(fm_home)
+    lake_wide = {"qa_answer_balance", "qa_category_mix", "splits_leakage"}
+    assert checks["build_dataset"] == lake_wide
+    assert not checks["label_videos"] & lake_wide and {"qa_well_formed", "videos_source_identity"} <= checks["label_videos"]
     again = run_fm("run", str(scenes), "-q", home=fm_home)
     assert again.returncode == 0 and "(3 up to date, skipped; --force relabels)" in again.stderr, again.stderr
     assert _runs(fm_home) == ["build_dataset"] + ["label_videos"] * 3  # nothing ran
