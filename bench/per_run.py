@@ -1,13 +1,19 @@
-"""Benchmark: what one video's Dagster run costs inside `fm run`'s process, on short videos where that cost is most
-of the work (issue 14: the fixed cost per run), with the event log as `fm` opens it (its SQLAlchemy engines kept:
-fm_resources/sqlite_events.py) against Dagster's own `SqliteEventLogStorage` (an engine per statement).
+"""Benchmark: what one video's Dagster run costs on short videos, where that cost is most of the work (issue 14:
+the fixed cost per run).
 
-N generated 3 s videos (tests.media.moving_square, seeds 1000+i) are labelled once by `fm run` (a subprocess, a
-fresh FM_HOME, template captions); then, in this process, after everything is imported and one warm-up run, each
-video is labelled again by `label_videos` (`execute_in_process`, every per-video asset and check, as `fm run`
-does), the event log's class alternating run by run. Printed: each run's seconds and the medians per class.
+Default (`--videos N`): N generated 3 s videos (tests.media.moving_square, seeds 1000+i) are labelled once by
+`fm run` (a subprocess, a fresh FM_HOME, template captions); then, in this process, after everything is imported
+and one warm-up run, each video is labelled again by `label_videos` (`execute_in_process`, every per-video asset
+and check), the event log's class alternating run by run: as `fm` opens it (its SQLAlchemy engines kept,
+fm_resources/sqlite_events.py) and Dagster's own `SqliteEventLogStorage` (an engine per statement). Printed:
+each run's seconds and the medians per class.
+
+`--whole N --repeat R`: the whole `fm run DIR -q` over N generated 3 s videos, from a fresh FM_HOME each time,
+R times (process start, imports, every run, the dataset). Run it from frozen copies of two versions of the code,
+alternated, to compare them (the script only uses `fm`).
 
     .venv/bin/python bench/per_run.py --videos 16 --markdown
+    .venv/bin/python bench/per_run.py --whole 10 --repeat 2
 """
 
 from __future__ import annotations
@@ -33,20 +39,34 @@ FM = ROOT / ".venv" / "bin" / "fm"
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=16, help="runs measured (half with each class); default 16")
+    ap.add_argument("--whole", type=int, metavar="N", help="time the whole `fm run` over N videos instead")
+    ap.add_argument("--repeat", type=int, default=2, help="with --whole: how many times (default 2)")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
 
     from tests.media import moving_square
 
     base = Path(tempfile.mkdtemp(prefix="fm-bench-per-run-"))
-    folder, home = base / "videos", base / "home"
-    for i in range(args.videos + 1):
+    folder = base / "videos"
+    for i in range(args.whole or args.videos + 1):
         moving_square(folder / f"v{i:03d}.mp4", 1000 + i)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FM_", "DAGSTER_"))}
-    env.update(FM_HOME=str(home), FM_LLM_MODEL="template")
-    first = subprocess.run([str(FM), "run", str(folder), "-q"], env=env, capture_output=True, text=True, cwd=ROOT)
-    if first.returncode:
-        raise SystemExit(f"fm run failed:\n{first.stderr[-3000:]}")
+    env.update(FM_LLM_MODEL="template")
+
+    def fm_run(home: Path) -> float:
+        started = time.perf_counter()
+        p = subprocess.run([str(FM), "run", str(folder), "-q"], env={**env, "FM_HOME": str(home)},
+                           capture_output=True, text=True, cwd=ROOT)
+        if p.returncode:
+            raise SystemExit(f"fm run failed:\n{p.stderr[-3000:]}")
+        return time.perf_counter() - started
+
+    if args.whole:
+        runs = [fm_run(base / f"home-{i}") for i in range(args.repeat)]
+        print(f"fm run over {args.whole} generated 3 s videos ({ROOT}): {', '.join(f'{x:.2f}' for x in runs)} s")
+        return 0
+    home = base / "home"
+    fm_run(home)
 
     os.environ.update(FM_HOME=str(home), FM_LLM_MODEL="template")
     import dagster
