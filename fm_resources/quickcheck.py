@@ -8,8 +8,8 @@ with Dagster's plan finding nothing left to do (checked again after the run, its
 instance did not change while it was checked), `fm run` writes down that answer beside the instance, with
 everything the answer depends on:
 
-- the situation: a digest of fm's code (every file of fm_assets, fm_resources and the SQL folder), the FM_* and
-  DAGSTER_* environment, the command (paths, --until, the run config, -q) and the input files' listing (path,
+- the situation: a digest of fm's code (every file of fm_assets, fm_resources and the SQL folder), Dagster's
+  version, the FM_* and DAGSTER_* environment, the command (paths, --until, the run config, -q) and the input files' listing (path,
   size, modification time: the same quick check the registry makes before hashing a file);
 - the instance's state: the path, size, modification time and inode of every file of the instance directory
   (its SQLite run, event-log and schedule storages; not `storage/`, the compute logs), and of the lake's
@@ -83,7 +83,8 @@ class QuickCheck:
             listing = local_listing(p)
             listings.append([os.path.abspath(p), [(f.uri, f.signature) for f in listing.files],
                              listing.errors, listing.skipped])
-        situation = json.dumps({"format": FORMAT, "code": code, "environment": environment_digest(),
+        situation = json.dumps({"format": FORMAT, "code": code, "dagster": _dagster_version(),
+                                "environment": environment_digest(),
                                 "until": until, "run_config": run_config, "quiet": quiet, "inputs": listings},
                                sort_keys=True, default=str)
         return cls(hashlib.sha256(situation.encode()).hexdigest(), fm_home(), instance_dir(), Path(lake_root()))
@@ -146,6 +147,20 @@ class QuickCheck:
             return Memo(list(memo["videos"]), None if table is None else base64.b64decode(table))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def _dagster_version() -> str | None:
+    """The installed Dagster's version file, read without importing Dagster (an upgrade may need its storage
+    migrated: Dagster says so, the quick check must not answer for it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("dagster")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        return Path(spec.origin).with_name("version.py").read_text()
+    except OSError:
+        return None
 
 
 def _sqlite_instance(dagster_yaml: Path) -> bool:

@@ -3,6 +3,7 @@ the instance's state, and that a memo is recalled only for the same situation ov
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from fm_resources import quickcheck
 from fm_resources.quickcheck import MEMO, QuickCheck
 
 
@@ -79,6 +81,10 @@ def test_the_situation_changes_with_code_command_environment_and_inputs(home, tm
     with monkeypatch.context() as m:
         m.setenv("SOME_OTHER_VARIABLE", "1")  # not fm's
         assert begin(videos).situation == base
+    assert importlib.metadata.version("dagster") in quickcheck._dagster_version()  # read without importing it
+    with monkeypatch.context() as m:  # another Dagster installed (its storage may need migrating)
+        m.setattr(quickcheck, "_dagster_version", lambda: '__version__ = "9.9.9"')
+        assert begin(videos).situation != base
     touch(videos / "a.mp4", 10**9)
     touched = begin(videos).situation
     assert touched != base
