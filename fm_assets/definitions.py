@@ -60,6 +60,7 @@ def build_defs() -> Definitions:
     ]
     dataset = map_asset_specs(lambda spec: spec.replace_attributes(
         automation_condition=dataset_condition, code_version=code_version(spec.key.path[-1])), [splits])
+    lake_wide = lake_wide_checks()  # run by build_dataset, left out of each video's run
 
     # Runs execute their steps in the run's own process: a step process per asset and check costs a Python start
     # and an import of this code location each (seconds), far more than most steps compute
@@ -70,7 +71,7 @@ def build_defs() -> Definitions:
         assets=[*per_video, *dataset],
         executor=cluster.executor_def(settings.executor_kind()),
         asset_checks=sql_checks(),
-        jobs=[label_videos_job(lake_wide_checks()), build_dataset_job(lake_wide_checks()), compact_lake],
+        jobs=[label_videos_job(lake_wide), build_dataset_job(lake_wide), compact_lake],
         sensors=[new_videos_sensor, nightly_backfill(settings.backfill_cron())],
         schedules=[compact_schedule(settings.compact_cron())],
         resources={

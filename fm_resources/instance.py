@@ -66,12 +66,9 @@ def dagster_instance():
 def keep_sqlite_engines(instance) -> None:
     """An instance on SQLite keeps its event log's SQLAlchemy engines for this process instead of building one per
     statement (fm_resources/sqlite_events.py)."""
-    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from fm_resources.sqlite_events import EngineKeepingSqliteEventLogStorage
 
-    if isinstance(instance.event_log_storage, SqliteEventLogStorage):
-        from fm_resources.sqlite_events import EngineKeepingSqliteEventLogStorage
-
-        EngineKeepingSqliteEventLogStorage.adopt(instance.event_log_storage)
+    EngineKeepingSqliteEventLogStorage.adopt(instance.event_log_storage)
 
 
 class InstanceStorageError(RuntimeError):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -51,8 +52,6 @@ class Memo:
         """The summary table as a polars DataFrame (None when the run printed none)."""
         if self.table is None:
             return None
-        import io
-
         import polars as pl
 
         return pl.read_ipc(io.BytesIO(self.table))
@@ -121,12 +120,18 @@ class QuickCheck:
             self.settled = before
         return self.settled is not None
 
-    def remember(self, videos: list[str], table: bytes | None) -> None:
-        """Write down what this settled run printed (atomically; nothing when it did not settle)."""
+    def remember(self, videos: list[str], table) -> None:
+        """Write down what this settled run printed: its videos and its summary table (a polars DataFrame or None),
+        atomically; nothing when it did not settle."""
         if self.settled is None:
             return
+        data = None
+        if table is not None:
+            buf = io.BytesIO()
+            table.write_ipc(buf)
+            data = base64.b64encode(buf.getvalue()).decode()
         memo = {"format": FORMAT, "situation": self.situation, "instance": self.settled, "videos": videos,
-                "table": None if table is None else base64.b64encode(table).decode()}
+                "table": data}
         path = self.home / MEMO
         tmp = path.with_name(f".{MEMO}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(memo))

@@ -33,8 +33,9 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
     _engines: OrderedDict[str, Engine]
 
     @classmethod
-    def adopt(cls, storage: SqliteEventLogStorage) -> None:
-        """Turn an instance's own SqliteEventLogStorage (exactly that class) into this one, in place."""
+    def adopt(cls, storage) -> None:
+        """Turn an instance's own SqliteEventLogStorage (exactly that class) into this one, in place; any other
+        event log storage (Postgres, another subclass) is left as it is."""
         if type(storage) is SqliteEventLogStorage:
             storage.__class__ = cls
             storage._engines = OrderedDict()

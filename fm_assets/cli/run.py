@@ -313,8 +313,9 @@ def job_subset(job, assets: list, made: dict):
     that `label_videos` leaves to `build_dataset` too, and build the subset anew for every video.)"""
     key = tuple(sorted(assets))
     if key not in made:
-        checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in set(assets)}
-        made[key] = job.get_subset(asset_selection=set(assets), asset_check_selection=checks)
+        chosen = set(assets)
+        checks = {k for k in job.asset_layer.asset_graph.asset_check_keys if k.asset_key in chosen}
+        made[key] = job.get_subset(asset_selection=chosen, asset_check_selection=checks)
     return made[key]
 
 
@@ -503,7 +504,7 @@ def cmd_run(args) -> int:
     failed = report_runs(results, err)
     print(closing_line(videos, df), file=sys.stderr)
     if quick is not None and not notes:
-        quick.remember([r["video_id"] for r in videos], None if df is None else ipc_bytes(df))
+        quick.remember([r["video_id"] for r in videos], df)
     return 1 if failed or any("cannot list" in n for n in notes) else 0
 
 
@@ -513,14 +514,6 @@ def quick_check(args, run_config: dict | None):
     from fm_resources.quickcheck import QuickCheck
 
     return QuickCheck.begin(args.paths, source_digest(), args.until, run_config, args.quiet)
-
-
-def ipc_bytes(df) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    df.write_ipc(buf)
-    return buf.getvalue()
 
 
 def closing_line(videos: list[dict], df) -> str:

@@ -38,6 +38,7 @@ from fm_resources.video import VideoStore
 PER_VIDEO = AssetSelection.groups("ingest", "perception", "language")
 DATASET = AssetSelection.groups("dataset")
 
+
 def build_dataset_job(lake_wide: Sequence[AssetCheckKey] = ()):
     """The dataset (splits) and its checks, and the checks over the whole lake of the per-video assets
     (`lake_wide`: sql/checks with scope dataset, e.g. the answer letters' balance of every question)."""

@@ -4,7 +4,6 @@ the instance's state, and that a memo is recalled only for the same situation ov
 from __future__ import annotations
 
 import importlib.metadata
-import io
 import os
 from pathlib import Path
 
@@ -124,18 +123,12 @@ def frame() -> pl.DataFrame:
     return pl.DataFrame({"video_id": ["a-1", "b-2"], "status": ["ok", "ok"], "duration_s": [1.5, None]})
 
 
-def ipc(df: pl.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    df.write_ipc(buf)
-    return buf.getvalue()
-
-
 def test_a_settled_run_is_recalled_for_the_same_situation_over_the_same_instance(home, tmp_path):
     videos = tmp_path / "videos"
     quick = begin(videos)
     assert quick.recall() is None  # nothing remembered yet
     assert quick.settle(lambda: True)
-    quick.remember(["a-1", "b-2"], ipc(frame()))
+    quick.remember(["a-1", "b-2"], frame())
     memo = begin(videos).recall()
     assert memo is not None and memo.videos == ["a-1", "b-2"]
     assert memo.frame().equals(frame())
