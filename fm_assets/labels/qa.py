@@ -1490,7 +1490,8 @@ def _window_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
     """How a windowed question names o: its referring expression when it is trusted; else "the <colour>
     <noun>" by the colour of at least ``window_colour_share`` of its boxes in [t0, t1] (a doubtful track's
     whole-track reference may describe another object), when no other track seen within 1 s of the window (kept
-    or dropped) has that colour and noun; else "the <colour> <noun> furthest to the left" (right, highest,
+    or dropped, less one that left the picture through the frame's edge before the window or comes into it after,
+    see _crossing) has that colour and noun; else "the <colour> <noun> furthest to the left" (right, highest,
     lowest) when o's centre is that by ``region_margin`` of the frame over every such look-alike at the window's
     start, middle and end (o seen at all three, each look-alike at one at least)."""
     if not o.untrusted:
@@ -1516,6 +1517,9 @@ def _colour_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
             continue
         if x["t_end"] < t0 - 1.0 or x["t_start"] > t1 + 1.0:
             continue
+        if ((x["t_end"] < t0 and _crossing(ctx, x, "exits") is not None)
+                or (x["t_start"] > t1 and _crossing(ctx, x, "enters") is not None)):
+            continue  # it left the picture before the window (comes into it after): not in view then
         seen = set(_colours(x)[_span(x, t0 - 1.0, t1 + 1.0)]) | {x.get("color")}
         if colour in seen:
             alike.append(x)
