@@ -1490,8 +1490,8 @@ def _window_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
     """How a windowed question names o: its referring expression when it is trusted; else "the <colour>
     <noun>" by the colour of at least ``window_colour_share`` of its boxes in [t0, t1] (a doubtful track's
     whole-track reference may describe another object), when no other track seen within 1 s of the window (kept
-    or dropped, less one that left the picture through the frame's edge before the window or comes into it after,
-    see _crossing) has that colour and noun; else "the <colour> <noun> furthest to the left" (right, highest,
+    or dropped, less one that was all out of the picture through the frame's edge before the window or comes into
+    it after, see _crossing) has that colour and noun; else "the <colour> <noun> furthest to the left" (right, highest,
     lowest) when o's centre is that by ``region_margin`` of the frame over every such look-alike at the window's
     start, middle and end (o seen at all three, each look-alike at one at least)."""
     if not o.untrusted:
@@ -1517,9 +1517,10 @@ def _colour_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
             continue
         if x["t_end"] < t0 - 1.0 or x["t_start"] > t1 + 1.0:
             continue
-        if ((x["t_end"] < t0 and _crossing(ctx, x, "exits") is not None)
-                or (x["t_start"] > t1 and _crossing(ctx, x, "enters") is not None)):
-            continue  # it left the picture before the window (comes into it after): not in view then
+        gone = _crossing(ctx, x, "exits") if x["t_end"] < t0 else None
+        coming = _crossing(ctx, x, "enters") if x["t_start"] > t1 else None
+        if (gone is not None and gone[0] + gone[2] < t0) or (coming is not None and coming[0] - coming[2] > t1):
+            continue  # all of it left the picture before the window (comes into it after): not in view then
         seen = set(_colours(x)[_span(x, t0 - 1.0, t1 + 1.0)]) | {x.get("color")}
         if colour in seen:
             alike.append(x)
@@ -2041,8 +2042,8 @@ def _clip_span(ctx: _Ctx) -> tuple[float, float] | None:
     return c0, c1
 
 
-def _crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
-    """(time, side) where a track enters (``which`` = "enters": its first box) or leaves ("exits": its last box)
+def _crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str, float] | None:
+    """(time, side, lag) where a track enters (``which`` = "enters": its first box) or leaves ("exits": its last box)
     the picture through one side of the frame inside the clip, or None.  Its boxes are clear (``max_box_noise``);
     that box touches that side only (``edge_margin``), more than 0.5 s after the clip's start (before its end);
     within ``crossing_lead_s`` the box comes off (reached) the edge and the centre moves inward (outward) by more
@@ -2051,14 +2052,15 @@ def _crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
     from ``window_pad_s`` before to ``window_pad_s`` after that time, its boxes keep their colour there; and no
     other track (kept or dropped) ends (starts) at the same side (``crossing_band``) within ``fragment_gap_s``
     before (after) it and ``fragment_dist`` of it (the object was lost at the edge and found again there, not
-    entering / leaving).  Made once per track row."""
+    entering / leaving).  The lag: that time (seconds) the object was (is) partly in view before (after) the box, at
+    its far edge's speed.  Made once per track row."""
     key = f"_crossing_{which}"
     if key not in r:
         r[key] = _find_crossing(ctx, r, which)
     return r[key]
 
 
-def _find_crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
+def _find_crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str, float] | None:
     """_crossing, computed."""
     p, path = ctx.p, r.get("path") or []
     bounds = _clip_span(ctx)
@@ -2086,7 +2088,8 @@ def _find_crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
     # must hold that moment with window_pad_s to spare
     far = [_far_gap(x, side) for x in part]
     speed = (far[-1] - far[0]) / max(part[-1]["t"] - part[0]["t"], 1e-9) * (1 if enters else -1)
-    if speed <= 0 or _far_gap(q, side) / speed > p.crossing_lead_s - p.window_pad_s:
+    lag = _far_gap(q, side) / speed if speed > 0 else math.inf
+    if lag > p.crossing_lead_s - p.window_pad_s:
         return None
     near = [s for ts in _near_times(ctx, r).values() for s in ts]
     if any(lo - p.window_pad_s <= s <= hi + p.window_pad_s for s in near):
@@ -2105,7 +2108,7 @@ def _find_crossing(ctx: _Ctx, r: dict, which: str) -> tuple[float, str] | None:
         if 0 <= gap <= p.fragment_gap_s and near_side and \
                 math.hypot(*(_path_at(x["path"], other, w, h)[:2] - pos)) <= p.fragment_dist * diag:
             return None
-    return t, side
+    return t, side, max(lag, 0.0)
 
 
 def _after_crossing(r: dict, t: float, which: str, lead: float) -> tuple[float, float]:
@@ -2120,7 +2123,7 @@ def _q_crossing_side(ctx: _Ctx, o: _Obj, which: str) -> dict | None:
     got = _crossing(ctx, o.rec, which)
     if got is None:
         return None
-    t, side = got
+    t, side, _ = got
     t0, t1 = _after_crossing(o.rec, t, which, ctx.p.crossing_lead_s)
     x = _window_ref(ctx, o, t0, t1)
     if x is None:
@@ -2173,7 +2176,7 @@ def _g_crossings(ctx: _Ctx) -> list[dict | None]:
             got = _crossing(ctx, o.rec, which)
             if got is None:
                 continue
-            t, side = got
+            t, side, _ = got
             a = max(c0, c0 + math.floor(round((t - p.crossing_lead_s - c0) * 10, 6)) / 10)
             b = min(c1, c0 + math.ceil(round((t + p.crossing_lead_s - c0) * 10, 6)) / 10)
             # a detector finds an object a little after it enters and loses it a little before it leaves: an

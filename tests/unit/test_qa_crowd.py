@@ -323,25 +323,33 @@ def test_no_entry_question_when_another_object_enters_there_then_or_was_lost_the
 
 
 def test_a_look_alike_that_left_the_picture_does_not_make_a_window_reference_ambiguous():
-    # two red people: 1 walks out through the right edge at 3 s; 2 is found mid-frame at 3.5 s (a partial track:
-    # doubtful, so windowed questions name it by the colour of its boxes), far from where 1 was lost
+    # two red people: 1 walks out through the right edge, its last box at 2.9 s; 2 is found mid-frame at 2.5 s (a
+    # partial track: doubtful, so windowed questions name it by the colour of its boxes), far from 1
     gone = (1, "person", "red", 40, 100, [(0.0, 300, 200), (3.0, 640, 200)], (0.0, 3.0))
-    found = (2, "person", "red", 40, 100, [(3.5, 120, 400), (8.0, 420, 400)], (3.5, 8.0))
+    found = (2, "person", "red", 40, 100, [(2.5, 120, 400), (8.0, 420, 400)], (2.5, 8.0))
     blue = (3, "person", "blue", 40, 100, [(0.0, 600, 60), (8.0, 300, 60)])
 
-    def ref(objs: list[tuple]) -> str | None:
+    def ctx_of(objs: list[tuple]) -> qa._Ctx:
         traj = trajectories(make_tracks(objs), W, H)
         ctx = qa._Ctx(traj, pair_relations(traj), CLIP, qa.QAParams())
         assert "partial_track" in ctx.by_id[2].why
-        return qa._window_ref(ctx, ctx.by_id[2], 3.6, 4.6)  # a look-alike seen within 1 s of this window
+        return ctx
 
-    assert ref([gone, found, blue]) == "the red person"  # 1 went out of the picture at 3 s: not in view then
-    # lost mid-frame instead (it may still be in view, hidden): no red person can be named there
+    ctx = ctx_of([gone, found, blue])
+    t, side, lag = qa._crossing(ctx, ctx.by_id[1].rec, "exits")
+    # its far (left) edge, 31 px from the right side at 113 px/s, is out of the picture about 0.28 s after that box
+    assert (t, side) == (2.9, "right") and 0.2 < lag < 0.35
+    # a window starting once all of it is out (look-alikes are looked for within 1 s of the window): 1 is not there
+    assert qa._window_ref(ctx, ctx.by_id[2], 3.3, 4.3) == "the red person"
+    # a window starting while part of it may still be in view: the two red people cannot be told apart there
+    assert qa._window_ref(ctx, ctx.by_id[2], t + lag - 0.1, t + lag + 0.9) is None
+    # lost mid-frame instead (it may still be in view, hidden): no red person can be named after it either
     lost = (1, "person", "red", 40, 100, [(0.0, 300, 200), (3.0, 450, 200)], (0.0, 3.0))
-    assert ref([lost, found, blue]) is None
-    # and the same when a red person comes into the picture just after the window
+    ctx = ctx_of([lost, found, blue])
+    assert qa._window_ref(ctx, ctx.by_id[2], 3.3, 4.3) is None
+    # a red person coming into the picture through the edge after the window does not count either
     late = (4, "person", "red", 40, 100, [(5.0, 0, 150), (8.0, 300, 150)], (5.0, 8.0))
-    traj = trajectories(make_tracks([found, blue, late]), W, H)
-    ctx = qa._Ctx(traj, pair_relations(traj), CLIP, qa.QAParams())
-    assert qa._crossing(ctx, ctx.by_id[4].rec, "enters") is not None
-    assert qa._window_ref(ctx, ctx.by_id[2], 3.6, 4.6) == "the red person"
+    ctx = ctx_of([found, blue, late])
+    t, side, lag = qa._crossing(ctx, ctx.by_id[4].rec, "enters")
+    assert side == "left" and t - lag > 4.3
+    assert qa._window_ref(ctx, ctx.by_id[2], 3.3, 4.3) == "the red person"
