@@ -81,8 +81,9 @@ smoothed centre path over [t0, t1] (both seen throughout); approach_during: clos
 between the smoothed centres changes by more than APPROACH_FRAC (5 %) of the diagonal from t0 to t1, same
 otherwise, doubtful within DISP_MARGIN of it, wrong when both tracks are one truth object; g_direction_during: the one truth object, of those seen
 at least MIN_WINDOW_VISIBLE_S (0.3 s) of the window, whose direction over its visible part of it is d (and whose
-centre is in the cell at the fact's t, with a region); its window is ``given``: the target's visible part of
-[t0, t1]; g_enters_during / g_exits_during: the one truth object whose first (last) box in the clip comes after
+centre is in the cell at the fact's t, with a region; with an ``extreme`` side, the one of those whose centre at
+the window's middle, or its nearest seen moment, is furthest toward that side, doubtful when the runner-up is within
+REGION_MARGIN); its window is ``given``: the target's visible part of [t0, t1]; g_enters_during / g_exits_during: the one truth object whose first (last) box in the clip comes after
 the clip's first frame (before its last) at t0 <= t <= t1 with the box within CROSS_EDGE (2 %) of the frame of
 that side (doubtful: t within ORDER_GAP_S of t0 or t1, the box 1-4 % from the side); window ``given``;
 enters_side / exits_side: the side the matched truth object's first (last) box in the clip touches, when that
@@ -705,6 +706,28 @@ def _unique(ids: list[int]) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
+def _extreme_mover(truth: ClipTruth, ids: list[int], side: str, t0: float, t1: float) -> int | None:
+    """Of the objects ids (those moving the direction asked about), the one whose centre at the middle of
+    [t0, t1] (its nearest seen moment, for one not seen then) is furthest toward that side of the frame
+    (left / right / top / bottom); doubtful when the runner-up is within REGION_MARGIN of the frame."""
+    tm = (t0 + t1) / 2
+    axis, size = (0, truth.width) if side in ("left", "right") else (1, truth.height)
+    sign = -1.0 if side in ("left", "top") else 1.0
+    at = []
+    for x in ids:
+        f = truth.objs[x]
+        p = f.position(min(max(tm, f.t_first), f.t_last))
+        if p is not None:
+            at.append((sign * p[axis] / size, x))
+    if not at:
+        return None
+    at.sort(reverse=True)
+    if len(at) > 1 and at[0][0] - at[1][0] < REGION_MARGIN:
+        raise _Doubt(f"g_direction_during: #{at[0][1]} and #{at[1][1]} within {REGION_MARGIN:.0%} of the frame "
+                     f"toward the {side}")
+    return at[0][1]
+
+
 def _earliest(truth: ClipTruth, oids: list[int], key: Callable[[ObjFacts], float | None],
               span: Callable[[ObjFacts], tuple[float, float] | None], what: str) -> int | None:
     """The object whose time is first by more than ORDER_GAP_S (None when an object has no time)."""
@@ -917,6 +940,10 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
             return frozenset(itertools.product(dirs, cells))
 
         want = d if cell is None else (d, cell)
+        if fact.get("extreme"):
+            return _readings(seen, reading, lambda r: _extreme_mover(
+                truth, [x for x, v in r.items() if v == want], fact["extreme"], t0, t1), kind), \
+                match.get(value), match.get(value)
         return _readings(seen, reading, lambda r: _unique([x for x, v in r.items() if v == want]), kind), \
             match.get(value), match.get(value)
     if kind in ("g_enters_during", "g_exits_during"):

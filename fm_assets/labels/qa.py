@@ -106,8 +106,10 @@ boxes in the window ("the red person"), made unique among look-alikes seen then 
   common clear stretch (or its part before / after their closest or furthest moment), by ``approach_margin``
   of the diagonal, the distance changing one way;
 - grounded, descriptive: ``g_direction_during`` ("which object moves <d> between a s and b s", with "in <region>"
-  when others move d too elsewhere): every other track seen in the window (kept or dropped) clearly does not
-  (wide margins); window ``given`` = the question's own [a, b];
+  when others move d too elsewhere, or "of the objects that move <d> between a s and b s, which one is furthest to
+  the left" (right, highest, lowest) when they share its region but it is that by twice ``region_margin`` over
+  each of them at the window's start, middle and end): every other track seen in the window (kept or dropped)
+  clearly does not (wide margins); window ``given`` = the question's own [a, b];
 - ``enters_side`` / ``exits_side`` (location_motion): through which side of the frame a track enters (leaves)
   the picture, at about t s (the crossing of ``g_enters_during`` below; no uniqueness among others needed);
 - grounded, descriptive: ``g_enters_during`` / ``g_exits_during`` ("which person enters the frame from the left
@@ -1985,28 +1987,53 @@ def _g_direction_during(ctx: _Ctx) -> list[dict | None]:
                     blocked = True
                 elif d in _window_move(ctx, r, a, b, loose)[0]:
                     rivals.append(r)
-            cell = None
+            cell, extreme = None, None
+            if blocked:
+                continue
             if rivals:
                 tm = (t0 + t1) / 2
                 cell = _cell_during(o.rec, t0, t1, ctx.p.region_margin)
                 if cell is None or any((box := _box_at(r, tm)) is None
                                        or cell in _regions_near(float(box[0]), float(box[1]), 2 * ctx.p.region_margin)
                                        for r in rivals):
-                    continue
-            if blocked:
-                continue
-            where = f" in {_REGION_TEXT[cell]} of the frame" if cell else ""
-            q = ctx.pick(["Which object moves {d}{w} between {a} s and {b} s?",
-                          "From {a} s to {b} s, which object heads {d}{w}?"], "g_during", o.tid, t0,
-                         d=_DIR_PHRASE[d], w=where, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
+                    cell, extreme = None, _extreme_among(o.rec, rivals, t0, t1, 2 * ctx.p.region_margin)
+                    if extreme is None:
+                        continue
+            if extreme is not None:
+                q = ctx.pick(["Of the objects that move {d} between {a} s and {b} s, which one is {e}?",
+                              "Which object moving {d} from {a} s to {b} s is {e}?"], "g_during", o.tid, t0,
+                             d=_DIR_PHRASE[d], e=extreme, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
+            else:
+                where = f" in {_REGION_TEXT[cell]} of the frame" if cell else ""
+                q = ctx.pick(["Which object moves {d}{w} between {a} s and {b} s?",
+                              "From {a} s to {b} s, which object heads {d}{w}?"], "g_during", o.tid, t0,
+                             d=_DIR_PHRASE[d], w=where, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
             others = [r["track_id"] for r in ctx.everyone if r["track_id"] != o.tid]
             extra = {"region": cell, "t": round((t0 + t1) / 2, 3)} if cell else {}
+            if extreme is not None:
+                extra = {"extreme": _EXTREME_SIDE[extreme], "t": round((t0 + t1) / 2, 3)}
             rows.append(_grounded_row(ctx, "descriptive", "g_direction_during", q, o.tid, x, (round(t0, 3), round(t1, 3)),
                                       _fact("g_direction_during", [o.tid, *others], o.tid, window="given",
                                             direction=d, t0=round(t0, 3), t1=round(t1, 3), **extra)))
     return rows
 
 
+def _extreme_among(r: dict, rivals: list[dict], t0: float, t1: float, margin: float) -> str | None:
+    """The words of _EXTREMES ("furthest to the left", ...) that hold for track r over every rival track by
+    ``margin`` of the frame at the start, middle and end of [t0, t1]: r seen at all three, each rival at one at
+    least and beaten wherever it is seen; None when no side holds."""
+    times = (t0, (t0 + t1) / 2, t1)
+    mine = [b for t in times if (b := _box_at(r, t)) is not None]
+    theirs = [[_box_at(x, t) for t in times] for x in rivals]
+    if len(mine) < len(times) or any(all(b is None for b in bs) for bs in theirs):
+        return None
+    for words, axis, sign in _EXTREMES:
+        if all(sign * (b[axis] - mine[k][axis]) >= margin for bs in theirs for k, b in enumerate(bs) if b is not None):
+            return words
+    return None
+
+
+_EXTREME_SIDE = {words: side for (words, _, _), side in zip(_EXTREMES, ("left", "right", "top", "bottom"))}
 _SIDES = ("left", "right", "top", "bottom")
 _INWARD = {"left": ("ncx", 1), "right": ("ncx", -1), "top": ("ncy", 1), "bottom": ("ncy", -1)}  # (coordinate, sign)
 _OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}

@@ -490,6 +490,18 @@ def test_grounded_direction_during_with_and_without_a_region():
               region="center", t=3.0, **g)  # o1 at (400, 325) is in the centre, o3 at (600, 225) on the right
     assert verdict(where, truth).status == "correct"
     assert verdict({**where, "action_start_s": 0.2, "action_end_s": 1.0}, truth).status == "wrong"  # not its window
+    # of the objects going down then, the one furthest to the left (o1, x 400) or to the right (o3, x 600)
+    left = q("g_direction_during", [1, 2, 3], 1, win=(2.2, 3.8), direction="down", t0=2.2, t1=3.8,
+             extreme="left", t=3.0, **g)
+    assert verdict(left, truth).status == "correct"
+    assert verdict({**left, "fact": left["fact"].replace('"left"', '"right"')}, truth).status == "wrong"
+    assert verdict(q("g_direction_during", [1, 2, 3], 3, win=(2.2, 3.8), direction="down", t0=2.2, t1=3.8,
+                     extreme="right", t=3.0, **g), truth).status == "correct"
+    # an object standing still further left does not count among the objects going down
+    assert verdict(left, truth_of(o1=RIGHT_DOWN, o2=STILL, o3=other, o5=path((0, 50, 300)))).status == "correct"
+    # another object going down 10 px (1.6 % of the width) right of o1: which is furthest to the left is doubtful
+    truth = truth_of(o1=RIGHT_DOWN, o2=STILL, o3=other, o6=path((0, 410, 100), (4, 410, 420)))
+    assert verdict(left, truth).status == "doubtful"
 
 
 def test_windowed_questions_match_tracks_over_their_window():

@@ -353,3 +353,23 @@ def test_a_look_alike_that_left_the_picture_does_not_make_a_window_reference_amb
     t, side, lag = qa._crossing(ctx, ctx.by_id[4].rec, "enters")
     assert side == "left" and t - lag > 4.3
     assert qa._window_ref(ctx, ctx.by_id[2], 3.3, 4.3) == "the red person"
+
+
+def test_which_of_the_objects_moving_one_way_is_furthest_to_one_side():
+    # three people walk left in a row, 80 px apart (their boxes never touch), all in the middle column of the grid
+    # for most of the clip: "which person moves left" has three answers and no cell tells them apart, but the one
+    # furthest to the left (right) of them is clear all along; the middle one is not asked about
+    row = [(1, "person", "red", 40, 100, [(0.0, 520, 240), (8.0, 320, 240)]),
+           (2, "person", "blue", 40, 100, [(0.0, 440, 240), (8.0, 240, 240)]),
+           (3, "person", "green", 40, 100, [(0.0, 360, 240), (8.0, 160, 240)])]
+    traj = trajectories(make_tracks(row), W, H)
+    rows = qa.grounded_questions(traj, pair_relations(traj), CLIP)
+    asked = [(f, r) for r, f in zip(rows, facts(rows)) if f["kind"] == "g_direction_during"]
+    assert asked and all(f.get("extreme") and f["direction"] == "left" for f, _ in asked)
+    assert {f["value"]: f["extreme"] for f, _ in asked} == {3: "left", 1: "right"}
+    for f, r in asked:
+        tm = (f["t0"] + f["t1"]) / 2
+        xs = {tid: float(np.interp(tm, [0.0, 8.0], [k[0][1], k[1][1]])) for tid, *_, k in row}
+        assert f["value"] == (min(xs, key=xs.get) if f["extreme"] == "left" else max(xs, key=xs.get))
+        assert f"furthest to the {f['extreme']}" in r["question"] and "to the left" in r["question"]
+        assert r["target_track_id"] == f["value"] and r["answer_text"] == qa.refer(traj)[f["value"]]
