@@ -1484,8 +1484,9 @@ def _seen_at(r: dict, t: float, p: QAParams) -> bool:
                 and max(size.max(), usual) / min(size.min(), usual) <= p.max_box_change)
 
 
-_EXTREMES = (("furthest to the left", 0, 1), ("furthest to the right", 0, -1), ("highest in the frame", 1, 1),
-             ("lowest in the frame", 1, -1))  # (words, axis of ncx / ncy, +1: smallest wins)
+_EXTREMES = {"left": ("furthest to the left", 0, 1), "right": ("furthest to the right", 0, -1),
+             "top": ("highest in the frame", 1, 1),
+             "bottom": ("lowest in the frame", 1, -1)}  # side: (words, axis of ncx / ncy, +1: smallest wins)
 
 
 def _window_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
@@ -1528,17 +1529,8 @@ def _colour_ref(ctx: _Ctx, o: _Obj, t0: float, t1: float) -> str | None:
             alike.append(x)
     if not alike:
         return base
-    times = (t0, (t0 + t1) / 2, t1)
-    at = [_box_at(o.rec, t) for t in times]
-    theirs = [[_box_at(x, t) for t in times] for x in alike]
-    mine = [b for b in at if b is not None]
-    if len(mine) < len(times) or any(all(b is None for b in bs) for bs in theirs):
-        return None
-    for words, axis, sign in _EXTREMES:
-        if all(sign * (b[axis] - mine[k][axis]) >= ctx.p.region_margin
-               for bs in theirs for k, b in enumerate(bs) if b is not None):
-            return f"{base} {words}"
-    return None
+    side = _extreme_among(o.rec, alike, t0, t1, ctx.p.region_margin)
+    return None if side is None else f"{base} {_EXTREMES[side][0]}"
 
 
 def _window_move(ctx: _Ctx, r: dict, t0: float, t1: float,
@@ -2002,16 +1994,15 @@ def _g_direction_during(ctx: _Ctx) -> list[dict | None]:
             if extreme is not None:
                 q = ctx.pick(["Of the objects that move {d} between {a} s and {b} s, which one is {e}?",
                               "Which object moving {d} from {a} s to {b} s is {e}?"], "g_during", o.tid, t0,
-                             d=_DIR_PHRASE[d], e=extreme, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
+                             d=_DIR_PHRASE[d], e=_EXTREMES[extreme][0], a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
             else:
                 where = f" in {_REGION_TEXT[cell]} of the frame" if cell else ""
                 q = ctx.pick(["Which object moves {d}{w} between {a} s and {b} s?",
                               "From {a} s to {b} s, which object heads {d}{w}?"], "g_during", o.tid, t0,
                              d=_DIR_PHRASE[d], w=where, a=_s(t0, ctx.clip), b=_s(t1, ctx.clip))
             others = [r["track_id"] for r in ctx.everyone if r["track_id"] != o.tid]
-            extra = {"region": cell, "t": round((t0 + t1) / 2, 3)} if cell else {}
-            if extreme is not None:
-                extra = {"extreme": _EXTREME_SIDE[extreme], "t": round((t0 + t1) / 2, 3)}
+            tm = round((t0 + t1) / 2, 3)
+            extra = {"extreme": extreme, "t": tm} if extreme else {"region": cell, "t": tm} if cell else {}
             rows.append(_grounded_row(ctx, "descriptive", "g_direction_during", q, o.tid, x, (round(t0, 3), round(t1, 3)),
                                       _fact("g_direction_during", [o.tid, *others], o.tid, window="given",
                                             direction=d, t0=round(t0, 3), t1=round(t1, 3), **extra)))
@@ -2019,21 +2010,20 @@ def _g_direction_during(ctx: _Ctx) -> list[dict | None]:
 
 
 def _extreme_among(r: dict, rivals: list[dict], t0: float, t1: float, margin: float) -> str | None:
-    """The words of _EXTREMES ("furthest to the left", ...) that hold for track r over every rival track by
-    ``margin`` of the frame at the start, middle and end of [t0, t1]: r seen at all three, each rival at one at
-    least and beaten wherever it is seen; None when no side holds."""
+    """The side of _EXTREMES (left: "furthest to the left", ...) toward which track r's centre beats every rival
+    track's by ``margin`` of the frame at the start, middle and end of [t0, t1]: r seen at all three, each rival
+    at one at least and beaten wherever it is seen; None when no side holds."""
     times = (t0, (t0 + t1) / 2, t1)
     mine = [b for t in times if (b := _box_at(r, t)) is not None]
     theirs = [[_box_at(x, t) for t in times] for x in rivals]
     if len(mine) < len(times) or any(all(b is None for b in bs) for bs in theirs):
         return None
-    for words, axis, sign in _EXTREMES:
+    for side, (_, axis, sign) in _EXTREMES.items():
         if all(sign * (b[axis] - mine[k][axis]) >= margin for bs in theirs for k, b in enumerate(bs) if b is not None):
-            return words
+            return side
     return None
 
 
-_EXTREME_SIDE = {words: side for (words, _, _), side in zip(_EXTREMES, ("left", "right", "top", "bottom"))}
 _SIDES = ("left", "right", "top", "bottom")
 _INWARD = {"left": ("ncx", 1), "right": ("ncx", -1), "top": ("ncy", 1), "bottom": ("ncy", -1)}  # (coordinate, sign)
 _OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
