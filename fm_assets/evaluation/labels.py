@@ -710,6 +710,8 @@ def _extreme_mover(truth: ClipTruth, ids: list[int], side: str, t0: float, t1: f
     """Of the objects ids (those moving the direction asked about), the one whose centre at the middle of
     [t0, t1] (its nearest seen moment, for one not seen then) is furthest toward that side of the frame
     (left / right / top / bottom); doubtful when the runner-up is within REGION_MARGIN of the frame."""
+    if side not in ("left", "right", "top", "bottom"):
+        raise ValueError(f"extreme {side!r} is not a side of the frame")
     tm = (t0 + t1) / 2
     axis, size = (0, truth.width) if side in ("left", "right") else (1, truth.height)
     sign = -1.0 if side in ("left", "top") else 1.0

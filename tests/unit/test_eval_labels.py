@@ -497,6 +497,9 @@ def test_grounded_direction_during_with_and_without_a_region():
     assert verdict({**left, "fact": left["fact"].replace('"left"', '"right"')}, truth).status == "wrong"
     assert verdict(q("g_direction_during", [1, 2, 3], 3, win=(2.2, 3.8), direction="down", t0=2.2, t1=3.8,
                      extreme="right", t=3.0, **g), truth).status == "correct"
+    # a side that is not one of the frame's four: a malformed fact, not scored
+    bad = verdict({**left, "fact": left["fact"].replace('"left"', '"diagonal"')}, truth)
+    assert (bad.status, "malformed" in bad.reason) == ("unscored", True)
     # an object standing still further left does not count among the objects going down
     assert verdict(left, truth_of(o1=RIGHT_DOWN, o2=STILL, o3=other, o5=path((0, 50, 300)))).status == "correct"
     # another object going down 10 px (1.6 % of the width) right of o1: which is furthest to the left is doubtful
