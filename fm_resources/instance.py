@@ -71,6 +71,14 @@ def keep_sqlite_engines(instance) -> None:
     EngineKeepingSqliteEventLogStorage.adopt(instance.event_log_storage)
 
 
+def release_connections(instance) -> None:
+    """Close the SQLite connections fm's event log keeps open (nothing for another storage): the instance's files
+    are then what they will be when this process has ended."""
+    release = getattr(instance.event_log_storage, "release", None)
+    if release is not None:
+        release()
+
+
 class InstanceStorageError(RuntimeError):
     """The instance's storage is not the one the environment asks for."""
 

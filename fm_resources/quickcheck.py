@@ -112,12 +112,17 @@ class QuickCheck:
                     entries.append((path, st.st_size, st.st_mtime_ns, st.st_ino))
         return hashlib.sha256(json.dumps(sorted(entries)).encode()).hexdigest()
 
-    def settle(self, nothing_to_do) -> bool:
+    def settle(self, nothing_to_do, release=lambda: None) -> bool:
         """Ask `nothing_to_do()` (Dagster's plan, after the run) and keep the instance's state when it says so and
-        the instance did not change while it was asked."""
+        the instance did not change while it was asked. `release()` closes what the process holds open on the
+        instance's files (fm's event log keeps its SQLite connections), before each look at them: the state kept
+        is the one the files keep once this process has ended."""
+        release()
         before = self.instance_state()
-        if before is not None and nothing_to_do() and self.instance_state() == before:
-            self.settled = before
+        if before is not None and nothing_to_do():
+            release()
+            if self.instance_state() == before:
+                self.settled = before
         return self.settled is not None
 
     def remember(self, videos: list[str], table) -> None:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 from fm_assets.cli import loaded
 from fm_assets.cli.console import console, one_line, print_frame, report_runs
 from fm_assets.cli.lake import write_duckdb
-from fm_resources.instance import add_video_partitions, dagster_instance
+from fm_resources.instance import add_video_partitions, dagster_instance, release_connections
 
 
 def collect_uris(paths: list[str], problems: list[str] | None = None) -> list[str]:
@@ -303,7 +303,8 @@ def run_videos(paths: list[str], until: str | None = None, run_config: dict | No
     except Exception as exc:
         notes.append(f"fm.duckdb not refreshed: {one_line(exc)}")
     if quick is not None and results and not notes and all(r["success"] for r in results):
-        quick.settle(lambda: nothing_to_do(instance, ids, selection, run_config, until))
+        quick.settle(lambda: nothing_to_do(instance, ids, selection, run_config, until),
+                     lambda: release_connections(instance))
     return results
 
 

@@ -95,3 +95,64 @@ def test_the_event_log_keeps_one_engine_per_shard_and_a_new_process_reads_every_
     assert len(instance.fetch_materializations(AssetKey("numbers"), limit=100).records) == MAX_ENGINES + 2
     instance.dispose()
     assert not storage._engines
+
+
+def test_the_event_log_keeps_its_connections_and_a_watcher_sees_each_event_as_it_is_stored(fm_home):
+    """fm's event log opens one SQLite connection per shard and keeps it across statements and runs (Dagster's
+    class opens one per statement); yet a run's shard file still changes with every event, so Dagster's own
+    storage class, watching it as the UI does for a live run (watchdog on `<run_id>.db`), is told of each event
+    while the writer's connection is still open; `release` closes the connections and the WAL goes."""
+    import os
+
+    from dagster import EventLogEntry
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from sqlalchemy import event
+    from sqlalchemy.pool import QueuePool
+
+    instance = dagster_instance()
+    storage = instance.event_log_storage
+    opened: list[str] = []  # the connections fm's storage opens (its pools; Dagster's class opens through NullPool)
+
+    def count(dbapi_connection, _record):
+        opened.append(dbapi_connection.execute("PRAGMA database_list").fetchall()[0][2])
+
+    def entry(run_id: str, i: int) -> EventLogEntry:
+        return EventLogEntry(error_info=None, level=20, user_message=f"message {i}", run_id=run_id,
+                             timestamp=time.time(), step_key=None, job_name="watched", dagster_event=None)
+
+    run_id = "0e9a2d5c-1b7f-4c1e-9f3a-6d2b8c4e7a10"
+    storage.store_event(entry(run_id, 0))  # the shard exists before it is watched
+    watcher = SqliteEventLogStorage(storage._base_dir)  # Dagster's class, another reader of the same files
+    seen: list[str] = []
+    watcher.watch(run_id, None, lambda e, _cursor: seen.append(e.user_message))
+    event.listen(QueuePool, "connect", count)
+    try:
+        time.sleep(0.5)  # the observer thread is up
+        for i in range(1, 6):
+            storage.store_event(entry(run_id, i))
+            deadline = time.monotonic() + 10
+            while f"message {i}" not in seen and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert f"message {i}" in seen, (i, seen)  # told before the next event is stored
+        for _ in range(20):
+            assert instance.has_dynamic_partition("videos", "d-00000001") is False
+    finally:
+        event.remove(QueuePool, "connect", count)
+        watcher.end_watch(run_id, watcher._watchers[run_id] and next(iter(watcher._watchers[run_id])))
+        watcher.dispose()
+    assert len(opened) <= 1, opened  # 25 statements: at most the index's connection was new
+    shard = Path(storage.path_for_shard(run_id))
+    assert Path(f"{shard}-wal").exists()  # its connection is still open
+    storage.release()
+    assert not Path(f"{shard}-wal").exists() and not Path(f"{shard}-shm").exists()
+    event.listen(QueuePool, "connect", count)
+    try:
+        opened.clear()
+        storage.store_event(entry(run_id, 6))
+        storage.store_event(entry(run_id, 7))
+    finally:
+        event.remove(QueuePool, "connect", count)
+    assert opened == [str(shard)]  # released: the next statement opens one again, and it is kept
+    storage.release()
+    assert [e.user_message for e in watcher.get_logs_for_run(run_id)] == [f"message {i}" for i in range(8)]
+    assert os.path.getsize(shard) > 0
