@@ -98,12 +98,21 @@ class Lake(ConfigurableResource):
             bucket, k = self._bucket_key(key)
             self._s3().put_object(Bucket=bucket, Key=k, Body=data)
             return self.uri(key)
+
+        def fill(fh) -> None:
+            fh.write(data)
+
+        return self._replace(key, fill)
+
+    def _replace(self, key: str, fill) -> str:
+        """The local file at `key` made atomically: `fill(fh)` writes a temporary file beside it (binary, open),
+        which is given the usual mode, synced and renamed over it; a failure leaves the old file as it was."""
         path = self.local_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                fill(fh)
                 fh.flush()
                 os.fchmod(fh.fileno(), file_mode())  # mkstemp makes 0600: give the file the usual mode
                 os.fsync(fh.fileno())
@@ -201,7 +210,18 @@ class Lake(ConfigurableResource):
     def read_json(self, key: str) -> Any:
         return json.loads(self.read_bytes(key))
 
-    def write_parquet(self, key: str, df: pl.DataFrame) -> str:
+    def write_parquet(self, key: str, df: pl.DataFrame | pl.LazyFrame) -> str:
+        """A table as Parquet at `key`, atomically. A LazyFrame is streamed (polars' sink): a table spilled to files
+        as it was made (a long video's detections) is written without being read into memory whole."""
+        if isinstance(df, pl.LazyFrame):
+            if not self.remote:
+                return self._replace(key, lambda fh: df.sink_parquet(fh, compression="zstd", statistics=True))
+            with tempfile.TemporaryDirectory(prefix="fm-sink-") as tmp:
+                path = Path(tmp) / "table.parquet"
+                df.sink_parquet(path, compression="zstd", statistics=True)
+                bucket, k = self._bucket_key(key)
+                self._s3().upload_file(str(path), bucket, k)
+            return self.uri(key)
         buf = io.BytesIO()
         df.write_parquet(buf, compression="zstd", statistics=True)
         return self.write_bytes(key, buf.getvalue())
@@ -293,6 +313,11 @@ def table_key(asset: str, partition: str | None) -> str:
     return f"{asset}/{partition}.parquet" if partition else f"{asset}/all.parquet"
 
 
+def n_rows(obj: pl.DataFrame | pl.LazyFrame) -> int:
+    """Rows of a table, a LazyFrame's counted by a scan (not collected whole)."""
+    return len(obj) if isinstance(obj, pl.DataFrame) else int(obj.select(pl.len()).collect().item())
+
+
 def forget_captured_output(context: OutputContext, obj: Any) -> None:
     """Drop the copy of a stored output that Dagster's `execute_in_process` keeps for its result (`fm run` runs each
     video that way, in its own process, and never reads the outputs back from the result): without this a run holds
@@ -312,19 +337,20 @@ def forget_captured_output(context: OutputContext, obj: Any) -> None:
 
 
 class LakeIOManager(ConfigurableIOManager):
-    """Stores each asset's polars DataFrame as Parquet in the lake, one file per partition."""
+    """Stores each asset's polars DataFrame as Parquet in the lake, one file per partition. A LazyFrame (a table
+    spilled to files as a step made it) is streamed to the lake, never collected whole."""
 
     lake: Lake
 
-    def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
+    def handle_output(self, context: OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
         if obj is None:
             return
-        if not isinstance(obj, pl.DataFrame):
+        if not isinstance(obj, pl.DataFrame | pl.LazyFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
         self._store(context, obj)
         forget_captured_output(context, obj)
 
-    def _store(self, context: OutputContext, obj: pl.DataFrame) -> None:
+    def _store(self, context: OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
         asset = context.asset_key.path[-1]
         try:  # the step's resolved config (defaults filled in): `fm run` reruns the stage when it changes
             outputs = [o.name for o in context.step_context.op_def.output_defs]
@@ -333,27 +359,27 @@ class LakeIOManager(ConfigurableIOManager):
             version = {}
         if not context.has_asset_partitions:
             uri = self.lake.write_parquet(table_key(asset, None), obj)
-            context.add_output_metadata({"rows": len(obj), "path": uri, **version})
+            context.add_output_metadata({"rows": n_rows(obj), "path": uri, **version})
             return
         keys = context.asset_partition_keys
         self._record_stage(context, asset, keys, obj)
         if len(keys) == 1:
             uri = self.lake.write_parquet(table_key(asset, keys[0]), obj)
-            context.add_output_metadata({"rows": len(obj), "path": uri, **version})
+            context.add_output_metadata({"rows": n_rows(obj), "path": uri, **version})
             return
         # A batch of videos in one run (a multi-run backfill): one file per video, empty ones too, so every
         # partition of the batch is materialized with exactly its own rows.
-        if "video_id" not in obj.columns:
+        if "video_id" not in obj.collect_schema().names():
             raise ValueError(f"{asset}: a batch of partitions needs a video_id column to split the rows by")
-        by_video = obj.partition_by("video_id", as_dict=True) if len(obj) else {}
-        stray = {k[0] for k in by_video} - set(keys)
+        stray = set(obj.lazy().select(pl.col("video_id").unique()).collect()["video_id"]) - set(keys)
         if stray:
             raise ValueError(f"{asset}: rows for videos outside this run's partitions: {sorted(stray)[:5]}")
         for key in keys:
-            self.lake.write_parquet(table_key(asset, key), by_video.get((key,), obj.clear()))
-        context.add_output_metadata({"rows": len(obj), "partitions": len(keys), **version})
+            self.lake.write_parquet(table_key(asset, key), obj.filter(pl.col("video_id") == key))
+        context.add_output_metadata({"rows": n_rows(obj), "partitions": len(keys), **version})
 
-    def _record_stage(self, context: OutputContext, asset: str, keys: list[str], obj: pl.DataFrame) -> None:
+    def _record_stage(self, context: OutputContext, asset: str, keys: list[str],
+                      obj: pl.DataFrame | pl.LazyFrame) -> None:
         """stage_runs/<video>__<asset>.parquet: when the step ran and its wall seconds (shared equally by the
         videos of a batch), for the `seconds per stage` report."""
         now = datetime.now(UTC)
@@ -366,10 +392,11 @@ class LakeIOManager(ConfigurableIOManager):
                 seconds = max(0.0, now.timestamp() - max(starts)) / len(keys)
         except Exception:  # no step context (e.g. a direct IO manager call in a test)
             seconds = None
-        counts = dict(obj.group_by("video_id").len().iter_rows()) if "video_id" in obj.columns and len(obj) else {}
+        counts = (dict(obj.lazy().group_by("video_id").len().collect().iter_rows())
+                  if len(keys) > 1 and "video_id" in obj.collect_schema().names() else {})
         for key in keys:
             row = {"asset": asset, "video_id": key, "run_id": context.run_id, "finished_at": now,
-                   "seconds": seconds, "rows": int(counts.get(key, 0) if len(keys) > 1 else len(obj))}
+                   "seconds": seconds, "rows": int(counts.get(key, 0) if len(keys) > 1 else n_rows(obj))}
             self.lake.write_parquet(f"stage_runs/{key}__{asset}.parquet", pl.DataFrame([row], schema=STAGE_RUNS))
 
     def load_input(self, context: InputContext) -> pl.DataFrame:

@@ -5,8 +5,10 @@ never a crash."""
 
 
 import base64
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, AssetOut, MetadataValue, Output, multi_asset
@@ -140,24 +142,32 @@ def ingest(context: AssetExecutionContext, config: IngestConfig, video_store: Vi
     """One decode pass per video: the scan plans the clips while the detector works on each clip as soon as it is
     final. Run alone (a new detector config), `detections` reads the clips from the lake and decodes their frames."""
     selected = set(context.op_execution_context.selected_output_names)
-    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in OUTPUTS if name in selected}
-    for video_id in context.partition_keys:
-        tables, metadata = ingest_video(video_id, config.to_params(), config.detections.to_params(), selected,
-                                        video_store, lake, detector, context.log)
-        for name in parts:
-            context.add_asset_metadata(metadata[name], asset_key=name, partition_key=video_id)
-            parts[name].append(tables[name])
-    for name, frames in parts.items():
-        yield Output(pl.concat(frames), output_name=name)
+    parts: dict[str, list] = {name: [] for name in OUTPUTS if name in selected}
+    # the detections go to files clip by clip as they are made and are streamed from there into the lake (the IO
+    # manager takes the LazyFrame), so a long video's detections are never all in memory
+    with tempfile.TemporaryDirectory(prefix="fm-detections-") as spill:
+        for video_id in context.partition_keys:
+            tables, metadata = ingest_video(video_id, config.to_params(), config.detections.to_params(), selected,
+                                            video_store, lake, detector, context.log, Path(spill) / video_id)
+            for name in parts:
+                context.add_asset_metadata(metadata[name], asset_key=name, partition_key=video_id)
+                parts[name].append(tables[name])
+        for name, frames in parts.items():
+            yield Output(pl.concat(frames), output_name=name)
 
 
 OUTPUTS = {"videos": VIDEOS, "raw_clips": RAW_CLIPS, "detections": DETECTIONS}
 
 
 def ingest_video(video_id: str, config: ClipParams, det_config: DetectionParams, selected: set[str],
-                 video_store: VideoStore, lake: Lake, detector: DetectorResource, log) -> tuple[dict, dict]:
-    """One video's tables {asset: DataFrame} and metadata {asset: dict} for the selected assets."""
-    tables: dict[str, pl.DataFrame] = {}
+                 video_store: VideoStore, lake: Lake, detector: DetectorResource, log,
+                 spill: Path | None = None) -> tuple[dict, dict]:
+    """One video's tables {asset: DataFrame} and metadata {asset: dict} for the selected assets. With a `spill`
+    folder (made here; the caller removes it once the tables are stored), the detections are written there clip by
+    clip and come back as a LazyFrame over those files (DetectionRun)."""
+    if spill is not None and "detections" in selected:
+        spill.mkdir(parents=True)
+    tables: dict[str, pl.DataFrame | pl.LazyFrame] = {}
     metadata: dict[str, dict] = {}
     run = None
 
@@ -170,14 +180,14 @@ def ingest_video(video_id: str, config: ClipParams, det_config: DetectionParams,
         def watch(info: StreamInfo) -> DetectionPass:
             step = sample_step(info.declared_fps, det_config.sample_fps) if info.declared_fps else None
             passes.append(DetectionPass(video_id, detector.get(), det_config, step, workers=detector.workers(),
-                                        pool_kind=detector.clip_pool, keep_still=keep_still))
+                                        pool_kind=detector.clip_pool, keep_still=keep_still, spill=spill))
             return passes[-1]
 
         reg = lookup_video(video_id, lake)
         try:
             row, clips, scan = analyse_video(video_id, reg["uri"], reg["sha256"], video_store, config,
                                              watch if "detections" in selected else None)
-            run = passes[0].finish() if passes and row["status"] == "ok" else DetectionRun([], 0, 0.0, {})
+            run = passes[0].finish() if passes and row["status"] == "ok" else DetectionRun([], 0, 0.0, {}, spill)
         finally:
             for dp in passes:
                 dp.close()
@@ -191,35 +201,37 @@ def ingest_video(video_id: str, config: ClipParams, det_config: DetectionParams,
     if "detections" in selected:
         tables["detections"], metadata["detections"] = detect_clips(
             video_id, tables.get("videos"), tables.get("raw_clips"), det_config, detector, video_store, lake, run,
-            keep_still)
+            keep_still, spill)
     return tables, metadata
 
 
 def detect_clips(video_id: str, videos: pl.DataFrame | None, raw_clips: pl.DataFrame | None, p: DetectionParams,
                  detector: DetectorResource, video_store: VideoStore, lake: Lake,
-                 run: DetectionRun | None, keep_still: Callable[[str, bytes], None]) -> tuple[pl.DataFrame, dict]:
+                 run: DetectionRun | None, keep_still: Callable[[str, bytes], None],
+                 spill: Path | None = None) -> tuple[pl.DataFrame | pl.LazyFrame, dict]:
     """A video's detections and their metadata: the `run` its scan made, or (`detections` alone: run None) the
     kept clips of the lake's videos / raw_clips detected in a pass over their frames; each clip's still goes to
-    `keep_still` as it is made."""
+    `keep_still` as it is made, each clip's rows to `spill` (see DetectionRun)."""
     if videos is None or raw_clips is None:
         videos, raw_clips = (lake_table(lake, name, video_id) for name in ("videos", "raw_clips"))
     kept = with_sample_origin(raw_clips).filter(pl.col("kept"))
     video = videos.row(0, named=True)
     if run is None:
-        run = DetectionRun([], 0, 0.0, {})
+        run = DetectionRun([], 0, 0.0, {}, spill)
         if video["status"] == "ok" and not kept.is_empty():
             path = video_store.fetch(lookup_video(video_id, lake)["uri"])
             run = detect_video(video_id, decode(path, video["rotation"]), kept, stream_info(path).declared_fps,
                                detector.get(), p, workers=detector.workers(), pool_kind=detector.clip_pool,
-                               keep_still=keep_still)
-    df = run.table
+                               keep_still=keep_still, spill=spill)
+    df = run.lazy()
+    labels = dict(df.group_by("label").len().sort("label").collect().iter_rows())
     return df, {
         "detector": getattr(detector.get(), "name", detector.backend),
         "clips": len(kept),
         "frames": run.frames,
-        "boxes": len(df),
+        "boxes": sum(labels.values()),
         "frames_per_s": MetadataValue.float(run.frames / run.busy_s if run.busy_s > 0 else 0.0),
-        "labels": str(dict(df.group_by("label").len().sort("label").iter_rows())) if len(df) else "{}",
+        "labels": str(labels),
     }
 
 

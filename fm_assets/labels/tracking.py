@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import cv2
@@ -223,15 +224,33 @@ class DetectionRun:
     """What `detect_video` gives: the detections table (built clip by clip, so a long video's rows are never all
     held as Python dicts), the frames the detector saw, the seconds spent in the detector (summed over threads)
     and each kept clip's still (JPEG of its middle frame, the picture the tracks and trajectories are drawn on,
-    so no later stage decodes the video again)."""
+    so no later stage decodes the video again). With a `spill` folder each clip's rows go there as a Parquet file
+    when they come, instead of being held (`parts`): a long video's detections are never all in memory; `lazy()`
+    reads them back in clip order."""
 
     parts: list[pl.DataFrame]
     frames: int
     busy_s: float
     stills: dict[str, bytes]
+    spill: Path | None = None
+    spilled: int = 0  # clip tables written to `spill`
+
+    def add(self, rows: pl.DataFrame) -> None:
+        if self.spill is None:
+            self.parts.append(rows)
+            return
+        rows.write_parquet(self.spill / f"part-{self.spilled:06d}.parquet", compression="lz4", statistics=False)
+        self.spilled += 1
+
+    def lazy(self) -> pl.LazyFrame:
+        if self.spill is not None and self.spilled:
+            return pl.scan_parquet([self.spill / f"part-{i:06d}.parquet" for i in range(self.spilled)])
+        return self.table.lazy()
 
     @property
     def table(self) -> pl.DataFrame:
+        if self.spill is not None and self.spilled:
+            return self.lazy().collect()
         return pl.concat(self.parts) if self.parts else frame([], DETECTIONS)
 
 
@@ -347,10 +366,12 @@ class DetectionPass:
     and are the same. Frames are held only from the first clip not yet final on."""
 
     def __init__(self, video_id: str, detector: ClipDetector, p: DetectionParams, step: int | None,
-                 workers: int = 1, pool_kind: str = "thread", keep_still: Callable[[str, bytes], None] | None = None):
+                 workers: int = 1, pool_kind: str = "thread", keep_still: Callable[[str, bytes], None] | None = None,
+                 spill: Path | None = None):
         """`step`: the sampling step (sample_step of the video's declared frame rate); None: first_frames_step of its
         first two frames (given first, from frame 0). `keep_still(clip_id, jpeg)` takes each still as it is made
-        (a long video's stills are not all held); None: they are kept in the run's `stills`."""
+        (a long video's stills are not all held); None: they are kept in the run's `stills`. `spill`: a folder
+        the clips' rows are written to as they come (DetectionRun)."""
         self.video_id, self.detector, self.p = video_id, detector, p
         self.keep_still = keep_still or self.run_still
         self.step = step or 0  # 0: not known before frame 1
@@ -361,7 +382,7 @@ class DetectionPass:
         self.pending: deque[tuple[Future, Any]] = deque()  # (clip's job, its shared memory block or None)
         self.held: deque[tuple[int, float, np.ndarray]] = deque()  # (frame, time, image) of the clips to come
         self.scale = 1.0
-        self.run = DetectionRun([], 0, 0.0, {})
+        self.run = DetectionRun([], 0, 0.0, {}, spill)
 
     def frame(self, fr: VideoFrame, origin: int) -> None:
         """A decoded frame of the shot that starts at frame `origin`, in order."""
@@ -428,7 +449,7 @@ class DetectionPass:
             _free(block)
 
     def _add(self, rows: pl.DataFrame, busy: float) -> None:
-        self.run.parts.append(rows)
+        self.run.add(rows)
         self.run.busy_s += busy
 
     def finish(self) -> DetectionRun:
@@ -448,12 +469,12 @@ class DetectionPass:
 
 def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFrame, fps: float | None,
                  detector: ClipDetector, p: DetectionParams, workers: int = 1, pool_kind: str = "thread",
-                 keep_still: Callable[[str, bytes], None] | None = None) -> DetectionRun:
+                 keep_still: Callable[[str, bytes], None] | None = None, spill: Path | None = None) -> DetectionRun:
     """Run the detector over the kept clips given (raw_clips rows; `sample_origin` from with_sample_origin, else
     each clip's own start) in one pass over the video's decoded `frames` (stopped after the last clip), keeping
     each clip's still as it goes by: what the one-pass `ingest` step does (DetectionPass) for clips planned
     before. `fps`: the video's declared frame rate (None: from its first two frames), which sets the sampling step
-    (sample_step). `keep_still`: see DetectionPass."""
+    (sample_step). `keep_still`, `spill`: see DetectionPass."""
     rows = list(clips.sort("start_frame").iter_rows(named=True))
     if not rows:
         return DetectionRun([], 0, 0.0, {})
@@ -463,7 +484,7 @@ def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFram
         step = sample_step(fps, p.sample_fps)
     else:  # the rule of DetectionPass, from the first two frames of the video
         step = first_frames_step(head[0].t_s, head[1].t_s, p.sample_fps) if len(head) == 2 else 1
-    dp = DetectionPass(video_id, detector, p, step, workers if len(rows) > 1 else 1, pool_kind, keep_still)
+    dp = DetectionPass(video_id, detector, p, step, workers if len(rows) > 1 else 1, pool_kind, keep_still, spill)
     i = 0
     try:
         for fr in itertools.chain(head, it):
