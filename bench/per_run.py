@@ -4,8 +4,9 @@ the fixed cost per run).
 Default (`--videos N`): N generated 3 s videos (tests.media.moving_square, seeds 1000+i) are labelled once by
 `fm run` (a subprocess, a fresh FM_HOME, template captions); then, in this process, after everything is imported
 and one warm-up run, each video is labelled again by `label_videos` (`execute_in_process`, every per-video asset
-and check), the event log's class alternating run by run: as `fm` opens it (its SQLAlchemy engines kept,
-fm_resources/sqlite_events.py) and Dagster's own `SqliteEventLogStorage` (an engine per statement). Printed:
+and check), the event log's class alternating run by run: as `fm` opens it (its SQLAlchemy engines and one SQLite
+connection per shard kept, fm_resources/sqlite_events.py) and Dagster's own `SqliteEventLogStorage` (an engine and a
+connection per statement). Printed:
 each run's seconds and the medians per class.
 
 `--whole N --repeat R`: the whole `fm run DIR -q` over N generated 3 s videos, from a fresh FM_HOME each time,
@@ -97,7 +98,7 @@ def main(argv: list[str]) -> int:
                     "command": " ".join(["bench/per_run.py", *argv])}
     run(videos[0])  # warm-up
     classes = {"Dagster's SqliteEventLogStorage": SqliteEventLogStorage,
-               "engines kept (fm)": EngineKeepingSqliteEventLogStorage}
+               "fm's (engines and connections kept)": EngineKeepingSqliteEventLogStorage}
     seconds: dict[str, list[float]] = {name: [] for name in classes}
     for i, video in enumerate(videos[1:]):
         name = list(classes)[i % 2]

@@ -43,6 +43,48 @@ def test_io_manager_on_s3(s3_env):
     assert lake.read_parquet("table/v-aaaaaaaa.parquet")["n"].to_list() == [10]
 
 
+def _lazy_batch(lake: Lake, keys: list[str]):
+    """An asset that returns a LazyFrame over a Parquet file of rows for `keys` (as `ingest` returns the detections
+    it spilled), materialized for those partitions in one run (a batch) with the lake's IO manager."""
+    parts = DynamicPartitionsDefinition(name="videos")
+
+    @asset(partitions_def=parts)
+    def spilled(context: AssetExecutionContext) -> pl.LazyFrame:
+        spill = lake.local_path("spill.parquet") if not lake.remote else None
+        df = pl.DataFrame({"video_id": [k for k in context.partition_keys for _ in range(3)],
+                           "n": list(range(3 * len(context.partition_keys)))})
+        if spill is None:
+            return df.lazy()
+        spill.parent.mkdir(parents=True, exist_ok=True)
+        df.write_parquet(spill)
+        return pl.scan_parquet(spill)
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("videos", keys)
+    return materialize([spilled], instance=instance, resources={"io_manager": LakeIOManager(lake=lake)},
+                       tags={"dagster/asset_partition_range_start": keys[0],
+                             "dagster/asset_partition_range_end": keys[-1]})
+
+
+def test_a_lazy_table_is_streamed_into_one_file_per_partition(tmp_path):
+    lake = Lake(root=str(tmp_path / "lake"))
+    res = _lazy_batch(lake, ["v-aaaaaaaa", "w-bbbbbbbb"])
+    assert res.success
+    assert lake.read_parquet("spilled/v-aaaaaaaa.parquet")["n"].to_list() == [0, 1, 2]
+    assert lake.read_parquet("spilled/w-bbbbbbbb.parquet")["n"].to_list() == [3, 4, 5]
+    [mat] = [m for m in res.asset_materializations_for_node("spilled") if m.partition == "w-bbbbbbbb"]
+    assert mat.metadata["rows"].value == 6 and mat.metadata["partitions"].value == 2
+    assert lake.read_parquet("stage_runs/w-bbbbbbbb__spilled.parquet")["rows"].to_list() == [3]
+    assert not [p for p in (tmp_path / "lake" / "spilled").iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_a_lazy_table_on_s3(s3_env):
+    s3_env.create_bucket(Bucket="lake3")
+    lake = Lake(root="s3://lake3")
+    assert _lazy_batch(lake, ["v-aaaaaaaa"]).success
+    assert lake.read_parquet("spilled/v-aaaaaaaa.parquet")["n"].to_list() == [0, 1, 2]
+
+
 def _table_then_reader(lake: Lake):
     """`table` (columns video_id, n) of one partition, then `reader`, whose input names the columns n, gone and
     video_id, materialized in one run with the lake's IO manager: (result, the columns `reader` got, `table`,

@@ -225,7 +225,7 @@ def test_detections_alone_match_the_one_pass_on_one_grid_per_shot(tmp_path):
 
 
 @pytest.mark.parametrize("pool_kind", ["thread", "process"])
-def test_clips_detected_in_a_pool_give_the_same_rows_and_stills(scenes, pool_kind):
+def test_clips_detected_in_a_pool_give_the_same_rows_and_stills(scenes, pool_kind, tmp_path):
     """detect_video with two workers (threads, or processes started by a forkserver; the motion detector allows
     it) gives exactly the rows and stills of one worker, in clip order."""
     from fm_assets.labels.tracking import DetectionParams, detect_video, read_still, still_frame
@@ -259,6 +259,14 @@ def test_clips_detected_in_a_pool_give_the_same_rows_and_stills(scenes, pool_kin
     sunk = detect_video("v", decode(path), clips, fps, MotionDetector(), DetectionParams(), workers=2,
                         pool_kind=pool_kind, keep_still=kept.__setitem__)
     assert kept == runs[0].stills and sunk.stills == {} and sunk.table.equals(runs[0].table)
+    # given a spill folder (the `ingest` step's), each clip's rows go there as they come, none are held, and they
+    # read back as the same table, in clip order
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    spilt = detect_video("v", decode(path), clips, fps, MotionDetector(), DetectionParams(), workers=2,
+                         pool_kind=pool_kind, spill=spill)
+    assert spilt.parts == [] and spilt.spilled == 3 and len(list(spill.iterdir())) == 3
+    assert spilt.lazy().collect().equals(runs[0].table) and spilt.table.equals(runs[0].table)
     middle = still_frame(step, 2 * step)
     frame = next(f.rgb() for f in decode(path) if f.idx == middle)
     still = read_still(runs[1].stills["c1"], frame.shape[1], frame.shape[0])

@@ -42,6 +42,21 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["a.bin"]
 
 
+def test_a_failed_sink_of_a_lazy_table_leaves_the_old_file_and_no_temp(tmp_path):
+    """A LazyFrame is streamed into a temporary file and renamed over the table: a query that fails part way (a
+    spilled file gone) leaves the table as it was."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    lake.write_parquet("t/a.parquet", pl.DataFrame({"n": [1]}))
+    good = tmp_path / "part-0.parquet"
+    pl.DataFrame({"n": [2, 3]}).write_parquet(good)
+    lake.write_parquet("t/a.parquet", pl.scan_parquet(good))
+    assert lake.read_parquet("t/a.parquet")["n"].to_list() == [2, 3]
+    with pytest.raises(Exception):
+        lake.write_parquet("t/a.parquet", pl.scan_parquet([good, tmp_path / "part-1.parquet"]))
+    assert lake.read_parquet("t/a.parquet")["n"].to_list() == [2, 3]
+    assert sorted(p.name for p in (tmp_path / "lake" / "t").iterdir()) == ["a.parquet"]
+
+
 def test_s3_lake_roundtrip_list_mirror_and_views(s3_env, tmp_path, monkeypatch):
     s3_env.create_bucket(Bucket="labels")
     monkeypatch.setenv("FM_HOME", str(tmp_path / "home"))
