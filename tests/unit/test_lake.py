@@ -51,7 +51,7 @@ def test_a_failed_sink_of_a_lazy_table_leaves_the_old_file_and_no_temp(tmp_path)
     pl.DataFrame({"n": [2, 3]}).write_parquet(good)
     lake.write_parquet("t/a.parquet", pl.scan_parquet(good))
     assert lake.read_parquet("t/a.parquet")["n"].to_list() == [2, 3]
-    with pytest.raises(Exception):
+    with pytest.raises(FileNotFoundError):
         lake.write_parquet("t/a.parquet", pl.scan_parquet([good, tmp_path / "part-1.parquet"]))
     assert lake.read_parquet("t/a.parquet")["n"].to_list() == [2, 3]
     assert sorted(p.name for p in (tmp_path / "lake" / "t").iterdir()) == ["a.parquet"]
