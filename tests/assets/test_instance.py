@@ -156,3 +156,28 @@ def test_the_event_log_keeps_its_connections_and_a_watcher_sees_each_event_as_it
     storage.release()
     assert [e.user_message for e in watcher.get_logs_for_run(run_id)] == [f"message {i}" for i in range(8)]
     assert os.path.getsize(shard) > 0
+
+
+def test_a_forked_child_neither_uses_nor_closes_the_parents_connections(fm_home):
+    """After os.fork the child's event log opens its own connections; the parent's stay open and usable (closing
+    an SQLite connection in the child could checkpoint or delete a WAL the parent is using)."""
+    import os
+
+    from fm_resources.sqlite_events import _PARENTS
+
+    instance = dagster_instance()
+    storage = instance.event_log_storage
+    add_video_partitions(instance, ["d-00000005"])
+    parents = dict(storage._engines)
+    assert "index" in parents
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit status only
+        ok = (not storage._engines and all(any(e is p for p in _PARENTS) for e in parents.values())
+              and storage.has_dynamic_partition("videos", "d-00000005")
+              and storage._engines["index"] is not parents["index"])
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert storage._engines["index"] is parents["index"]
+    add_video_partitions(instance, ["d-00000006"])  # the parent's kept connection still works
+    assert set(instance.get_dynamic_partitions("videos")) >= {"d-00000005", "d-00000006"}
