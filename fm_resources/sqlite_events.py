@@ -22,6 +22,7 @@ without closing them and opens its own.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -121,7 +122,7 @@ def _after_fork_in_child() -> None:
     for storage in list(_LIVE):
         _PARENTS.extend(storage._engines.values())
         storage._engines = OrderedDict()
-        storage._db_lock = type(storage._db_lock)()
+        storage._db_lock = threading.Lock()  # held by another thread of the parent at the fork, maybe
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
