@@ -357,31 +357,40 @@ class LakeIOManager(ConfigurableIOManager):
             version = {"config_version": config_version(asset_config(context.step_context.op_config, asset, outputs))}
         except Exception:  # no step context (a direct IO manager call in a test)
             version = {}
+        rows = n_rows(obj)
         if not context.has_asset_partitions:
             uri = self.lake.write_parquet(table_key(asset, None), obj)
-            context.add_output_metadata({"rows": n_rows(obj), "path": uri, **version})
+            context.add_output_metadata({"rows": rows, "path": uri, **version})
             return
         keys = context.asset_partition_keys
-        self._record_stage(context, asset, keys, obj)
+        has_ids = "video_id" in obj.collect_schema().names()
+        # each partition's rows: one video's are the table's; a batch's are counted by video_id in one pass
+        counts = ({keys[0]: rows} if len(keys) == 1 else
+                  dict(obj.lazy().group_by("video_id").len().collect().iter_rows()) if has_ids else {})
+        self._record_stage(context, asset, keys, counts)
         if len(keys) == 1:
             uri = self.lake.write_parquet(table_key(asset, keys[0]), obj)
-            context.add_output_metadata({"rows": n_rows(obj), "path": uri, **version})
+            context.add_output_metadata({"rows": rows, "path": uri, **version})
             return
         # A batch of videos in one run (a multi-run backfill): one file per video, empty ones too, so every
         # partition of the batch is materialized with exactly its own rows.
-        if "video_id" not in obj.collect_schema().names():
+        if not has_ids:
             raise ValueError(f"{asset}: a batch of partitions needs a video_id column to split the rows by")
-        stray = set(obj.lazy().select(pl.col("video_id").unique()).collect()["video_id"]) - set(keys)
+        stray = set(counts) - set(keys)
         if stray:
             raise ValueError(f"{asset}: rows for videos outside this run's partitions: {sorted(stray)[:5]}")
-        for key in keys:
-            self.lake.write_parquet(table_key(asset, key), obj.filter(pl.col("video_id") == key))
-        context.add_output_metadata({"rows": n_rows(obj), "partitions": len(keys), **version})
+        if isinstance(obj, pl.DataFrame):  # in memory: split in one pass
+            by_video = obj.partition_by("video_id", as_dict=True) if rows else {}
+            for key in keys:
+                self.lake.write_parquet(table_key(asset, key), by_video.get((key,), obj.clear()))
+        else:  # streamed: one scan per video, never collected whole
+            for key in keys:
+                self.lake.write_parquet(table_key(asset, key), obj.filter(pl.col("video_id") == key))
+        context.add_output_metadata({"rows": rows, "partitions": len(keys), **version})
 
-    def _record_stage(self, context: OutputContext, asset: str, keys: list[str],
-                      obj: pl.DataFrame | pl.LazyFrame) -> None:
-        """stage_runs/<video>__<asset>.parquet: when the step ran and its wall seconds (shared equally by the
-        videos of a batch), for the `seconds per stage` report."""
+    def _record_stage(self, context: OutputContext, asset: str, keys: list[str], counts: dict[str, int]) -> None:
+        """stage_runs/<video>__<asset>.parquet: when the step ran, its wall seconds (shared equally by the videos
+        of a batch) and each video's rows (`counts`), for the `seconds per stage` report."""
         now = datetime.now(UTC)
         seconds = None
         try:
@@ -392,11 +401,9 @@ class LakeIOManager(ConfigurableIOManager):
                 seconds = max(0.0, now.timestamp() - max(starts)) / len(keys)
         except Exception:  # no step context (e.g. a direct IO manager call in a test)
             seconds = None
-        counts = (dict(obj.lazy().group_by("video_id").len().collect().iter_rows())
-                  if len(keys) > 1 and "video_id" in obj.collect_schema().names() else {})
         for key in keys:
             row = {"asset": asset, "video_id": key, "run_id": context.run_id, "finished_at": now,
-                   "seconds": seconds, "rows": int(counts.get(key, 0) if len(keys) > 1 else n_rows(obj))}
+                   "seconds": seconds, "rows": int(counts.get(key, 0))}
             self.lake.write_parquet(f"stage_runs/{key}__{asset}.parquet", pl.DataFrame([row], schema=STAGE_RUNS))
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
