@@ -148,6 +148,7 @@ BOTTOM_MARGIN = 0.02
 MAX_READINGS = 4096  # readings of boundary objects enumerated before a pooled answer is called doubtful
 
 MOVE_DIRECTIONS = (*SECTORS, "toward", "away")
+SIDES = ("left", "right", "top", "bottom")  # of the frame
 OBJECT_KINDS = {"starts_first", "stops_first", "which_direction", "which_activity", "longest", "fastest",
                 "nearest", "furthest", "enters_first", "exits_first", "faster_during"}
 KNOWN_KINDS = {"direction", "direction_at", "activity", "start_region", "end_region", "heading", "first_move",
@@ -710,7 +711,7 @@ def _extreme_mover(truth: ClipTruth, ids: list[int], side: str, t0: float, t1: f
     """Of the objects ids (those moving the direction asked about), the one whose centre at the middle of
     [t0, t1] (its nearest seen moment, for one not seen then) is furthest toward that side of the frame
     (left / right / top / bottom); doubtful when the runner-up is within REGION_MARGIN of the frame."""
-    if side not in ("left", "right", "top", "bottom"):
+    if side not in SIDES:
         raise ValueError(f"extreme {side!r} is not a side of the frame")
     tm = (t0 + t1) / 2
     axis, size = (0, truth.width) if side in ("left", "right") else (1, truth.height)
@@ -968,7 +969,7 @@ def truth_answer(fact: dict, truth: ClipTruth, match: dict[int, int]) -> tuple[o
             return None, value, None  # it does not enter (leave) the picture then
         if abs(t - float(fact["t"])) > CROSS_NEAR_S - ORDER_GAP_S:
             raise _Doubt(f"{kind}: it crosses {t - float(fact['t']):+.2f} s from the time asked about")
-        readings = {k: _crossing_sides(truth, f, enters, k) for k in ("left", "right", "top", "bottom")}
+        readings = {k: _crossing_sides(truth, f, enters, k) for k in SIDES}
         touching = [k for k, r in readings.items() if True in r]
         if len(touching) != 1:
             if touching:
