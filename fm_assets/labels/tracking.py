@@ -417,12 +417,18 @@ class DetectionPass:
         if not self.parallel:
             self._add(*_detect_batch(self.detector, self.video_id, c["clip_id"], batch, self.scale, self.step))
             return
+        shape = (len(batch), *batch[0][2].shape)
         if self.pool is None:
-            self.pool = clip_pool(self.workers, self.pool_kind)
+            # worker processes read the clips' frames from shared memory; where it has no room for `workers` clips
+            # like this one (a container's /dev/shm is often 64 MB), threads: pickling every clip to a worker is
+            # slower than threads and holds each clip twice (BENCHMARKS.md, session 10)
+            kind = self.pool_kind
+            if kind == "process" and not _shared_room(self.workers * int(np.prod(shape))):
+                kind = "thread"
+            self.pool = clip_pool(self.workers, kind)
         while len(self.pending) >= self.workers:  # at most `workers` clips' frames held at once
             self._collect(*self.pending.popleft())
         block = None
-        shape = (len(batch), *batch[0][2].shape)
         if (isinstance(self.pool, ProcessPoolExecutor) and len({img.shape for _, _, img in batch}) == 1
                 and _shared_room(int(np.prod(shape)))):
             # a worker process reads the clip's frames from shared memory (one copy here, none through a pipe)

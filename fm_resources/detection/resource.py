@@ -27,12 +27,13 @@ class DetectorResource(ConfigurableResource):
     score_thr: float = 0.3
     fp16: bool = Field(False, description="mmdet on CUDA: inference under float16 autocast")
     text_prompt: str | None = Field(None, description="class prompt for open-vocabulary models (Grounding DINO)")
-    clip_workers: int = Field(0, ge=0, description="clips detected at once, in threads, by a detector that allows it "
-                                                  "(motion); 0 = one per CPU core of this process, 1 = one at a time")
+    clip_workers: int = Field(0, ge=0, description="clips detected at once, by a detector that allows it (motion); "
+                                                  "0 = one per CPU core of this process, 1 = one at a time")
     clip_pool: Literal["thread", "process"] = Field(
-        "thread", description="run clip_workers as threads (default) or as processes (no GIL between them: for "
-                              "more cores; each clip's frames go to its worker through shared memory; on 2 cores "
-                              "11-17 % faster than threads, 100-160 MB more memory, see BENCHMARKS.md)")
+        "process", description="run clip_workers as processes (default: no GIL between them; each clip's frames go "
+                               "to its worker through shared memory; where a process cannot start workers, e.g. a "
+                               "daemonic one, threads) or as threads (less memory: on 2 cores and a 21-minute video "
+                               "threads took 26 % longer to detect and 190 MB less in all, see BENCHMARKS.md)")
 
     _detector: object = PrivateAttr(default=None)
 

@@ -347,7 +347,53 @@ def test_a_clip_that_does_not_fit_in_shared_memory_is_pickled_to_its_worker(monk
     assert not tracking._shared_room(1024, str(tmp_path / "absent"))
 
     clips = pl.DataFrame({"clip_id": ["c0", "c1", "c2"], "start_frame": [0, 10, 20], "end_frame": [10, 20, 30]})
-    monkeypatch.setattr(tracking, "_shared_room", lambda nbytes, where="/dev/shm": False)
+    asked: list[int] = []
+
+    def room_at_first(nbytes, where="/dev/shm"):  # room when the pool starts, none later (/dev/shm filled up)
+        asked.append(nbytes)
+        return len(asked) == 1
+
+    monkeypatch.setattr(tracking, "_shared_room", room_at_first)
     run = detect_video("v", (_NumberedFrame(i) for i in range(30)), clips, 10.0, _FrameProbe(), DetectionParams(),
                        workers=2, pool_kind="process")
     assert len(run.table) == 30 and set(run.table["label"]) == {"copied"}
+    assert asked[0] == 2 * 10 * 48 * 64 * 3  # the pool's choice: room for two clips of this size (the workers)
+
+
+class _WhereProbe:
+    """A detector that labels each box by where it ran: in this process ("here") or a worker process ("worker")."""
+
+    name = "where"
+    parallel_clips = True
+
+    def __init__(self):
+        import os
+
+        self.parent = os.getpid()
+
+    def detect_clip(self, frames):
+        import os
+
+        from fm_assets.labels.types import Detections
+
+        where = "here" if os.getpid() == self.parent else "worker"
+        return [Detections([[0, 0, 8, 8]], [0.9], [where]) for _ in frames]
+
+
+def test_processes_detect_unless_shared_memory_has_no_room_for_the_clips_then_threads(monkeypatch):
+    """clip_pool: process detects in worker processes; where /dev/shm has no room for a clip per worker when the
+    pool starts (a container's 64 MB), the pass uses threads instead of pickling every clip to a worker."""
+    from fm_assets.labels import tracking
+    from fm_assets.labels.tracking import DetectionParams, detect_video
+
+    clips = pl.DataFrame({"clip_id": ["c0", "c1", "c2"], "start_frame": [0, 10, 20], "end_frame": [10, 20, 30]})
+
+    def labels() -> set:
+        run = detect_video("v", (_NumberedFrame(i) for i in range(30)), clips, 10.0, _WhereProbe(),
+                           DetectionParams(), workers=2, pool_kind="process")
+        assert len(run.table) == 30
+        return set(run.table["label"])
+
+    assert labels() == {"worker"}
+    monkeypatch.setattr(tracking, "_shared_room", lambda nbytes, where="/dev/shm": False)
+    assert labels() == {"here"}
