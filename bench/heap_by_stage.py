@@ -4,24 +4,22 @@
 program still uses. It runs `fm`'s own entry point (`fm run -q`, a fresh FM_HOME, template captions) in this
 process on one video. A thread samples every 0.25 s:
 - the resident set size (VmRSS);
-- glibc's `mallinfo2()` (fm_resources.memory.heap): heap bytes in use (`uordblks`), heap bytes free but kept by
-  the allocator (`fordblks`, resident or not) and bytes in mmapped blocks (`hblkhd`);
+- glibc's `mallinfo2()`: heap bytes in use (`uordblks`), heap bytes free but kept by the allocator (`fordblks`,
+  resident or not) and bytes in mmapped blocks (`hblkhd`);
 - Python's allocated blocks (`sys.getallocatedblocks`).
 
 Per stage, the maxima over the stage's seconds (from the lake's `stage_runs`) are printed, then VmHWM at the end.
 Not counted by mallinfo: pymalloc's arenas, polars' own allocator (jemalloc) and the shared libraries' pages, which
 are part of RSS. `--trim S` also calls `malloc_trim(0)` every S seconds (does the allocator hand memory back?).
-`fm` fixes glibc's mmap threshold at start (fm_resources.memory); FM_MMAP_THRESHOLD=0 runs it with glibc's dynamic
-threshold, as before session 14.
 
     .venv/bin/python bench/heap_by_stage.py /tmp/fm-bench-long/vtest_x4.mp4
     .venv/bin/python bench/heap_by_stage.py /tmp/fm-bench-long/vtest_x16.mp4 --trim 2
-    FM_MMAP_THRESHOLD=0 .venv/bin/python bench/heap_by_stage.py /tmp/fm-bench-long/vtest_x16.mp4
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shutil
 import sys
@@ -36,7 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fm_resources.memory import heap, trim  # noqa: E402
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 
 
 def status(field: str) -> int:
@@ -58,19 +59,19 @@ def main(argv: list[str]) -> int:
     folder.mkdir()
     (folder / args.video.name).symlink_to(args.video.resolve())
     os.environ.update(FM_HOME=str(base / "home"), FM_LLM_MODEL="template")
-    if heap() is None:
-        raise SystemExit("glibc's mallinfo2 is not available here")
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
     samples: list[tuple[float, int, int, int, int, int]] = []
     done = threading.Event()
 
     def sample() -> None:
         last_trim = time.monotonic()
         while not done.is_set():
-            m = heap() or {}
-            samples.append((time.time(), status("VmRSS"), m["in_use"] >> 20, m["free"] >> 20, m["mmapped"] >> 20,
+            m = libc.mallinfo2()
+            samples.append((time.time(), status("VmRSS"), m.uordblks >> 20, m.fordblks >> 20, m.hblkhd >> 20,
                             sys.getallocatedblocks()))
             if args.trim and time.monotonic() - last_trim >= args.trim:
-                trim()
+                libc.malloc_trim(0)
                 last_trim = time.monotonic()
             done.wait(0.25)
 
@@ -93,9 +94,7 @@ def main(argv: list[str]) -> int:
 
     stages = pl.read_parquet(base / "home" / "lake" / "stage_runs" / "*.parquet").sort("finished_at")
     print(machine.machine_line(facts))
-    threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_") or "glibc's dynamic one"
-    print(f"{args.video.name}: VmHWM {status('VmHWM')} MB; mmap threshold {threshold}; "
-          f"trim every {args.trim or '-'} s\n")
+    print(f"{args.video.name}: VmHWM {status('VmHWM')} MB; trim every {args.trim or '-'} s\n")
     print("| stage | s | peak RSS MB | heap in use MB | heap free MB | mmapped MB | Python blocks (k) |")
     print("|---|--:|--:|--:|--:|--:|--:|")
     for r in stages.iter_rows(named=True):

@@ -9,7 +9,6 @@ FM_LLM_MODEL, FM_LLM_API_BASE, the LLM key's variable; FM_BACKFILL_CRON, FM_BACK
 FM_COMPACT_MIN_CHANGED, FM_MAX_CONCURRENT_RUNS, FM_GPU_SLOTS, FM_LLM_SLOTS, FM_SQL_DIR, DAGSTER_HOME: see README.
 AWS_ENDPOINT_URL / AWS_* are honoured by boto3 for S3 (e.g. MinIO or moto); FM_S3_RETRY_S bounds S3 retries.
 FM_TEXT_CHECK_SEVERITY, FM_UI_ALLOWED_HOSTS, FM_DEBUG: README (crash safety, fm ui).
-FM_MMAP_THRESHOLD: glibc's mmap threshold for labelling processes (fm_resources.memory).
 FM_DAGSTER_PG_URL (the instance on Postgres), FM_EXECUTOR, FM_CELERY_BROKER, FM_CELERY_BACKEND,
 FM_CELERY_NO_WORKER_TIMEOUT_S, FM_K8S_NAMESPACE: README "Scale out".
 """
@@ -20,24 +19,6 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-
-def mmap_threshold() -> int | None:
-    """The bytes from which a C allocation is mmapped in a labelling process (FM_MMAP_THRESHOLD, default 1 MiB;
-    fm_resources.memory). None: leave glibc's dynamic threshold alone (FM_MMAP_THRESHOLD=0), or glibc's own
-    MALLOC_MMAP_THRESHOLD_ is set (glibc applied it when the process started)."""
-    if os.environ.get(GLIBC_MMAP_THRESHOLD, "").strip():
-        return None
-    value = int(os.environ.get("FM_MMAP_THRESHOLD", "").strip() or 1 << 20)
-    return value if value > 0 else None
-
-
-GLIBC_MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
-
-
-def export_mmap_threshold(nbytes: int) -> None:
-    """Tell the processes this one starts to use the same fixed mmap threshold (glibc reads the variable at start)."""
-    os.environ[GLIBC_MMAP_THRESHOLD] = str(nbytes)
 
 
 def fm_home() -> Path:

@@ -139,11 +139,7 @@ _WORKING_GC_THRESHOLDS = gc.get_threshold()
 
 def entry_point() -> int:
     """The `fm` executable (pyproject's [project.scripts]): main() with the garbage collector set for a command
-    line process, and glibc's mmap threshold fixed (fm_resources.memory: a long video's peak memory stays flat).
-    Only here: code that calls main() inside its own process (the tests) keeps its own settings."""
-    from fm_resources.memory import fix_mmap_threshold
-
-    fix_mmap_threshold()
+    line process. Only here: code that calls main() inside its own process (the tests) keeps its own settings."""
     gc.set_threshold(LOADING_GC_THRESHOLD, *_WORKING_GC_THRESHOLDS[1:])
     try:
         return main()

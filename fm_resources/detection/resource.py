@@ -51,12 +51,6 @@ class DetectorResource(ConfigurableResource):
                              fp16=self.fp16)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Build the detector when the run starts, in the process that decodes (a run launched from the UI, the
-        daemon or a Celery worker, not only `fm`): that process's large buffers are mmapped from then on
-        (fm_resources.memory), so its peak memory does not grow with the video's length."""
-        from fm_resources.memory import fix_mmap_threshold
-
-        fix_mmap_threshold()
         self._detector = self.build()
 
     def workers(self) -> int:
