@@ -33,7 +33,7 @@ class DetectorResource(ConfigurableResource):
         "process", description="run clip_workers as processes (default: no GIL between them; each clip's frames go "
                                "to its worker through shared memory; where a process cannot start workers, e.g. a "
                                "daemonic one, threads) or as threads (less memory: on 2 cores and a 21-minute video "
-                               "threads took 26 % longer to detect and 190 MB less in all, see BENCHMARKS.md)")
+                               "threads took a third longer to detect and 130-190 MB less in all, see BENCHMARKS.md)")
 
     _detector: object = PrivateAttr(default=None)
 
