@@ -223,8 +223,8 @@ def measure(video: Path, pool: str | None = None) -> dict:
         decode.append(time.perf_counter() - t)
     return {"video": video.name + (f" ({pool})" if pool else ""), "frames": n, "decode_s": round(min(decode), 3), "fm_run_s": round(wall, 2),
             "ratio": round(wall / min(decode), 1),
-            # CPU seconds of `fm run` and the processes it waited for (the detector's workers): less noisy than the
-            # wall time on a shared VM when two settings are compared
+            # CPU seconds of `fm run` and the processes it waited for: less noisy than the wall time on a shared VM
+            # when two settings are compared (the detector's worker processes are the forkserver's children: not in it)
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": counted.get("peak_rss_mb") or round(usage.ru_maxrss / 1024),
             "peak_tree_pss_mb": counted.get("peak_tree_pss_mb"),

@@ -337,13 +337,15 @@ def _free(block) -> None:
         block.unlink()
 
 
-def clip_pool(workers: int, kind: str) -> Executor | None:
+def clip_pool(workers: int, kind: str, clip_bytes: int = 0) -> Executor | None:
     """The pool `detect_video` detects clips in: `workers` processes (started by a forkserver: no state copied
-    from this multi-threaded process) or threads; None for one worker. A process pool that cannot start here
-    (a daemonic worker process may not have children) falls back to threads."""
+    from this multi-threaded process) or threads; None for one worker. A process pool falls back to threads where
+    it cannot start (a daemonic worker process may not have children) and where the shared memory the workers read
+    their frames from has no room for a clip of `clip_bytes` per worker (a container's /dev/shm is often 64 MB):
+    pickling every clip to a worker is slower than threads and holds each clip twice (BENCHMARKS.md, session 10)."""
     if workers <= 1:
         return None
-    if kind == "process":
+    if kind == "process" and _shared_room(workers * clip_bytes):
         import multiprocessing as mp
 
         try:
@@ -419,13 +421,7 @@ class DetectionPass:
             return
         shape = (len(batch), *batch[0][2].shape)
         if self.pool is None:
-            # worker processes read the clips' frames from shared memory; where it has no room for `workers` clips
-            # like this one (a container's /dev/shm is often 64 MB), threads: pickling every clip to a worker is
-            # slower than threads and holds each clip twice (BENCHMARKS.md, session 10)
-            kind = self.pool_kind
-            if kind == "process" and not _shared_room(self.workers * int(np.prod(shape))):
-                kind = "thread"
-            self.pool = clip_pool(self.workers, kind)
+            self.pool = clip_pool(self.workers, self.pool_kind, int(np.prod(shape)))
         while len(self.pending) >= self.workers:  # at most `workers` clips' frames held at once
             self._collect(*self.pending.popleft())
         block = None

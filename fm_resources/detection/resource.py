@@ -31,8 +31,8 @@ class DetectorResource(ConfigurableResource):
                                                   "0 = one per CPU core of this process, 1 = one at a time")
     clip_pool: Literal["thread", "process"] = Field(
         "process", description="run clip_workers as processes (default: no GIL between them; each clip's frames go "
-                               "to its worker through shared memory; where a process cannot start workers, e.g. a "
-                               "daemonic one, threads) or as threads (less memory: on 2 cores and a 21-minute video "
+                               "to its worker through shared memory; threads where a process cannot start workers, e.g. "
+                               "a daemonic one, or /dev/shm has no room for a clip per worker) or as threads (less memory: on 2 cores and a 21-minute video "
                                "threads took a third longer to detect and 130-190 MB less in all, see BENCHMARKS.md)")
 
     _detector: object = PrivateAttr(default=None)
