@@ -5,6 +5,7 @@ to reach another address. The resource inside a Dagster run: tests/assets/test_l
 import base64
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -231,6 +232,23 @@ def test_map_returns_llm_failures_as_values(llm_server, lake):
     out = llm.map(lambda text: llm.complete(lake, ask(text), Caption, "caption@1").value.overview, ["x", "y"])
     assert isinstance(out[0], LLMFailure) and out[0].reason == "auth"
     assert out[1] == "re: y"
+
+
+def test_offline_map_runs_the_items_in_order_in_the_calling_thread():
+    llm = LLMResource()  # the template model: nothing to wait for, so no thread pool
+    assert llm.is_offline
+    seen: list[tuple[int, int]] = []
+
+    def work(i: int) -> int:
+        seen.append((i, threading.get_ident()))
+        if i == 2:
+            raise ValueError("bad clip")
+        return i * i
+
+    out = llm.map(work, range(5))
+    assert out[:2] + out[3:] == [0, 1, 9, 16]
+    assert isinstance(out[2], ValueError) and str(out[2]) == "bad clip"
+    assert seen == [(i, threading.get_ident()) for i in range(5)]  # one after another, here
 
 
 # -- 9. vision ---------------------------------------------------------------------------------------------------
