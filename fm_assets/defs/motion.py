@@ -10,10 +10,14 @@ from fm_assets.labels import plots
 from fm_assets.labels.motion_facts import TRAJECTORY_SCHEMA, TrajectoryParams
 from fm_assets.labels.motion_facts import trajectories as compute_trajectories
 from fm_assets.labels.qa import annotate_doubts
+from fm_assets.labels.workers import cores, map_clips
 from fm_resources.lake import Lake
 from fm_resources.video import VideoStore
 
 TrajectoryConfig = config_class(TrajectoryParams, "TrajectoryConfig")
+# tracked boxes from which a video's trajectories are fitted in worker processes: about 3 s of work on one core
+# (0.3 ms a box, 2-CPU VM), where starting them costs about one
+PARALLEL_BOXES = 10_000
 
 
 @asset(partitions_def=videos_partitions, group_name="language",
@@ -25,8 +29,11 @@ def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_c
 
     def one(video_id: str):
         video_tracks = of_video(tracks, video_id)
-        parts = [compute_trajectories(per_clip(video_tracks, c["clip_id"]), c["width"], c["height"], params)
-                 for c in kept_clips(of_video(raw_clips, video_id))]
+        jobs = [(per_clip(video_tracks, c["clip_id"]), c["width"], c["height"], params)
+                for c in kept_clips(of_video(raw_clips, video_id))]
+        # a long video's clips are fitted on every core (worker processes cost about a second to start)
+        parts = map_clips(compute_trajectories, jobs, cores() if len(video_tracks) >= PARALLEL_BOXES else 1,
+                          ["fm_assets.labels.motion_facts"])
         df = pl.concat(parts) if parts else pl.DataFrame(schema=TRAJECTORY_SCHEMA)
         # why a kept track will not be asked about (with the default question parameters)
         df = annotate_doubts(df, kept_clips(of_video(raw_clips, video_id)))

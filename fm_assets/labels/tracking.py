@@ -11,7 +11,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -26,6 +25,7 @@ from fm_assets.labels.params import check_bounds, param
 from fm_assets.labels.plots import encode_png, jpeg, shrink
 from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
 from fm_assets.labels.types import Detections, Tracked, VideoFrame
+from fm_assets.labels.workers import process_pool
 
 
 @dataclass(frozen=True)
@@ -279,42 +279,111 @@ def _detect_batch(detector: ClipDetector, video_id: str, clip_id: str, batch: li
     return frame(out, DETECTIONS), busy
 
 
-def _shared_frames(batch: list[tuple[int, float, np.ndarray]], shape: tuple[int, ...]):
-    """A new shared memory block holding the batch's frames (all of one size) as one `shape` uint8 array, for
-    _detect_shared; the caller frees it (_free)."""
+class _SharedBlocks:
+    """The shared memory blocks a DetectionPass hands its clips' frames to worker processes in, reused from clip to
+    clip: the kernel faults in and zeroes every page of a new block when it is first written (1.4 ms a 768x576
+    frame, against 0.2 ms to copy a frame into a block already used once; bench/shared_blocks.py), and each worker
+    keeps the blocks it has seen mapped (_attached). At most one block per clip in flight; all are removed by
+    close(). A block is made half as large again as its first clip (only the pages written take memory), so that
+    the longer clips that come later fit in it instead of replacing it."""
+
+    headroom = 1.5
+
+    def __init__(self) -> None:
+        self.free: list[Any] = []
+        self.busy: list[Any] = []
+        self.written: dict[str, int] = {}  # bytes of each block written so far (the memory it holds)
+
+    def take(self, batch: list[tuple[int, float, np.ndarray]], shape: tuple[int, ...]):
+        """A block holding the batch's frames (all of one size) as one `shape` uint8 array at its start: a free
+        block that is large enough, else a new one (replacing the smallest free block); None where /dev/shm has no
+        room for the pages to write (the caller pickles the frames instead: writing past a container's /dev/shm
+        limit kills the process with SIGBUS)."""
+        from multiprocessing import shared_memory
+
+        nbytes = int(np.prod(shape))
+        fits = [b for b in self.free if b.size >= nbytes]
+        if fits:
+            block = min(fits, key=lambda b: b.size)
+            if nbytes > self.written[block.name] and not _shared_room(nbytes - self.written[block.name]):
+                return None
+            self.free.remove(block)
+        else:
+            if self.free:  # a clip longer than any block: its block replaces the smallest free one
+                self._remove(self.free.pop(int(np.argmin([b.size for b in self.free]))))
+            if not _shared_room(nbytes):
+                return None
+            block = shared_memory.SharedMemory(create=True, size=int(nbytes * self.headroom))
+            self.written[block.name] = 0
+        self.busy.append(block)
+        try:
+            frames = np.ndarray(shape, np.uint8, buffer=block.buf)
+            for k, (_, _, img) in enumerate(batch):
+                frames[k] = img
+            del frames
+        except BaseException:
+            self.drop(block)
+            raise
+        self.written[block.name] = max(self.written[block.name], nbytes)
+        return block
+
+    def give(self, block) -> None:
+        """A block whose clip is done (its worker no longer reads it): free for the next clip."""
+        if block is not None and block in self.busy:
+            self.busy.remove(block)
+            self.free.append(block)
+
+    def drop(self, block) -> None:
+        """Remove a block now (its clip never reached a worker)."""
+        self.busy.remove(block)
+        self._remove(block)
+
+    def names(self) -> tuple[str, ...]:
+        """The blocks that exist: a worker unmaps any other it has kept (_attached)."""
+        return tuple(b.name for b in [*self.busy, *self.free])
+
+    def close(self) -> None:
+        """Remove every block (after the workers are stopped: a block in use goes when they let it go)."""
+        while self.busy or self.free:
+            self._remove((self.busy or self.free).pop())
+
+    def _remove(self, block) -> None:
+        self.written.pop(block.name, None)
+        _free(block)
+
+
+_ATTACHED: dict[str, Any] = {}  # in a worker process: the shared memory blocks it has mapped, by name
+
+
+def _attached(name: str, live: tuple[str, ...]):
+    """The shared memory block `name`, mapped once per worker process and kept for the next clips that come in it;
+    blocks no longer in `live` (removed by the DetectionPass) are unmapped."""
     from multiprocessing import shared_memory
 
-    block = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
-    try:
-        frames = np.ndarray(shape, np.uint8, buffer=block.buf)
-        for k, (_, _, img) in enumerate(batch):
-            frames[k] = img
-        del frames
-    except BaseException:
-        _free(block)
-        raise
-    return block
+    for old in [n for n in _ATTACHED if n not in live]:
+        try:
+            _ATTACHED.pop(old).close()
+        except BufferError:  # a view still held (by an exception's traceback): the mapping goes with it
+            pass
+    if name not in _ATTACHED:
+        _ATTACHED[name] = shared_memory.SharedMemory(name=name)
+    return _ATTACHED[name]
 
 
 def _detect_shared(detector: ClipDetector, video_id: str, clip_id: str, name: str, shape: tuple[int, ...],
-                   at: list[tuple[int, float]], scale: float, step: int) -> tuple[pl.DataFrame, float]:
-    """_detect_batch in a worker process on frames the caller put in the shared memory block `name` (a (frames,
-    height, width, 3) uint8 array; `at`: each frame's index and time), instead of frames pickled to it: a 100-frame
-    clip of 768x576 frames is 130 MB to copy through a pipe."""
-    from multiprocessing import shared_memory
-
-    block = shared_memory.SharedMemory(name=name)
+                   at: list[tuple[int, float]], scale: float, step: int,
+                   live: tuple[str, ...] = ()) -> tuple[pl.DataFrame, float]:
+    """_detect_batch in a worker process on frames the caller put at the start of the shared memory block `name` (a
+    (frames, height, width, 3) uint8 array; `at`: each frame's index and time), instead of frames pickled to it: a
+    100-frame clip of 768x576 frames is 130 MB to copy through a pipe. `live`: the blocks that exist (_attached)."""
+    block = _attached(name, live or (name,))
+    frames = np.ndarray(shape, np.uint8, buffer=block.buf)
+    batch = [(idx, t, frames[k]) for k, (idx, t) in enumerate(at)]
+    del frames
     try:
-        frames = np.ndarray(shape, np.uint8, buffer=block.buf)
-        batch = [(idx, t, frames[k]) for k, (idx, t) in enumerate(at)]
-        del frames
         return _detect_batch(detector, video_id, clip_id, batch, scale, step)
     finally:
-        batch = []  # the views go before the block is closed
-        try:
-            block.close()
-        except BufferError:  # a view still held (by an exception's traceback): the mapping goes with it
-            pass
+        batch = []  # no view of the block outlives the clip
 
 
 def _shared_room(nbytes: int, where: str = "/dev/shm") -> bool:
@@ -346,16 +415,10 @@ def clip_pool(workers: int, kind: str, clip_bytes: int = 0) -> Executor | None:
     if workers <= 1:
         return None
     if kind == "process" and _shared_room(workers * clip_bytes):
-        import multiprocessing as mp
-
-        try:
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["fm_assets.labels.tracking", "fm_resources.detection.motion"])
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=cv2.setNumThreads, initargs=(1,))
-            pool.submit(int).result(timeout=60)  # started, and able to run work
+        pool = process_pool(workers, ["fm_assets.labels.tracking", "fm_resources.detection.motion"],
+                            cv2.setNumThreads, (1,))
+        if pool is not None:
             return pool
-        except (AssertionError, OSError, ValueError, BrokenProcessPool, TimeoutError):
-            pass
     return ThreadPoolExecutor(workers, thread_name_prefix="detect")
 
 
@@ -382,6 +445,7 @@ class DetectionPass:
         self.parallel = getattr(detector, "parallel_clips", False) and workers > 1
         self.pool: Executor | None = None
         self.pending: deque[tuple[Future, Any]] = deque()  # (clip's job, its shared memory block or None)
+        self.blocks = _SharedBlocks()
         self.held: deque[tuple[int, float, np.ndarray]] = deque()  # (frame, time, image) of the clips to come
         self.scale = 1.0
         self.run = DetectionRun([], 0, 0.0, {}, spill)
@@ -425,15 +489,16 @@ class DetectionPass:
         while len(self.pending) >= self.workers:  # at most `workers` clips' frames held at once
             self._collect(*self.pending.popleft())
         block = None
-        if (isinstance(self.pool, ProcessPoolExecutor) and len({img.shape for _, _, img in batch}) == 1
-                and _shared_room(int(np.prod(shape)))):
+        if isinstance(self.pool, ProcessPoolExecutor) and len({img.shape for _, _, img in batch}) == 1:
             # a worker process reads the clip's frames from shared memory (one copy here, none through a pipe)
-            block = _shared_frames(batch, shape)
+            block = self.blocks.take(batch, shape)
+        if block is not None:
             try:
-                job = self.pool.submit(_detect_shared, self.detector, self.video_id, c["clip_id"], block.name, shape,
-                                       [(idx, t) for idx, t, _ in batch], self.scale, self.step)
+                job = cast(Executor, self.pool).submit(
+                    _detect_shared, self.detector, self.video_id, c["clip_id"], block.name, shape,
+                    [(idx, t) for idx, t, _ in batch], self.scale, self.step, self.blocks.names())
             except BaseException:
-                _free(block)
+                self.blocks.drop(block)
                 raise
         else:
             job = cast(Executor, self.pool).submit(_detect_batch, self.detector, self.video_id, c["clip_id"], batch,
@@ -444,11 +509,12 @@ class DetectionPass:
         self.run.stills[clip_id] = data
 
     def _collect(self, job: Future, block: Any = None) -> None:
-        """A clip's rows and detector seconds, once its job is done; its shared memory block (if any) freed."""
+        """A clip's rows and detector seconds, once its job is done; its shared memory block (if any) free for the
+        next clip."""
         try:
             self._add(*job.result())
         finally:
-            _free(block)
+            self.blocks.give(block)
 
     def _add(self, rows: pl.DataFrame, busy: float) -> None:
         self.run.add(rows)
@@ -465,8 +531,8 @@ class DetectionPass:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
-        while self.pending:
-            _free(self.pending.popleft()[1])
+        self.pending.clear()
+        self.blocks.close()
 
 
 def detect_video(video_id: str, frames: Iterable[VideoFrame], clips: pl.DataFrame, fps: float | None,

@@ -336,6 +336,61 @@ def test_a_process_pool_reads_the_clips_frames_from_shared_memory_and_frees_them
     assert blocks() == before
 
 
+def test_the_shared_memory_blocks_are_reused_from_clip_to_clip(monkeypatch):
+    """A clip's block is written again for a later clip once its worker is done with it (a new block costs a page
+    fault and zeroing per page): four clips of one size on two workers make two blocks; a longer clip replaces a
+    free block; close() leaves none behind. A worker keeps the blocks it has seen mapped, and unmaps those that are
+    gone."""
+    from pathlib import Path
+
+    from fm_assets.labels import tracking
+    from fm_assets.labels.tracking import DetectionParams, detect_video
+
+    def blocks() -> set:
+        return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("psm_")}
+
+    before = blocks()
+    made: list[int] = []
+    room = tracking._shared_room
+
+    def counted(nbytes, where="/dev/shm"):
+        made.append(nbytes)
+        return room(nbytes, where)
+
+    monkeypatch.setattr(tracking, "_shared_room", counted)
+    clips = pl.DataFrame({"clip_id": [f"c{k}" for k in range(4)], "start_frame": [10 * k for k in range(4)],
+                          "end_frame": [10 * (k + 1) for k in range(4)]})
+    run = detect_video("v", (_NumberedFrame(i) for i in range(40)), clips, 10.0, _FrameProbe(), DetectionParams(),
+                       workers=2, pool_kind="process")
+    assert len(run.table) == 40 and set(run.table["label"]) == {"shared"}
+    clip = 10 * 48 * 64 * 3
+    assert made == [2 * clip, clip, clip]  # the pool's room check, then one block per worker, not one per clip
+    assert blocks() == before
+
+    frames = [(i, i / 10, np.full((4, 4, 3), i, np.uint8)) for i in range(8)]
+    pool = tracking._SharedBlocks()
+    a = pool.take(frames[:2], (2, 4, 4, 3))  # room for 3 frames: a longer clip to come fits
+    pool.give(a)
+    assert pool.take(frames[2:5], (3, 4, 4, 3)) is a  # the same block, written again
+    assert np.ndarray((3, 4, 4, 3), np.uint8, buffer=a.buf)[2, 0, 0, 0] == 4
+    pool.give(a)
+    b = pool.take(frames[:4], (4, 4, 4, 3))  # longer than a: a new block, the smaller free one removed
+    assert b is not a and pool.names() == (b.name,) and a.name not in blocks()
+    here = tracking._attached(b.name, (b.name,))
+    assert np.ndarray((4, 4, 4, 3), np.uint8, buffer=here.buf)[3, 0, 0, 0] == 3
+    assert tracking._attached(b.name, (b.name,)) is here  # mapped once
+    c = pool.take(frames[:2], (2, 4, 4, 3))
+    tracking._attached(c.name, (c.name,))
+    assert b.name not in tracking._ATTACHED  # b is not live any more: unmapped
+    tracking._ATTACHED.pop(c.name).close()
+    pool.give(c)
+    monkeypatch.setattr(tracking, "_shared_room", lambda nbytes, where="/dev/shm": False)
+    assert pool.take(frames[:3], (3, 4, 4, 3)) is None  # c would take more pages than it holds: no room for them
+    assert pool.take(frames[:2], (2, 4, 4, 3)) is c  # as many as it holds: no room needed
+    pool.close()
+    assert blocks() == before and pool.names() == ()
+
+
 def test_a_clip_that_does_not_fit_in_shared_memory_is_pickled_to_its_worker(monkeypatch, tmp_path):
     """Where /dev/shm has no room for a clip (a container's is often 64 MB; writing past it kills the process), the
     clip's frames are pickled to the worker instead, with the same rows."""

@@ -1,0 +1,72 @@
+"""fm_assets.labels.workers: a video's per-clip work in worker processes gives what it gives here, in order, and
+falls back to this process where workers cannot start."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fm_assets import synthetic as S
+from fm_assets.labels.motion_facts import TrajectoryParams, trajectories
+from fm_assets.labels.workers import cores, map_clips
+from tests.unit.test_motion_facts import tracks_from_gt
+
+
+def _square_where(i: int) -> tuple[int, int]:
+    if i < 0:
+        raise ValueError(f"job {i} failed on purpose")
+    return i * i, os.getpid()
+
+
+def test_jobs_run_in_worker_processes_in_order():
+    out = map_clips(_square_where, [(i,) for i in range(7)], workers=2)
+    assert [v for v, _ in out] == [i * i for i in range(7)]
+    pids = {pid for _, pid in out}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def test_one_worker_or_one_job_runs_here():
+    assert {pid for _, pid in map_clips(_square_where, [(i,) for i in range(3)], workers=1)} == {os.getpid()}
+    assert map_clips(_square_where, [(3,)], workers=4) == [(9, os.getpid())]
+    assert map_clips(_square_where, [], workers=4) == []
+    assert cores() >= 1
+
+
+def test_a_failing_job_raises_here():
+    with pytest.raises(ValueError, match="job -1 failed on purpose"):
+        map_clips(_square_where, [(1,), (-1,), (2,)], workers=2)
+
+
+def _in_a_daemon(queue) -> None:
+    queue.put(map_clips(_square_where, [(i,) for i in range(3)], workers=2))
+
+
+def test_a_daemonic_process_runs_the_jobs_itself():
+    """A daemonic process (a Celery prefork worker's child, say) may not have children: the jobs run in it."""
+    ctx = mp.get_context("forkserver")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_in_a_daemon, args=(queue,), daemon=True)
+    proc.start()
+    out = queue.get(timeout=60)
+    proc.join(timeout=60)
+    assert [v for v, _ in out] == [0, 1, 4] and {pid for _, pid in out} == {proc.pid}
+
+
+def test_trajectories_fitted_in_workers_are_the_ones_fitted_here():
+    """The trajectories asset's jobs (a clip's tracks, its size, the parameters) through worker processes: the same
+    tables, in clip order."""
+    jobs = []
+    for k, spec in enumerate(S.standard_scenes()[:4]):
+        gt = np.array([(f, i, x, y, w, h) for f, i, x, y, w, h in S.gt_rows(spec)], dtype=float).reshape(-1, 6)
+        facts = S.scene_facts(spec)
+        clip = tracks_from_gt(gt, facts["fps"], jitter=1.0, seed=k).with_columns(clip_id=pl.lit(f"v:{k}"))
+        jobs.append((clip, facts["width"], facts["height"], TrajectoryParams()))
+    here = [trajectories(*job) for job in jobs]
+    there = map_clips(trajectories, jobs, workers=2, preload=["fm_assets.labels.motion_facts"])
+    assert len(there) == len(here) == 4 and all(len(t) for t in here)
+    for a, b in zip(here, there):
+        assert a.equals(b)
