@@ -130,6 +130,7 @@ and do not count.  Grounded rows have category null.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -1337,12 +1338,22 @@ def _span(r: dict, t0: float, t1: float) -> slice:
 
 
 def _box_at(r: dict, t: float) -> np.ndarray | None:
-    """(ncx, ncy, nw, nh) of a track's path at time t, None outside its span."""
+    """(ncx, ncy, nw, nh) of a track's path at time t, None outside its span: np.interp of each column, computed as
+    it does (the same floats) on Python floats, since the questions ask this tens of thousands of times a clip."""
     path = r.get("path") or []
     if not path or r.get("t_start") is None or not (r["t_start"] <= t <= r["t_end"]):
         return None
-    ts, xy = _arrays(r)
-    return np.array([np.interp(t, ts, xy[:, k]) for k in range(4)])
+    if "_lists" not in r:
+        ts, xy = _arrays(r)
+        r["_lists"] = (ts.tolist(), xy.tolist())
+    times, boxes = r["_lists"]
+    if t <= times[0] or t >= times[-1]:
+        return np.array(boxes[0] if t <= times[0] else boxes[-1])
+    j = bisect.bisect_right(times, t) - 1  # times[j] <= t < times[j + 1]
+    if times[j] == t:
+        return np.array(boxes[j])
+    a, b, dt = boxes[j], boxes[j + 1], times[j + 1] - times[j]
+    return np.array([(b[k] - a[k]) / dt * (t - times[j]) + a[k] for k in range(4)])
 
 
 def _near_times(ctx: _Ctx, r: dict) -> dict[int, list[float]]:
