@@ -590,3 +590,20 @@ def test_object_entering_through_the_frame_edge_is_asked_about():
     qs = qa.rule_questions(traj, pair_relations(traj), {**CLIP, "end_s": 4.0})
     kinds = {q["kind"]: q for q in qs}
     assert "direction" in kinds and json.loads(kinds["direction"]["fact"])["value"] == "up"
+
+
+def test_box_at_gives_the_floats_np_interp_gives():
+    """qa._box_at interpolates on Python floats (it is asked tens of thousands of times a clip): at the path's own
+    times, between them and at both ends, exactly np.interp's floats; None outside the track's span."""
+    from fm_assets.labels.qa import _arrays, _box_at
+
+    rng = np.random.default_rng(7)
+    ts = np.cumsum(rng.uniform(0.02, 0.3, 60))
+    path = [{"t": float(t), "ncx": float(a), "ncy": float(b), "nw": float(c), "nh": float(d)}
+            for t, (a, b, c, d) in zip(ts, rng.uniform(0, 1, (60, 4)))]
+    r = {"path": path, "t_start": float(ts[0]), "t_end": float(ts[-1])}
+    times, xy = _arrays(r)
+    for t in [*ts, *rng.uniform(ts[0], ts[-1], 500), ts[0], ts[-1]]:
+        expected = np.array([np.interp(t, times, xy[:, k]) for k in range(4)])
+        assert np.array_equal(_box_at(r, float(t)), expected)
+    assert _box_at(r, float(ts[0]) - 0.01) is None and _box_at(r, float(ts[-1]) + 0.01) is None
