@@ -20,6 +20,7 @@ from fm_assets.labels.captions import (
 from fm_assets.labels.motion_facts import pair_relations, trajectory_json
 from fm_assets.labels.qa import QAParams
 from fm_assets.labels.schemas import CAPTIONS, QA_PAIRS, frame
+from fm_assets.labels.workers import cores, map_clips
 from fm_resources.lake import Lake
 from fm_resources.llm import LLMFailure, LLMResource
 from fm_resources.registry import lookup_video
@@ -94,6 +95,12 @@ def _crashed(video_id: str, clip: dict, exc: BaseException) -> dict:
             "cached": False, "attempts": 0}
 
 
+_NO_USAGE = {"tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "cached": False}
+# trajectories from which a video's questions without an LLM are made in worker processes: about 4 s of work on one
+# core (2-CPU VM), where starting them costs about one
+PARALLEL_TRACKS = 500
+
+
 @asset(partitions_def=videos_partitions, group_name="language", pool="llm",
        description="Multiple-choice motion questions (five FoundationMotion categories) and grounded questions "
                    "(GroundMoRe types) per clip; LLM questions that contradict the facts are kept=false.")
@@ -109,9 +116,9 @@ def qa_pairs(context: AssetExecutionContext, config: QAConfig, raw_clips: pl.Dat
             traj = per_clip(video_traj, clip["clip_id"])
             pairs = pair_relations(traj)
             rows = qa.clip_questions(traj, pairs, clip, params)
-            usage = {"tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "cached": False}
+            usage = dict(_NO_USAGE)
             cap = caption_of.get(clip["clip_id"])
-            if llm.is_offline or params.llm_questions == 0 or not cap or cap["status"] != "ok" or not len(traj):
+            if not cap or cap["status"] != "ok" or not len(traj):
                 return qa.finalize(rows, video_id, params), usage
             facts = clip_facts(traj, pairs, clip)
             images = _frames_for(llm, video_store, lake, video_id, clip, 1.0)
@@ -127,8 +134,15 @@ def qa_pairs(context: AssetExecutionContext, config: QAConfig, raw_clips: pl.Dat
             return qa.finalize(rows + llm_rows, video_id, params), usage
 
         clips = kept_clips(of_video(raw_clips, video_id))
+        if llm.is_offline or params.llm_questions == 0:  # rule-based questions only: a long video's in workers
+            jobs = [(per_clip(video_traj, c["clip_id"]), c, video_id, params) for c in clips]
+            results = [r if isinstance(r, BaseException) else (r, _NO_USAGE) for r in map_clips(
+                qa.clip_rows, jobs, cores() if len(video_traj) >= PARALLEL_TRACKS else 1, ["fm_assets.labels.qa"],
+                errors=True)]
+        else:
+            results = llm.map(ask, clips)
         rows, usages = [], []
-        for clip, result in zip(clips, llm.map(ask, clips)):
+        for clip, result in zip(clips, results):
             if isinstance(result, BaseException):
                 context.log.error(f"{clip['clip_id']}: question generation failed: {result!r}")
                 continue

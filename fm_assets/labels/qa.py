@@ -881,6 +881,14 @@ def clip_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: 
     return _rule_rows(ctx) + _grounded_rows(ctx)
 
 
+def clip_rows(traj: pl.DataFrame, clip: dict, video_id: str, params: QAParams) -> list[dict]:
+    """The qa_pairs rows of one clip without an LLM: :func:`clip_questions` from its tracks and their pair relations,
+    then :func:`finalize` (a module-level function of picklable arguments: a worker process can run it)."""
+    from fm_assets.labels.motion_facts import pair_relations
+
+    return finalize(clip_questions(traj, pair_relations(traj), clip, params), video_id, params)
+
+
 def _rule_rows(ctx: _Ctx) -> list[dict]:
     rows: list[dict | None] = []
     for o in ctx.objs:

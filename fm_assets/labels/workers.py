@@ -4,6 +4,7 @@ work is Python and numpy on small arrays, which threads only make fight over the
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
@@ -32,13 +33,23 @@ def process_pool(workers: int, preload: Sequence[str] = (), initializer: Callabl
         return None
 
 
-def map_clips(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, preload: Sequence[str] = ()) -> list:
+def map_clips(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, preload: Sequence[str] = (),
+              errors: bool = False) -> list:
     """fn(*job) for each job, results in order: in up to `workers` processes (fn and the jobs' arguments must pickle:
     a module-level function, tables and dataclasses), else one after another here (one worker or one job, or
-    where processes cannot start). An exception in a job is raised here, as it would be without workers."""
+    where processes cannot start). An exception in a job is raised here, as it would be without workers; with
+    `errors`, it is that job's result instead (the caller records the job as failed) and the others go on."""
+    run = functools.partial(_caught, fn) if errors else fn
     workers = min(workers, len(jobs))
     pool = process_pool(workers, preload) if workers > 1 else None
     if pool is None:
-        return [fn(*job) for job in jobs]
+        return [run(*job) for job in jobs]
     with pool:
-        return list(pool.map(fn, *zip(*jobs)))
+        return list(pool.map(run, *zip(*jobs)))
+
+
+def _caught(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return exc

@@ -12,6 +12,7 @@ import pytest
 
 from fm_assets import synthetic as S
 from fm_assets.labels.motion_facts import TrajectoryParams, trajectories
+from fm_assets.labels.qa import QAParams, clip_rows
 from fm_assets.labels.workers import cores, map_clips
 from tests.unit.test_motion_facts import tracks_from_gt
 
@@ -41,6 +42,13 @@ def test_a_failing_job_raises_here():
         map_clips(_square_where, [(1,), (-1,), (2,)], workers=2)
 
 
+def test_with_errors_a_failing_job_is_its_result_and_the_others_go_on():
+    for workers in (1, 2):
+        out = map_clips(_square_where, [(1,), (-1,), (2,)], workers=workers, errors=True)
+        assert [out[0][0], out[2][0]] == [1, 4]
+        assert isinstance(out[1], ValueError) and str(out[1]) == "job -1 failed on purpose"
+
+
 def _in_a_daemon(queue) -> None:
     queue.put(map_clips(_square_where, [(i,) for i in range(3)], workers=2))
 
@@ -56,9 +64,10 @@ def test_a_daemonic_process_runs_the_jobs_itself():
     assert [v for v, _ in out] == [0, 1, 4] and {pid for _, pid in out} == {proc.pid}
 
 
-def test_trajectories_fitted_in_workers_are_the_ones_fitted_here():
-    """The trajectories asset's jobs (a clip's tracks, its size, the parameters) through worker processes: the same
-    tables, in clip order."""
+def test_trajectories_and_questions_made_in_workers_are_the_ones_made_here():
+    """The trajectories asset's jobs (a clip's tracks, its size, the parameters) and the qa_pairs asset's without an
+    LLM (a clip's trajectories, the clip, the video id, the parameters) through worker processes: the same tables
+    and rows, in clip order."""
     jobs = []
     for k, spec in enumerate(S.standard_scenes()[:4]):
         gt = np.array([(f, i, x, y, w, h) for f, i, x, y, w, h in S.gt_rows(spec)], dtype=float).reshape(-1, 6)
@@ -70,3 +79,10 @@ def test_trajectories_fitted_in_workers_are_the_ones_fitted_here():
     assert len(there) == len(here) == 4 and all(len(t) for t in here)
     for a, b in zip(here, there):
         assert a.equals(b)
+    # and the questions the qa_pairs asset makes of them without an LLM
+    params = QAParams()
+    asks = [(t, {"video_id": "v", "clip_id": f"v:{k}", "start_s": 0.0, "end_s": 8.0}, "v", params)
+            for k, t in enumerate(here)]
+    questions = [clip_rows(*job) for job in asks]
+    assert sum(map(len, questions)) > 0
+    assert map_clips(clip_rows, asks, workers=2, preload=["fm_assets.labels.qa"], errors=True) == questions
