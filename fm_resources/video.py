@@ -53,14 +53,24 @@ class Frame:
         return _rotate(y[::step, ::step], self.rotation)
 
     def rgb(self, width: int | None = None) -> np.ndarray:
-        """An RGB24 image, optionally resized to `width` (aspect kept), in display orientation."""
+        """An RGB24 image, optionally resized to `width` (aspect kept), in display orientation. swscale works on
+        this thread only (its automatic threads would contend with the detector's workers for the cores; the same
+        pixels), and converts the 8-bit YUV layouts of FAST_EXACT with its fast bilinear flag, which gives them the
+        same pixels as the default (tests/unit/test_media.py) in a third of the time (bench/rgb_convert.py)."""
         f = self.av_frame
         if width and width < f.width:
             height = max(2, int(round(f.height * width / f.width / 2)) * 2)
-            img = f.to_ndarray(width=width, height=height, format="rgb24")
+            img = f.to_ndarray(width=width, height=height, format="rgb24", threads=1)
+        elif f.format.name in FAST_EXACT:
+            img = f.to_ndarray(format="rgb24", threads=1, interpolation="FAST_BILINEAR")
         else:
-            img = f.to_ndarray(format="rgb24")
+            img = f.to_ndarray(format="rgb24", threads=1)
         return _rotate(img, self.rotation)
+
+
+# pixel formats whose same-size conversion to RGB24 is the same with swscale's fast bilinear flag as with its default
+# (its unscaled YUV converters; not so for yuv444p, nv12 or 10-bit video, which keep the default)
+FAST_EXACT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p"})
 
 
 def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
