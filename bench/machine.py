@@ -41,3 +41,16 @@ def run_header(result: dict, what: str) -> str:
     "started"} of a bench's result), then `what` ran."""
     return (f"\nCommand: `.venv/bin/python {result['command']}`\n\nMachine: {machine_line(result['machine'])}; "
             f"started {result['started']}. {what}\n")
+
+
+def rounds_table(times: dict[str, list[float]], unit: str = "ms a frame",
+                 extra: tuple[str, dict[str, str]] | None = None) -> str:
+    """Markdown: a row per way, with its figure in each round (alternated rounds) and the best; `extra`: another
+    column (its title, its value per way)."""
+    title, values = extra or ("", {})
+    lines = [f"| way | {unit} (each round) | best |" + (f" {title} |" if extra else ""),
+             "|---|---|--:|" + ("---|" if extra else "")]
+    for name, figures in times.items():
+        lines.append(f"| {name} | {', '.join(f'{x:.3f}' for x in figures)} | {min(figures):.3f} |"
+                     + (f" {values[name]} |" if extra else ""))
+    return "\n".join(lines)

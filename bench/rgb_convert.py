@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from machine import rounds_table  # noqa: E402  (bench/machine.py: bench/ is the script folder, first on sys.path)
+
 from fm_resources.video import decode  # noqa: E402
 
 
@@ -53,10 +55,7 @@ def main() -> int:
             same[name] = same.get(name, True) and all(np.array_equal(a, b) for a, b in zip(reference, out))
             del out
     print(f"{args.video.name}: {len(frames)} frames, {f0.width}x{f0.height} {f0.format.name}, {args.rounds} rounds")
-    print("| way | ms a frame (each round) | best | same pixels as the default |")
-    print("|---|---|--:|---|")
-    for name, ms in times.items():
-        print(f"| {name} | {', '.join(f'{m:.3f}' for m in ms)} | {min(ms):.3f} | {'yes' if same[name] else 'NO'} |")
+    print(rounds_table(times, extra=("same pixels as the default", {k: "yes" if v else "NO" for k, v in same.items()})))
     return 0
 
 

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from machine import rounds_table  # noqa: E402  (bench/machine.py: bench/ is the script folder, first on sys.path)
+
 from fm_assets.labels.tracking import _free, _SharedBlocks  # noqa: E402
 
 
@@ -71,10 +73,7 @@ def main() -> int:
     finally:
         blocks.close()
     print(f"{w}x{h}, {args.frames}-frame clips, {args.clips} clips a round, {args.rounds} rounds each")
-    print("| way | ms a frame (each round) | best |")
-    print("|---|---|--:|")
-    for name, ms in times.items():
-        print(f"| {name} | {', '.join(f'{m:.3f}' for m in ms)} | {min(ms):.3f} |")
+    print(rounds_table(times))
     return 0
 
 
