@@ -199,7 +199,7 @@ class LLMResource(ConfigurableResource):
         if self.is_offline:
             # no request to wait for: the items' own work (rule-based questions, template captions) is Python and
             # numpy on small arrays, which threads only make fight over the GIL (4 threads took twice the time of
-            # one on a 5-minute video's questions, bench/fm_run.py)
+            # one on a 5-minute video's questions: BENCHMARKS.md, session 15)
             return [guarded(item) for item in items]
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="llm") as pool:
             return list(pool.map(guarded, items))

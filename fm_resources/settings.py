@@ -45,8 +45,9 @@ def max_concurrent_runs() -> int:
     if raw:
         value = int(raw)
         return -1 if value < 0 else max(1, value)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, cpus or 1)
+    from fm_assets.labels.workers import cores
+
+    return cores()
 
 
 # How often the run queue (Dagster's QueuedRunCoordinator daemon) looks for queued runs; Dagster's default is 5 s,

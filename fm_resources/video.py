@@ -56,7 +56,7 @@ class Frame:
         """An RGB24 image, optionally resized to `width` (aspect kept), in display orientation. swscale works on
         this thread only (its automatic threads would contend with the detector's workers for the cores; the same
         pixels), and converts the 8-bit YUV layouts of FAST_EXACT with its fast bilinear flag, which gives them the
-        same pixels as the default (tests/unit/test_media.py) in a third of the time (bench/rgb_convert.py)."""
+        same pixels as the default (tests/unit/test_rgb.py) in a third of the time (bench/rgb_convert.py)."""
         f = self.av_frame
         if width and width < f.width:
             height = max(2, int(round(f.height * width / f.width / 2)) * 2)

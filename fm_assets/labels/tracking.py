@@ -372,11 +372,11 @@ def _attached(name: str, live: tuple[str, ...]):
 
 def _detect_shared(detector: ClipDetector, video_id: str, clip_id: str, name: str, shape: tuple[int, ...],
                    at: list[tuple[int, float]], scale: float, step: int,
-                   live: tuple[str, ...] = ()) -> tuple[pl.DataFrame, float]:
+                   live: tuple[str, ...]) -> tuple[pl.DataFrame, float]:
     """_detect_batch in a worker process on frames the caller put at the start of the shared memory block `name` (a
     (frames, height, width, 3) uint8 array; `at`: each frame's index and time), instead of frames pickled to it: a
     100-frame clip of 768x576 frames is 130 MB to copy through a pipe. `live`: the blocks that exist (_attached)."""
-    block = _attached(name, live or (name,))
+    block = _attached(name, live)
     frames = np.ndarray(shape, np.uint8, buffer=block.buf)
     batch = [(idx, t, frames[k]) for k, (idx, t) in enumerate(at)]
     del frames

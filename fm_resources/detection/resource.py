@@ -55,9 +55,9 @@ class DetectorResource(ConfigurableResource):
 
     def workers(self) -> int:
         """How many clips `detect_video` may detect at once (clip_workers; 0 = the CPU cores this process may use)."""
-        import os
+        from fm_assets.labels.workers import cores
 
-        return self.clip_workers or len(os.sched_getaffinity(0))
+        return self.clip_workers or cores()
 
     def get(self) -> Detector:
         if self._detector is None:
