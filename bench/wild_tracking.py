@@ -33,7 +33,15 @@ import polars as pl  # noqa: E402
 from fm_assets import synthetic as S  # noqa: E402
 from fm_assets.evaluation.mot_metrics import evaluate, parse_mot  # noqa: E402
 from fm_assets.labels.schemas import TRACKS, frame  # noqa: E402
-from fm_assets.labels.tracking import DetectionParams, TrackParams, detect_video, mot_text, shot_track_rows  # noqa: E402
+from fm_assets.labels.tracking import (  # noqa: E402
+    DetectionParams,
+    TrackParams,
+    detect_video,
+    mot_text,
+    run_frames,
+    run_track_rows,
+    track_runs,
+)
 from fm_resources.detection.motion import MotionDetector  # noqa: E402
 from fm_resources.trackers import TrackerResource  # noqa: E402
 from fm_resources.video import decode  # noqa: E402
@@ -53,11 +61,16 @@ def score(seed: int, out: Path, det_kw: dict, trk_kw: dict, per_clip: bool = Fal
     dets = detect_video(t.mp4.stem, decode(t.mp4, 0), pl.DataFrame(clips), fps, MotionDetector(**det_kw),
                         DetectionParams()).table
     runs = [[c] for c in clips] if per_clip else [clips]  # --per-clip: a fresh tracker per clip (before issue 13)
+    # as the `tracks` asset does: the runs' frames, their trackers (a long run cut into segments: segment_frames),
+    # then the rows with gap bridging
+    params, tracker = TrackParams(**trk_kw), TrackerResource()
+    prepared = [rf for rf in (run_frames(run, dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run])))
+                              for run in runs) if rf]
     tracked, next_id = [frame([], TRACKS)], 1
-    for run in runs:
-        got, _, next_id = shot_track_rows(t.mp4.stem, run, dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run])),
-                                          TrackerResource().track_clip, TrackParams(**trk_kw), next_id)
-        tracked.append(got)
+    for rf, got in zip(prepared, track_runs(prepared, tracker.follower(), params.segment_frames,
+                                            tracker.warmup_frames(), tracker.min_track_len)):
+        table, _, next_id = run_track_rows(t.mp4.stem, rf, got, params, next_id)
+        tracked.append(table)
     tracks = pl.concat(tracked)
     m = evaluate(gt, parse_mot(mot_text(tracks)), n)
     return {"scene": t.mp4.stem, "gt_boxes": len(gt), "ids": tracks["track_id"].n_unique() if len(tracks) else 0, **m}

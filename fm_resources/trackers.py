@@ -8,7 +8,8 @@ sequence; fm_assets.labels.tracking.shot_track_rows renumbers them to be unique 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 import numpy as np
@@ -130,8 +131,13 @@ class TrackerResource(ConfigurableResource):
 
     def track_clip(self, detections: Iterable[Detections]) -> Tracked:
         """Track one sequence of frames (a clip, or a run of clips of a shot) with a fresh tracker; tracks with fewer
-        than min_track_len boxes are removed. The boxes come out as columns (Tracked), gathered a block of frames at
-        a time: a long shot's hundreds of thousands of boxes never exist as an object each."""
+        than min_track_len boxes are removed."""
+        return self.follow(detections).without_short(self.min_track_len)
+
+    def follow(self, detections: Iterable[Detections]) -> Tracked:
+        """Every box a fresh tracker keeps over the frames, short tracks included. The boxes come out as columns
+        (Tracked), gathered a block of frames at a time: a long shot's hundreds of thousands of boxes never exist
+        as an object each."""
         clip = self.new_clip()
         blocks: list[tuple[np.ndarray, ...]] = []
         block: list[tuple[np.ndarray, ...]] = []
@@ -146,9 +152,32 @@ class TrackerResource(ConfigurableResource):
         if block:
             blocks.append(tuple(np.concatenate(col) for col in zip(*block)))
         if not blocks:
-            return Tracked(n, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0),
-                           np.zeros(0, np.int64))
+            return Tracked.empty(n)
         frame, ids, boxes, scores, which = (np.concatenate(col) for col in zip(*blocks))
-        found, counts = np.unique(ids, return_counts=True)
-        keep = np.isin(ids, found[counts >= self.min_track_len])
-        return Tracked(n, frame[keep], ids[keep], boxes[keep], scores[keep], which[keep])
+        return Tracked(n, frame, ids, boxes, scores, which)
+
+    def warmup_frames(self) -> int:
+        """Frames a fresh tracker is run before the part of a long sequence it is given, so that its tracks have
+        caught up with those of a tracker that saw everything (fm_assets.labels.tracking.track_runs): twice
+        the frames a lost track is remembered, plus the frames that confirm a new one."""
+        return 2 * self.keep_lost_frames + self.num_tentatives
+
+    def follower(self) -> Callable[[np.ndarray, np.ndarray, list[str], np.ndarray], Tracked]:
+        """`follow` as a function a worker process can run (follow_frames with this tracker's settings)."""
+        return functools.partial(follow_frames, {name: getattr(self, name) for name in type(self).model_fields})
+
+
+def follow_frames(settings: dict, boxes: np.ndarray, scores: np.ndarray, labels: list[str],
+                  offsets: np.ndarray) -> Tracked:
+    """TrackerResource(**settings).follow over the frames whose detections are boxes[offsets[i]:offsets[i + 1]]
+    (scores, labels likewise): one segment of a long run, e.g. in a worker process."""
+    return TrackerResource(**settings).follow(
+        Detections(boxes[a:b], scores[a:b], labels[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()))
+
+
+def one_thread() -> None:
+    """A tracking worker process's start: torch on one thread (the tracker's tensors are a few boxes each, and
+    the other cores run the other segments)."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -18,18 +18,24 @@ from fm_assets.labels.tracking import (
     TrackParams,
     draw_tracks,
     read_still,
+    run_frames,
+    run_track_rows,
     shot_runs,
-    shot_track_rows,
     still_frame,
+    track_runs,
     with_sample_origin,
 )
+from fm_assets.labels.workers import cores
 from fm_resources.lake import Lake
 from fm_resources.registry import lookup_video
-from fm_resources.trackers import TrackerResource
+from fm_resources.trackers import TrackerResource, one_thread
 from fm_resources.video import VideoStore, decode
 
 DetectionConfig = config_class(DetectionParams, "DetectionConfig")
 TrackConfig = config_class(TrackParams, "TrackConfig")
+# sampled frames from which a video's tracking runs in worker processes: about 10 s of mmdet's tracker on one
+# core (3 ms a frame, 2-CPU VM), where each worker's import of torch and mmdet costs what this process's would
+PARALLEL_FRAMES = 3_000
 
 
 @asset(partitions_def=videos_partitions, group_name="perception",
@@ -41,16 +47,19 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
            detections: pl.DataFrame, tracker: TrackerResource, video_store: VideoStore, lake: Lake) -> pl.DataFrame:
     def one(video_id: str):
         started = time.perf_counter()
-        parts, n_frames, next_id = [frame([], TRACKS)], 0, 1
+        params = config.to_params()
         video_dets = of_video(detections, video_id)
         runs = shot_runs(with_sample_origin(of_video(raw_clips, video_id)).filter(pl.col("kept")))
-        for run in runs:
-            run_dets = video_dets if len(runs) == 1 else (  # (one run, e.g. a long video in one shot: no copy)
-                video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run])))
-            run_table, run_frames, next_id = shot_track_rows(video_id, run, run_dets, tracker.track_clip,
-                                                             config.to_params(), next_id)
+        prepared = [rf for rf in (run_frames(run, video_dets if len(runs) == 1 else (  # (one run: no copy)
+            video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run])))) for run in runs) if rf]
+        n_frames = sum(len(rf) for rf in prepared)
+        # a long video's runs and long runs' segments are tracked on every core (the workers import mmdet)
+        tracked = track_runs(prepared, tracker.follower(), params.segment_frames, tracker.warmup_frames(),
+                             tracker.min_track_len, cores() if n_frames >= PARALLEL_FRAMES else 1, one_thread)
+        parts, next_id = [frame([], TRACKS)], 1
+        for rf, run_tracked in zip(prepared, tracked):
+            run_table, _, next_id = run_track_rows(video_id, rf, run_tracked, params, next_id)
             parts.append(run_table)
-            n_frames += run_frames
         df = pl.concat(parts)
         elapsed = time.perf_counter() - started
         metadata = {

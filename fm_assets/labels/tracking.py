@@ -25,7 +25,7 @@ from fm_assets.labels.params import check_bounds, param
 from fm_assets.labels.plots import encode_png, jpeg, shrink
 from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
 from fm_assets.labels.types import Detections, Tracked, VideoFrame
-from fm_assets.labels.workers import process_pool
+from fm_assets.labels.workers import map_clips, process_pool
 
 
 @dataclass(frozen=True)
@@ -596,6 +596,9 @@ class TrackParams:
                                          "than this (e.g. 0.5) is cut there: it followed two objects (0 = never cut; "
                                          "off by default: see BENCHMARKS.md, issue 13)", ge=0, le=1)
     split_min_boxes: int = param(5, "... each side having at least this many boxes", ge=2)
+    segment_frames: int = param(2000, "a run of a shot of twice this many sampled frames or more is tracked in "
+                                      "segments of at least this many, on every core, and their tracks joined "
+                                      "where they overlap (track_runs; 0 = one tracker over every run)", ge=0)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -619,42 +622,164 @@ TRACKER_INPUT = ["video_id", "clip_id", "frame_idx", "t_s", "det_idx", "x1", "y1
                  "color", "hist", "sample_step"]
 
 
-def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
-                    track_clip: Callable[[Iterable[Detections]], Tracked],
-                    params: TrackParams | None = None, first_id: int = 1) -> tuple[pl.DataFrame, int, int]:
-    """The tracks table (TRACKS) of one run of clips (see shot_runs): every sampled frame of the run (with or
-    without boxes) goes, in time order, to `track_clip` (a FRESH tracker, e.g. TrackerResource.track_clip), so a
-    track keeps its id from one clip of the shot to the next; tracklets are then joined across short gaps
-    (bridge_tracklets) and numbered from `first_id` in order of appearance, so ids are unique within the video.
-    Each row carries the clip its frame belongs to. Returns (table, frames fed to the tracker, next free id).
-    The boxes are held as columns, not as a Python object each: a long shot has hundreds of thousands."""
-    params = params or TrackParams()
+@dataclass
+class RunFrames:
+    """One run of clips (see shot_runs) made ready for a tracker: its detections as columns, in (frame, det_idx)
+    order, and every sampled frame of the run (with or without boxes) in time order, as a slice of them. No
+    per-frame DataFrame and no object per box: a long shot has tens of thousands of frames."""
+
+    table: pl.DataFrame  # the run's detections (TRACKER_INPUT columns), sorted
+    boxes: np.ndarray  # (N, 4) the detections' boxes
+    scores: np.ndarray  # (N,)
+    labels: list[str]  # N labels, one string object per distinct label
+    offsets: np.ndarray  # (frames + 1,) frame i's detections are rows offsets[i]:offsets[i + 1]
+    frames: list[tuple[int, float | None, list[str], list[str | None]]]  # (frame_idx, t_s, labels, colours)
+    clip_ids: list[str]  # each frame's clip
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def detections(self) -> Iterable[Detections]:
+        """The frames' detections, made one at a time as a tracker takes them."""
+        for a, b in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist()):
+            yield Detections(self.boxes[a:b], self.scores[a:b], self.labels[a:b]) if b > a else Detections.empty()
+
+
+def run_frames(run: Sequence[dict], dets: pl.DataFrame) -> RunFrames | None:
+    """The run's RunFrames (None: no detections)."""
     if dets.is_empty():
-        return frame([], TRACKS), 0, first_id
+        return None
     step = int(dets["sample_step"][0])
-    # the run's detections as arrays, each frame a slice (no per-frame DataFrame: a long shot has tens of thousands)
     d = dets.select(c for c in TRACKER_INPUT if c in dets.columns)
     gf, gk = np.diff(d["frame_idx"].to_numpy()), np.diff(d["det_idx"].to_numpy())
     if not np.all((gf > 0) | ((gf == 0) & (gk > 0))):  # (they come in this order: no copy of a long shot's rows)
         d = d.sort(["frame_idx", "det_idx"])
     at = d["frame_idx"].to_numpy()
-    boxes, scores, t_s = d.select("x1", "y1", "x2", "y2").to_numpy(), d["score"].to_numpy(), d["t_s"].to_numpy()
+    t_s = d["t_s"].to_numpy()
     # one string object per distinct label / colour name, not one per detection
     labels = cast(list[str], _interned(d["label"]))
     colours: list[str | None] = _interned(d["color"]) if "color" in d.columns else [None] * len(d)
-    hists, has_hist = hist_matrix(d)
-    frames, spans, clip_ids = [], [], []
+    frames, clip_ids, starts = [], [], []
     for clip in run:
-        for f in sampled_frames(clip["start_frame"], clip["end_frame"], step, clip.get("sample_origin")):
-            a, b = int(np.searchsorted(at, f, "left")), int(np.searchsorted(at, f, "right"))
+        idx = sampled_frames(clip["start_frame"], clip["end_frame"], step, clip.get("sample_origin"))
+        lo, hi = np.searchsorted(at, idx, "left"), np.searchsorted(at, idx, "right")
+        for f, a, b in zip(idx, lo.tolist(), hi.tolist()):
             frames.append((f, float(t_s[a]) if b > a else None, labels[a:b], colours[a:b]))
-            spans.append((a, b))
-            clip_ids.append(clip["clip_id"])
-    tracked = track_clip(Detections(boxes[a:b], scores[a:b], labels[a:b]) if b > a else Detections.empty()
-                         for a, b in spans)  # made frame by frame as the tracker takes them
-    table = track_rows(video_id, "", frames, tracked)
+            starts.append((a, b))
+        clip_ids.extend([clip["clip_id"]] * len(idx))
+    spans = np.array(starts, np.int64).reshape(-1, 2)
+    # frames are in time order and their detections contiguous, so each frame's slice starts where the last ended
+    # (a frame outside every clip has none and is not sampled)
+    offsets = np.append(spans[:, 0], spans[-1, 1] if len(spans) else 0)
+    if len(spans) and not np.array_equal(spans[1:, 0], spans[:-1, 1]):
+        d = d[np.concatenate([np.arange(a, b) for a, b in spans])]  # detections outside the run's frames: dropped
+        return run_frames(run, d)
+    return RunFrames(d, d.select("x1", "y1", "x2", "y2").to_numpy(), d["score"].to_numpy(), labels, offsets, frames,
+                     clip_ids)
+
+
+def segment_bounds(n: int, length: int) -> list[int]:
+    """Where a run of n frames is cut into segments of `length` frames or more (fewer than 2 x length: the run is
+    cut into n // length equal parts; 0 = never cut): [0, ..., n]. It depends on n alone, so the labels do not
+    depend on the machine's cores."""
+    k = max(1, n // length) if length > 0 else 1
+    return [round(i * n / k) for i in range(k + 1)]
+
+
+def track_runs(runs: Sequence[RunFrames], follow: Callable[[np.ndarray, np.ndarray, list[str], np.ndarray], Tracked],
+               segment_frames: int, warmup: int, min_len: int, workers: int = 1,
+               worker_start: Callable | None = None) -> list[Tracked]:
+    """Every run tracked by fresh trackers (`follow(boxes, scores, labels, offsets)`, e.g.
+    TrackerResource.follower(): a picklable function), the runs and the segments of a long run (segment_bounds)
+    at once in up to `workers` processes; tracks of fewer than `min_len` boxes removed. A segment's tracker starts
+    `warmup` frames before the segment and runs `warmup` frames past it; its tracks continue those of the
+    segment before where the two trackers put the same detections in the same track on the frames both saw
+    after the cut (stitch). The same result with any number of workers (`worker_start`: run at each one's start)."""
+    jobs, plan = [], []
+    for r, rf in enumerate(runs):
+        bounds = segment_bounds(len(rf), segment_frames)
+        for k in range(len(bounds) - 1):
+            s = max(0, bounds[k] - warmup) if k else 0
+            e = min(len(rf), bounds[k + 1] + warmup) if k + 1 < len(bounds) - 1 else len(rf)
+            a, b = int(rf.offsets[s]), int(rf.offsets[e])
+            jobs.append((rf.boxes[a:b], rf.scores[a:b], rf.labels[a:b], rf.offsets[s:e + 1] - a))
+            plan.append((r, s, bounds[k], bounds[k + 1]))
+    parts = map_clips(follow, jobs, workers, ["fm_resources.trackers"], initializer=worker_start)
+    out = []
+    for r, rf in enumerate(runs):
+        mine = [(s, b0, b1, part) for (rr, s, b0, b1), part in zip(plan, parts) if rr == r]
+        out.append(stitch(mine, len(rf)).without_short(min_len))
+    return out
+
+
+_KEY = 1 << 20  # (frame, detection) as one integer: frame * _KEY + detection index
+
+
+def stitch(parts: Sequence[tuple[int, int, int, Tracked]], n: int) -> Tracked:
+    """One Tracked over n frames from the trackers of consecutive segments: parts = (first frame the tracker saw,
+    the segment's first frame, the frame after its last, its Tracked with frames counted from the first it saw).
+    A segment's boxes on its own frames are kept; a track of a segment takes the id of the previous segment's
+    track that holds the most of the same detections (frame and detection index) on the frames past the cut that
+    both trackers saw (one to one, most shared first), else a new id (1, 2, ... in the order they come)."""
+    if len(parts) == 1 and parts[0][0] == 0:  # one tracker over the whole run: its own ids
+        return parts[0][3]
+    kept: list[tuple[np.ndarray, np.ndarray, Tracked]] = []
+    next_id, prev_ids = 1, dict[int, int]()  # the previous segment's track ids -> ids of the result
+    prev_keys, prev_tracks = np.zeros(0, np.int64), np.zeros(0, np.int64)  # its boxes past its cut: (frame, det)
+    for s, b0, b1, part in parts:
+        f = part.frame + s
+        key = f * _KEY + part.det_index
+        mine: dict[int, int] = {}
+        both = np.flatnonzero((f >= b0) & (part.det_index >= 0))
+        if len(prev_keys) and len(both):
+            at = np.searchsorted(prev_keys, key[both]).clip(0, len(prev_keys) - 1)
+            hit = prev_keys[at] == key[both]
+            pairs = np.column_stack([prev_tracks[at[hit]], part.track_id[both[hit]]])
+            if len(pairs):
+                found, counts = np.unique(pairs, axis=0, return_counts=True)
+                taken: set[int] = set()
+                for i in np.lexsort((found[:, 1], found[:, 0], -counts)).tolist():
+                    old, new = int(found[i, 0]), int(found[i, 1])
+                    if new not in mine and old not in taken and old in prev_ids:
+                        mine[new] = prev_ids[old]
+                        taken.add(old)
+        for t in np.unique(part.track_id).tolist():
+            if t not in mine:
+                mine[t], next_id = next_id, next_id + 1
+        own = (f >= b0) & (f < b1)
+        kept.append((f[own], np.array([mine[t] for t in part.track_id[own].tolist()], np.int64), part.take(own)))
+        after = np.flatnonzero((f >= b1) & (part.det_index >= 0))
+        order = after[np.argsort(key[after], kind="stable")]
+        prev_keys, prev_tracks, prev_ids = key[order], part.track_id[order], mine
+    return Tracked(n, np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept]),
+                   np.concatenate([k[2].boxes for k in kept]), np.concatenate([k[2].scores for k in kept]),
+                   np.concatenate([k[2].det_index for k in kept]))
+
+
+def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
+                    track_clip: Callable[[Iterable[Detections]], Tracked],
+                    params: TrackParams | None = None, first_id: int = 1) -> tuple[pl.DataFrame, int, int]:
+    """The tracks table (TRACKS) of one run of clips (see shot_runs): every sampled frame of the run (with or
+    without boxes) goes, in time order, to `track_clip` (a FRESH tracker, e.g. TrackerResource.track_clip), so a
+    track keeps its id from one clip of the shot to the next; then run_track_rows. Returns (table, frames fed to
+    the tracker, next free id)."""
+    rf = run_frames(run, dets)
+    if rf is None:
+        return frame([], TRACKS), 0, first_id
+    return run_track_rows(video_id, rf, track_clip(rf.detections()), params, first_id)
+
+
+def run_track_rows(video_id: str, rf: RunFrames, tracked: Tracked, params: TrackParams | None = None,
+                   first_id: int = 1) -> tuple[pl.DataFrame, int, int]:
+    """The tracks table (TRACKS) of a run from its tracker's boxes: tracklets joined across short gaps
+    (bridge_tracklets) and numbered from `first_id` in order of appearance, so ids are unique within the video.
+    Each row carries the clip its frame belongs to. Returns (table, frames fed to the tracker, next free id).
+    The boxes are held as columns, not as a Python object each: a long shot has hundreds of thousands."""
+    params = params or TrackParams()
+    table = track_rows(video_id, "", rf.frames, tracked)
     pos, det = table["_pos"].to_numpy(), table["_det"].to_numpy()
-    row = np.where(det >= 0, np.array([a for a, _ in spans], np.int64)[pos] + det, -1)  # the detection's row in d
+    row = np.where(det >= 0, rf.offsets[:-1][pos] + det, -1)  # the detection's row in rf.table
+    hists, has_hist = hist_matrix(rf.table)
     # per track: (frame, row of `hists`) of its boxes with a histogram, in time order
     with_hist = np.flatnonzero((row >= 0) & has_hist[np.maximum(row, 0)])
     seqs = _per_track(table["track_id"].to_numpy()[with_hist], np.column_stack([table["frame_idx"].to_numpy()[with_hist],
@@ -667,8 +792,8 @@ def shot_track_rows(video_id: str, run: Sequence[dict], dets: pl.DataFrame,
     first = table.group_by("track_id").agg(pl.col("frame_idx").min()).sort("frame_idx", "track_id")
     order = dict(zip(first["track_id"].to_list(), range(first_id, first_id + len(first))))
     table = table.with_columns(track_id=pl.col("track_id").replace_strict(order),
-                               clip_id=pl.Series(clip_ids, dtype=pl.String).gather(pos))
-    return table.select([pl.col(k).cast(v) for k, v in TRACKS.items()]), len(frames), first_id + len(order)
+                               clip_id=pl.Series(rf.clip_ids, dtype=pl.String).gather(pos))
+    return table.select([pl.col(k).cast(v) for k, v in TRACKS.items()]), len(rf), first_id + len(order)
 
 
 def _interned(names: pl.Series) -> list[str | None]:

@@ -70,6 +70,21 @@ class Tracked:
     def __len__(self) -> int:
         return len(self.frame)
 
+    @classmethod
+    def empty(cls, n_frames: int = 0) -> Tracked:
+        return cls(n_frames, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0),
+                   np.zeros(0, np.int64))
+
+    def take(self, keep: np.ndarray) -> Tracked:
+        """The rows `keep` selects (a boolean mask or indices), over the same frames."""
+        return Tracked(self.n_frames, self.frame[keep], self.track_id[keep], self.boxes[keep], self.scores[keep],
+                       self.det_index[keep])
+
+    def without_short(self, min_len: int) -> Tracked:
+        """Without the tracks of fewer than `min_len` boxes."""
+        found, counts = np.unique(self.track_id, return_counts=True)
+        return self.take(np.isin(self.track_id, found[counts >= min_len]))
+
     def per_frame(self) -> list[list[TrackedBox]]:
         """The boxes frame by frame, a TrackedBox each (for a short sequence)."""
         out: list[list[TrackedBox]] = [[] for _ in range(self.n_frames)]
