@@ -91,34 +91,57 @@ def _hsv(pixels: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.uint8, copy=False), cv2.COLOR_RGB2HSV)
 
 
-def colour_name(pixels: np.ndarray, hsv: np.ndarray | None = None) -> str | None:
-    """The dominant colour name of RGB pixels (n x 3 uint8): each pixel is named (black / white / gray by
-    value and saturation, else by hue; dark orange is brown, light red or magenta pink) and the most frequent
-    name wins (ties: the first name alphabetically). None for fewer than 16 pixels. `hsv`: the pixels' _hsv
-    when already computed."""
-    if len(pixels) < 16:
-        return None
-    hsv = (_hsv(pixels) if hsv is None else hsv).reshape(-1, 3)
-    h, sat, val = hsv[:, 0], hsv[:, 1].astype(np.int16), hsv[:, 2].astype(np.int16)
+def pixel_names(h: np.ndarray, sat: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """Each HSV pixel's colour name (an index into _NAMES): black / white / gray by value and saturation, else by
+    hue; dark orange is brown, light red or magenta pink."""
+    sat, val = sat.astype(np.int16), val.astype(np.int16)
     names = _HUE_NAME[np.searchsorted([b for b, _ in _HUES], h, side="right").clip(0, len(_HUES) - 1)]
     names = np.where((names == _N["orange"]) & (val < 150), _N["brown"], names)
     names = np.where(((names == _N["red"]) | (names == _N["magenta"])) & (sat < 130) & (val > 170), _N["pink"], names)
     grey = sat < 60
     names = np.where(grey & (val >= 190), _N["white"], np.where(grey & (val < 190), _N["gray"], names))
-    names = np.where(val < 50, _N["black"], names)
+    return np.where(val < 50, _N["black"], names)
+
+
+# pixel_names as a table: the rules change only at these saturations and values, so (hue, saturation band, value
+# band) names a pixel (three look-ups a pixel instead of a pass of the rules each)
+_SAT_BAND = np.searchsorted([60, 130], np.arange(256), side="right").astype(np.intp)
+_VAL_BAND = np.searchsorted([50, 150, 171, 190], np.arange(256), side="right").astype(np.intp)
+_BAND_NAMES = pixel_names(*np.meshgrid(np.arange(256), [0, 60, 130], [0, 50, 150, 171, 190], indexing="ij")
+                          ).astype(np.uint8).reshape(-1)  # [hue * 15 + sat band * 5 + value band]
+
+
+def colour_name(pixels: np.ndarray, hsv: np.ndarray | None = None) -> str | None:
+    """The dominant colour name of RGB pixels (n x 3 uint8): each pixel is named (pixel_names) and the most
+    frequent name wins (ties: the first name alphabetically). None for fewer than 16 pixels. `hsv`: the pixels'
+    _hsv when already computed."""
+    if len(pixels) < 16:
+        return None
+    hsv = (_hsv(pixels) if hsv is None else hsv).reshape(-1, 3)
+    names = _BAND_NAMES[hsv[:, 0].astype(np.intp) * 15 + _SAT_BAND[hsv[:, 1]] * 5 + _VAL_BAND[hsv[:, 2]]]
     return _NAMES[int(np.argmax(np.bincount(names, minlength=len(_NAMES))))]
 
 
-def _box_pixels(image: np.ndarray, box, mask_rle: dict | None = None) -> np.ndarray | None:
+def _box_pixels(image: np.ndarray, box, mask_rle: dict | None = None,
+                mask_crop: tuple[int, int, np.ndarray] | None = None) -> np.ndarray | None:
     """RGB pixels (n x 3) of a box in an image: the mask's pixels where there is a mask, else the central half of
-    the box (less background); None for an empty box. Only the box's rows of the mask are decoded."""
+    the box (less background); None for an empty box. Only the box's columns of the mask are decoded; none where
+    `mask_crop` (Detections.mask_crops) holds the mask's pixels."""
     hgt, wid = image.shape[:2]
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     x1, y1, x2, y2 = max(0, x1), max(0, y1), min(wid, x2), min(hgt, y2)
     if x2 <= x1 or y2 <= y1:
         return None
     if mask_rle is not None and tuple(mask_rle["size"]) == (hgt, wid):
-        m = rle_columns(mask_rle["counts"], hgt, x1, x2)[y1:y2]
+        if mask_crop is not None:
+            m = np.zeros((y2 - y1, x2 - x1), bool)
+            cx, cy, crop = mask_crop
+            ox1, oy1 = max(x1, cx), max(y1, cy)
+            ox2, oy2 = min(x2, cx + crop.shape[1]), min(y2, cy + crop.shape[0])
+            if ox2 > ox1 and oy2 > oy1:
+                m[oy1 - y1 : oy2 - y1, ox1 - x1 : ox2 - x1] = crop[oy1 - cy : oy2 - cy, ox1 - cx : ox2 - cx] != 0
+        else:
+            m = rle_columns(mask_rle["counts"], hgt, x1, x2)[y1:y2]
         if m.any():
             return image[y1:y2, x1:x2][m]
     qx, qy = (x2 - x1) // 4, (y2 - y1) // 4
@@ -128,11 +151,12 @@ def _box_pixels(image: np.ndarray, box, mask_rle: dict | None = None) -> np.ndar
 HIST_BINS = (6, 2, 3)  # hue x saturation x value bins of the appearance histogram
 
 
-def box_appearance(image: np.ndarray, box, mask_rle: dict | None = None) -> tuple[str | None, list[int] | None]:
+def box_appearance(image: np.ndarray, box, mask_rle: dict | None = None,
+                   mask_crop: tuple[int, int, np.ndarray] | None = None) -> tuple[str | None, list[int] | None]:
     """(colour, histogram) of a box in an RGB image, from one look at its pixels (see _box_pixels): the
     colour_name, and a joint HSV histogram (HIST_BINS, 36 bins) scaled to sum to about 255 and stored as small
     integers; (None, None) for fewer than 16 pixels."""
-    pixels = _box_pixels(image, box, mask_rle)
+    pixels = _box_pixels(image, box, mask_rle, mask_crop)
     if pixels is None or len(pixels) < 16:
         return None, None
     hsv = _hsv(pixels)
@@ -168,7 +192,8 @@ def detection_rows(video_id: str, clip_id: str, frame_idx: int, t_s: float, det:
     for k in range(len(det)):
         x1, y1, x2, y2 = (float(v) * scale for v in det.boxes[k])
         mask = det.masks[k] if det.masks is not None else None
-        colour, hist = box_appearance(image, det.boxes[k], mask) if image is not None else (None, None)
+        crop = det.mask_crops[k] if det.mask_crops is not None else None
+        colour, hist = box_appearance(image, det.boxes[k], mask, crop) if image is not None else (None, None)
         rows.append({
             "color": colour, "hist": hist,
             "video_id": video_id, "clip_id": clip_id, "frame_idx": frame_idx, "t_s": t_s, "det_idx": k,

@@ -30,6 +30,9 @@ class Detections:
     labels: list[str]  # N class names
     masks: list[dict | None] | None = None  # N COCO RLEs ({"size": [h, w], "counts": str}) or None
     extra: dict = field(default_factory=dict)  # backend-specific per-box arrays (e.g. "person_score")
+    # where the detector has them: the masks as (x, y, crop), the crop (nonzero = in) placed at column x, row y of
+    # the frame, exactly what `masks` encodes (read instead of decoding the RLE)
+    mask_crops: list[tuple[int, int, np.ndarray]] | None = None
 
     def __post_init__(self):
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -38,6 +41,8 @@ class Detections:
             raise ValueError("boxes, scores and labels must have the same length")
         if self.masks is not None and len(self.masks) != len(self.boxes):
             raise ValueError("masks must have one entry per box")
+        if self.mask_crops is not None and (self.masks is None or len(self.mask_crops) != len(self.boxes)):
+            raise ValueError("mask_crops must have one entry per box, and masks too")
 
     def __len__(self) -> int:
         return len(self.boxes)

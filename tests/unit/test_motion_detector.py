@@ -92,6 +92,31 @@ def test_masks_decode_to_box_region(moving_box):
     assert n_checked > 0
 
 
+def test_the_masks_crops_are_what_the_masks_encode(moving_box):
+    """Detections.mask_crops (read instead of decoding the RLE when a box's colour is named) hold exactly the
+    pixels of the masks."""
+    frames, _, dets = moving_box
+    h, w = frames[0].shape[:2]
+    assert sum(map(len, dets)) > 0
+    for d in filter(len, dets):
+        assert d.mask_crops is not None and len(d.mask_crops) == len(d)
+        for rle, (x, y, crop) in zip(d.masks, d.mask_crops):
+            full = np.zeros((h, w), np.uint8)
+            full[y : y + crop.shape[0], x : x + crop.shape[1]] = crop != 0
+            assert np.array_equal(mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}), full)
+
+
+def test_the_blob_median_is_numpys():
+    from fm_resources.detection.motion import _median
+
+    rng = np.random.default_rng(3)
+    for n in [*range(1, 40), 257, 1000]:
+        for _ in range(20):
+            v = (rng.integers(0, 256, n) / rng.uniform(1, 30, n)).astype(np.float32)
+            v = np.round(v, int(rng.integers(0, 3))).astype(np.float32)  # ties too
+            assert _median(v) == float(np.median(v)), n
+
+
 def test_no_motion_gives_empty_detections():
     spec = _scene(S.ObjectSpec(1, "box", "red", "box", 80, 60, _kf((0.0, 300, 200))))  # never moves
     frames, _ = _render(spec)

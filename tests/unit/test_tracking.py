@@ -160,6 +160,23 @@ def test_rle_columns_are_decoded_exactly_without_the_whole_frame():
         rle = {"size": [h, w], "counts": counts}
         box = (x1, y1, x2, y2)
         assert box_appearance(img, box, rle) == (box_colour(img, box, rle), box_hist(img, box, rle))
+        # the mask as the detector holds it (a crop placed in the frame: Detections.mask_crops), read without
+        # decoding the RLE: the same pixels for any box, inside, across or outside the crop
+        crop = (int(x1), int(y1), m[y1:y2, x1:x2])
+        for probe in (box, (a, 0, b, h), (x1 - 3.4, y1 + 2.5, x2 + 7, y2 - 1), (0, 0, w, h)):
+            assert box_appearance(img, probe, rle, crop) == box_appearance(img, probe, rle), (trial, probe)
+
+
+def test_the_colour_table_names_every_pixel_as_the_rules_do():
+    """colour_name reads each pixel's name from a table of (hue, saturation band, value band): the same name as
+    pixel_names' rules for every one of the 256 x 256 x 256 HSV values."""
+    from fm_assets.labels import tracking as T
+
+    s, v = (a.reshape(-1).astype(np.uint8) for a in np.meshgrid(np.arange(256), np.arange(256), indexing="ij"))
+    for hue in range(256):
+        h = np.full(len(s), hue, np.uint8)
+        table = T._BAND_NAMES[h.astype(np.intp) * 15 + T._SAT_BAND[s] * 5 + T._VAL_BAND[v]]
+        assert np.array_equal(table, T.pixel_names(h, s, v)), hue
 
 
 def test_track_colour_is_the_majority_of_its_detections():
