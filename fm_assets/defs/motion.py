@@ -8,8 +8,7 @@ from fm_assets.defs.partitions import for_each_video, kept_clips, of_video, per_
 from fm_assets.defs.perception import clip_still
 from fm_assets.labels import plots
 from fm_assets.labels.motion_facts import TRAJECTORY_SCHEMA, TrajectoryParams
-from fm_assets.labels.motion_facts import trajectories as compute_trajectories
-from fm_assets.labels.qa import annotate_doubts
+from fm_assets.labels.qa import clip_trajectories
 from fm_assets.labels.workers import cores, map_clips
 from fm_resources.lake import Lake
 from fm_resources.video import VideoStore
@@ -29,14 +28,13 @@ def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_c
 
     def one(video_id: str):
         video_tracks = of_video(tracks, video_id)
-        jobs = [(per_clip(video_tracks, c["clip_id"]), c["width"], c["height"], params)
-                for c in kept_clips(of_video(raw_clips, video_id))]
-        # a long video's clips are fitted on every core (worker processes cost about a second to start)
-        parts = map_clips(compute_trajectories, jobs, cores() if len(video_tracks) >= PARALLEL_BOXES else 1,
-                          ["fm_assets.labels.motion_facts"])
+        # each clip's trajectories, with why a kept track will not be asked about (annotate_doubts, with the
+        # default question parameters); a long video's clips on every core (worker processes cost about a second
+        # to start)
+        jobs = [(per_clip(video_tracks, c["clip_id"]), c, params) for c in kept_clips(of_video(raw_clips, video_id))]
+        parts = map_clips(clip_trajectories, jobs, cores() if len(video_tracks) >= PARALLEL_BOXES else 1,
+                          ["fm_assets.labels.qa"])
         df = pl.concat(parts) if parts else pl.DataFrame(schema=TRAJECTORY_SCHEMA)
-        # why a kept track will not be asked about (with the default question parameters)
-        df = annotate_doubts(df, kept_clips(of_video(raw_clips, video_id)))
         kept = df.filter(pl.col("kept"))
         metadata = {
             "tracks": len(df), "kept": len(kept), "doubtful": int(kept["drop_reason"].is_not_null().sum()),

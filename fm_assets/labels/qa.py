@@ -867,6 +867,14 @@ def annotate_doubts(traj: pl.DataFrame, clips: Sequence[dict], params: QAParams 
                             .otherwise(pl.col("drop_reason")).alias("drop_reason")).drop("_doubt")
 
 
+def clip_trajectories(tracks: pl.DataFrame, clip: dict, params: TrajectoryParams) -> pl.DataFrame:
+    """The trajectories of one clip's tracks (motion_facts.trajectories, in the clip's frame size) with their
+    doubts (annotate_doubts): a module-level function of picklable arguments, so a worker process can run it."""
+    from fm_assets.labels.motion_facts import trajectories
+
+    return annotate_doubts(trajectories(tracks, clip["width"], clip["height"], params), [clip])
+
+
 def rule_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: QAParams | None = None) -> list[dict]:
     """Multiple-choice questions of one clip in FoundationMotion's five categories, answers from the facts.
 

@@ -12,7 +12,7 @@ import pytest
 
 from fm_assets import synthetic as S
 from fm_assets.labels.motion_facts import TrajectoryParams, trajectories
-from fm_assets.labels.qa import QAParams, clip_rows
+from fm_assets.labels.qa import QAParams, annotate_doubts, clip_rows, clip_trajectories
 from fm_assets.labels.workers import cores, map_clips
 from tests.unit.test_motion_facts import tracks_from_gt
 
@@ -65,24 +65,27 @@ def test_a_daemonic_process_runs_the_jobs_itself():
 
 
 def test_trajectories_and_questions_made_in_workers_are_the_ones_made_here():
-    """The trajectories asset's jobs (a clip's tracks, its size, the parameters) and the qa_pairs asset's without an
-    LLM (a clip's trajectories, the clip, the video id, the parameters) through worker processes: the same tables
-    and rows, in clip order."""
-    jobs = []
+    """The trajectories asset's jobs (a clip's tracks, the clip, the parameters: its trajectories with their
+    doubts) and the qa_pairs asset's without an LLM (a clip's trajectories, the clip, the video id, the
+    parameters) through worker processes: the same tables and rows, in clip order, as the trajectories of every
+    clip with the doubts marked over the whole video here."""
+    jobs, clips = [], []
     for k, spec in enumerate(S.standard_scenes()[:4]):
         gt = np.array([(f, i, x, y, w, h) for f, i, x, y, w, h in S.gt_rows(spec)], dtype=float).reshape(-1, 6)
         facts = S.scene_facts(spec)
-        clip = tracks_from_gt(gt, facts["fps"], jitter=1.0, seed=k).with_columns(clip_id=pl.lit(f"v:{k}"))
-        jobs.append((clip, facts["width"], facts["height"], TrajectoryParams()))
-    here = [trajectories(*job) for job in jobs]
-    there = map_clips(trajectories, jobs, workers=2, preload=["fm_assets.labels.motion_facts"])
-    assert len(there) == len(here) == 4 and all(len(t) for t in here)
-    for a, b in zip(here, there):
-        assert a.equals(b)
+        clip = {"video_id": "v", "clip_id": f"v:{k}", "start_s": 0.0, "end_s": 8.0, "width": facts["width"],
+                "height": facts["height"]}
+        tracks = tracks_from_gt(gt, facts["fps"], jitter=1.0, seed=k).with_columns(clip_id=pl.lit(f"v:{k}"))
+        jobs.append((tracks, clip, TrajectoryParams()))
+        clips.append(clip)
+    here = annotate_doubts(pl.concat([trajectories(t, c["width"], c["height"], p) for t, c, p in jobs]), clips)
+    there = map_clips(clip_trajectories, jobs, workers=2, preload=["fm_assets.labels.qa"])
+    assert len(there) == 4 and all(len(t) for t in there)
+    assert pl.concat(there).equals(here)
+    assert here["drop_reason"].str.starts_with("doubtful").any()  # (the doubts are in what is compared)
     # and the questions the qa_pairs asset makes of them without an LLM
     params = QAParams()
-    asks = [(t, {"video_id": "v", "clip_id": f"v:{k}", "start_s": 0.0, "end_s": 8.0}, "v", params)
-            for k, t in enumerate(here)]
+    asks = [(t, c, "v", params) for t, c in zip(there, clips)]
     questions = [clip_rows(*job) for job in asks]
     assert sum(map(len, questions)) > 0
     assert map_clips(clip_rows, asks, workers=2, preload=["fm_assets.labels.qa"], errors=True) == questions
