@@ -7,9 +7,12 @@ the shot and gap bridging, `mot_text` as `fm export mot` writes it), scored with
 objects that move, on the frames where at least half of the object is visible (a motion detector cannot see an
 object that never moves).
 
-    .venv/bin/python bench/wild_tracking.py [--seeds dev|heldout] [--det JSON] [--trk JSON] [--per-clip] [--markdown]
+    .venv/bin/python bench/wild_tracking.py [--seeds dev|heldout] [--det JSON] [--trk JSON] [--tracker JSON]
+                                            [--per-clip] [--markdown]
 
-`--det` / `--trk` try other MotionDetector / TrackParams settings (e.g. --det '{"shadows": false}').
+`--det` / `--trk` / `--tracker` try other MotionDetector / TrackParams / TrackerResource settings (e.g. --det
+'{"shadows": false}'; --trk '{"segment_frames": 20}' --tracker '{"keep_lost_frames": 5}' cuts these short scenes
+into segments whose trackers start 13 frames early, to see what the joins at the cuts cost).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ from fm_resources.trackers import TrackerResource  # noqa: E402
 from fm_resources.video import decode  # noqa: E402
 
 
-def score(seed: int, out: Path, det_kw: dict, trk_kw: dict, per_clip: bool = False) -> dict:
+def score(seed: int, out: Path, det_kw: dict, trk_kw: dict, per_clip: bool = False,
+          tracker_kw: dict | None = None) -> dict:
     t = S.render_wild(seed, out)
     truth = t.truth
     fps, n = truth["fps"], truth["n_frames"]
@@ -63,7 +67,7 @@ def score(seed: int, out: Path, det_kw: dict, trk_kw: dict, per_clip: bool = Fal
     runs = [[c] for c in clips] if per_clip else [clips]  # --per-clip: a fresh tracker per clip (before issue 13)
     # as the `tracks` asset does: the runs' frames, their trackers (a long run cut into segments: segment_frames),
     # then the rows with gap bridging
-    params, tracker = TrackParams(**trk_kw), TrackerResource()
+    params, tracker = TrackParams(**trk_kw), TrackerResource(**(tracker_kw or {}))
     prepared = [rf for rf in (run_frames(run, dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run])))
                               for run in runs) if rf]
     tracked, next_id = [frame([], TRACKS)], 1
@@ -81,6 +85,7 @@ def main() -> int:
     ap.add_argument("--seeds", choices=["dev", "heldout"], default="dev")
     ap.add_argument("--det", type=json.loads, default={}, help="MotionDetector keyword arguments (JSON)")
     ap.add_argument("--trk", type=json.loads, default={}, help="TrackParams fields (JSON)")
+    ap.add_argument("--tracker", type=json.loads, default={}, help="TrackerResource fields (JSON)")
     ap.add_argument("--per-clip", action="store_true", help="a fresh tracker per clip instead of one per shot")
     ap.add_argument("--dir", type=Path, help="where the scenes are rendered (default: a temporary folder)")
     ap.add_argument("--markdown", action="store_true")
@@ -89,7 +94,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fm-wild-") as tmp:
         out = args.dir or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        res = [score(s, out, args.det, args.trk, args.per_clip) for s in seeds]
+        res = [score(s, out, args.det, args.trk, args.per_clip, args.tracker) for s in seeds]
     n = sum(r["gt_boxes"] for r in res)
     pooled = 1 - sum(r["FP"] + r["FN"] + r["IDSW"] for r in res) / n
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -76,7 +76,7 @@ def crossing_run(n: int = 240):
         walker(10, 20, 2.0, every - set(range(100, 106)), RED),
         walker(500, 140, -1.5, every, BLUE),
         walker(30, 300, 1.0, set(range(70, n)), RED),
-        walker(600, 300, -1.0, set(range(0, 150)), BLUE),
+        walker(600, 300, -1.0, set(range(150)), BLUE),
     ])
 
 
