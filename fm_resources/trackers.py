@@ -171,8 +171,7 @@ def follow_frames(settings: dict, boxes: np.ndarray, scores: np.ndarray, labels:
                   offsets: np.ndarray) -> Tracked:
     """TrackerResource(**settings).follow over the frames whose detections are boxes[offsets[i]:offsets[i + 1]]
     (scores, labels likewise): one segment of a long run, e.g. in a worker process."""
-    return TrackerResource(**settings).follow(
-        Detections(boxes[a:b], scores[a:b], labels[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()))
+    return TrackerResource(**settings).follow(Detections.of_frames(boxes, scores, labels, offsets))
 
 
 def one_thread() -> None:

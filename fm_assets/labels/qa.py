@@ -145,7 +145,14 @@ import numpy as np
 import polars as pl
 
 from fm_assets.labels.ids import seed_for
-from fm_assets.labels.motion_facts import TrajectoryParams, classify_direction, monotone_legs, repetitions
+from fm_assets.labels.motion_facts import (
+    TrajectoryParams,
+    classify_direction,
+    monotone_legs,
+    pair_relations,
+    repetitions,
+    trajectories,
+)
 from fm_assets.labels.params import check_bounds, param
 from fm_assets.labels.vocab import COLORS, REGIONS, SECTORS, region
 
@@ -845,8 +852,6 @@ def doubts(traj: pl.DataFrame, pairs: pl.DataFrame | None, clip: dict, params: Q
 def annotate_doubts(traj: pl.DataFrame, clips: Sequence[dict], params: QAParams | None = None) -> pl.DataFrame:
     """The trajectories with ``drop_reason`` = "doubtful: <reasons>" (see doubts) on the kept tracks that are not
     asked about; they stay kept (statements about all objects still take them into account)."""
-    from fm_assets.labels.motion_facts import pair_relations
-
     if traj.is_empty():
         return traj
     marks: dict[tuple[str, int], str] = {}
@@ -870,8 +875,6 @@ def annotate_doubts(traj: pl.DataFrame, clips: Sequence[dict], params: QAParams 
 def clip_trajectories(tracks: pl.DataFrame, clip: dict, params: TrajectoryParams) -> pl.DataFrame:
     """The trajectories of one clip's tracks (motion_facts.trajectories, in the clip's frame size) with their
     doubts (annotate_doubts): a module-level function of picklable arguments, so a worker process can run it."""
-    from fm_assets.labels.motion_facts import trajectories
-
     return annotate_doubts(trajectories(tracks, clip["width"], clip["height"], params), [clip])
 
 
@@ -892,8 +895,6 @@ def clip_questions(traj: pl.DataFrame, pairs: pl.DataFrame, clip: dict, params: 
 def clip_rows(traj: pl.DataFrame, clip: dict, video_id: str, params: QAParams) -> list[dict]:
     """The qa_pairs rows of one clip without an LLM: :func:`clip_questions` from its tracks and their pair relations,
     then :func:`finalize` (a module-level function of picklable arguments: a worker process can run it)."""
-    from fm_assets.labels.motion_facts import pair_relations
-
     return finalize(clip_questions(traj, pair_relations(traj), clip, params), video_id, params)
 
 

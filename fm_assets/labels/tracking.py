@@ -666,8 +666,7 @@ class RunFrames:
 
     def detections(self) -> Iterable[Detections]:
         """The frames' detections, made one at a time as a tracker takes them."""
-        for a, b in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist()):
-            yield Detections(self.boxes[a:b], self.scores[a:b], self.labels[a:b]) if b > a else Detections.empty()
+        return Detections.of_frames(self.boxes, self.scores, self.labels, self.offsets)
 
 
 def run_frames(run: Sequence[dict], dets: pl.DataFrame) -> RunFrames | None:
@@ -729,7 +728,7 @@ def track_runs(runs: Sequence[RunFrames], follow: Callable[[np.ndarray, np.ndarr
             a, b = int(rf.offsets[s]), int(rf.offsets[e])
             jobs.append((rf.boxes[a:b], rf.scores[a:b], rf.labels[a:b], rf.offsets[s:e + 1] - a))
             plan.append((r, s, bounds[k], bounds[k + 1]))
-    parts = map_clips(follow, jobs, workers, ["fm_resources.trackers"], initializer=worker_start)
+    parts = map_clips(follow, jobs, workers, initializer=worker_start)
     out = []
     for r, rf in enumerate(runs):
         mine = [(s, b0, b1, part) for (rr, s, b0, b1), part in zip(plan, parts) if rr == r]

@@ -3,6 +3,7 @@ decoded video frame offers. Plain numpy; every detector backend and tracker prod
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,6 +51,14 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), [])
+
+    @classmethod
+    def of_frames(cls, boxes: np.ndarray, scores: np.ndarray, labels: list[str],
+                  offsets: np.ndarray) -> Iterator[Detections]:
+        """Frame i's detections from columns: rows offsets[i]:offsets[i + 1] of boxes, scores and labels (made one
+        at a time, as a tracker takes them: a long shot has tens of thousands of frames)."""
+        for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
+            yield cls(boxes[a:b], scores[a:b], labels[a:b])
 
 
 @dataclass(slots=True)

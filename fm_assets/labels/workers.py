@@ -37,8 +37,9 @@ def map_clips(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, prelo
               errors: bool = False, initializer: Callable | None = None) -> list:
     """fn(*job) for each job, results in order: in up to `workers` processes (fn and the jobs' arguments must pickle:
     a module-level function, tables and dataclasses), else one after another here (one worker or one job, or
-    where processes cannot start; `initializer`: run at each worker's start). An exception in a job is raised here, as it would be without workers; with
-    `errors`, it is that job's result instead (the caller records the job as failed) and the others go on."""
+    where processes cannot start; `initializer`: run at each worker's start). An exception in a job is raised here,
+    as it would be without workers; with `errors`, it is that job's result instead (the caller records the job as
+    failed) and the others go on."""
     run = functools.partial(_caught, fn) if errors else fn
     workers = min(workers, len(jobs))
     pool = process_pool(workers, preload, initializer) if workers > 1 else None
