@@ -79,7 +79,7 @@ def main() -> int:
     ap.add_argument("--objects", type=int, default=4)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    from fm_resources.trackers import register_mmdet
+    from fm_resources.mmdet_trackers import register_mmdet
 
     register_mmdet()  # seconds, once: not part of any row
     results = []

@@ -73,7 +73,7 @@ def execute_plan(self, execute_step_args_packed: dict, executable_dict: dict) ->
 @worker_process_init.connect
 def _import_code_location(**_kwargs) -> None:
     import fm_assets.definitions  # noqa: F401
-    from fm_resources.trackers import register_mmdet
+    from fm_resources.mmdet_trackers import register_mmdet
 
     register_mmdet()
     logging.getLogger(__name__).warning(READY)

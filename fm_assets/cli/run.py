@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -472,6 +473,26 @@ def example_questions(video_ids: list[str], per_kind: int = 1):
     )
 
 
+BEFORE_TRACKS = ("videos", "raw_clips", "detections")  # `fm run --until` these: nothing is tracked
+
+
+@contextmanager
+def tracking_started(until: str | None):
+    """This process's first tracking worker started now, unless the run stops before `tracks`: it imports torch and
+    mmdet (seconds) while Dagster loads and the first video is decoded and detected (the runs' TrackerResource
+    would start it only when the first run starts). Stopped at the end, at once where it never got to track."""
+    if until in BEFORE_TRACKS:
+        yield
+        return
+    from fm_resources.mmdet_trackers import WORKERS
+
+    WORKERS.warm()
+    try:
+        yield
+    finally:
+        WORKERS.close()
+
+
 def cmd_run(args) -> int:
     run_config = None
     if args.config:
@@ -488,8 +509,9 @@ def cmd_run(args) -> int:
         print(closing_line(videos, df), file=sys.stderr)
         return 0
     notes: list[str] = []
-    results = run_videos(args.paths, until=args.until, run_config=run_config, quiet=args.quiet, notes=notes,
-                         force=args.force, quick=quick)
+    with tracking_started(args.until):
+        results = run_videos(args.paths, until=args.until, run_config=run_config, quiet=args.quiet, notes=notes,
+                             force=args.force, quick=quick)
     videos = [r for r in results if r["video_id"]]
     df = None
     try:
@@ -542,7 +564,8 @@ def cmd_demo(args) -> int:
         con.print(f"[bold]Rendering synthetic scenes[/] into {out}")
         paths = [str(p) for p in make_demo_videos(out, seed=args.seed)]
     notes: list[str] = []
-    results = run_videos(paths, until=args.until, notes=notes)
+    with tracking_started(args.until):
+        results = run_videos(paths, until=args.until, notes=notes)
     videos = [r for r in results if r["video_id"]]
     df = summary([r["video_id"] for r in videos])
     if df is not None:

@@ -137,7 +137,7 @@ def qa_pairs(context: AssetExecutionContext, config: QAConfig, raw_clips: pl.Dat
         if llm.is_offline or params.llm_questions == 0:  # rule-based questions only: a long video's in workers
             jobs = [(per_clip(video_traj, c["clip_id"]), c, video_id, params) for c in clips]
             results = [r if isinstance(r, BaseException) else (r, _NO_USAGE) for r in map_clips(
-                qa.clip_rows, jobs, cores() if len(video_traj) >= PARALLEL_TRACKS else 1, ["fm_assets.labels.qa"],
+                qa.clip_rows, jobs, cores() if len(video_traj) >= PARALLEL_TRACKS else 1,
                 errors=True)]
         else:
             results = llm.map(ask, clips)

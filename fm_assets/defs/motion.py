@@ -32,8 +32,7 @@ def trajectories(context: AssetExecutionContext, config: TrajectoryConfig, raw_c
         # default question parameters); a long video's clips on every core (worker processes cost about a second
         # to start)
         jobs = [(per_clip(video_tracks, c["clip_id"]), c, params) for c in kept_clips(of_video(raw_clips, video_id))]
-        parts = map_clips(clip_trajectories, jobs, cores() if len(video_tracks) >= PARALLEL_BOXES else 1,
-                          ["fm_assets.labels.qa"])
+        parts = map_clips(clip_trajectories, jobs, cores() if len(video_tracks) >= PARALLEL_BOXES else 1)
         df = pl.concat(parts) if parts else pl.DataFrame(schema=TRAJECTORY_SCHEMA)
         kept = df.filter(pl.col("kept"))
         metadata = {

@@ -27,14 +27,15 @@ from fm_assets.labels.tracking import (
 )
 from fm_assets.labels.workers import cores
 from fm_resources.lake import Lake
+from fm_resources.mmdet_trackers import one_thread
 from fm_resources.registry import lookup_video
-from fm_resources.trackers import TrackerResource, one_thread
+from fm_resources.trackers import TrackerResource
 from fm_resources.video import VideoStore, decode
 
 DetectionConfig = config_class(DetectionParams, "DetectionConfig")
 TrackConfig = config_class(TrackParams, "TrackConfig")
-# sampled frames from which a video's tracking runs in worker processes: about 10 s of mmdet's tracker on one
-# core (3 ms a frame, 2-CPU VM), where each worker's import of torch and mmdet costs what this process's would
+# sampled frames from which a video's tracking runs on every core: about 10 s of mmdet's tracker on one core (3 ms a
+# frame, 2-CPU VM), where each more worker's import of torch and mmdet costs what one worker's does
 PARALLEL_FRAMES = 3_000
 
 
@@ -53,9 +54,13 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
         prepared = [rf for rf in (run_frames(run, video_dets if len(runs) == 1 else (  # (one run: no copy)
             video_dets.filter(pl.col("clip_id").is_in([c["clip_id"] for c in run])))) for run in runs) if rf]
         n_frames = sum(len(rf) for rf in prepared)
-        # a long video's runs and long runs' segments are tracked on every core (the workers import mmdet)
+        # in this process's kept tracking workers (the first one started with the run); a long video's runs and
+        # long runs' segments on every core
+        workers = cores() if n_frames >= PARALLEL_FRAMES else 1
         tracked = track_runs(prepared, tracker.follower(), params.segment_frames, tracker.warmup_frames(),
-                             tracker.min_track_len, cores() if n_frames >= PARALLEL_FRAMES else 1, one_thread)
+                             tracker.min_track_len, workers, one_thread, tracker.pool())
+        if workers > 1:  # the workers a long video started hold torch and mmdet each: not kept past this step
+            tracker.pool().release()
         parts, next_id = [frame([], TRACKS)], 1
         for rf, run_tracked in zip(prepared, tracked):
             run_table, _, next_id = run_track_rows(video_id, rf, run_tracked, params, next_id)

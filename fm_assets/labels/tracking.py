@@ -25,7 +25,7 @@ from fm_assets.labels.params import check_bounds, param
 from fm_assets.labels.plots import encode_png, jpeg, shrink
 from fm_assets.labels.schemas import DETECTIONS, TRACKS, frame
 from fm_assets.labels.types import Detections, Tracked, VideoFrame
-from fm_assets.labels.workers import map_clips, process_pool
+from fm_assets.labels.workers import KeptPool, map_clips, process_pool
 
 
 @dataclass(frozen=True)
@@ -440,8 +440,7 @@ def clip_pool(workers: int, kind: str, clip_bytes: int = 0) -> Executor | None:
     if workers <= 1:
         return None
     if kind == "process" and _shared_room(workers * clip_bytes):
-        pool = process_pool(workers, ["fm_assets.labels.tracking", "fm_resources.detection.motion"],
-                            cv2.setNumThreads, (1,))
+        pool = process_pool(workers, cv2.setNumThreads, (1,))
         if pool is not None:
             return pool
     return ThreadPoolExecutor(workers, thread_name_prefix="detect")
@@ -712,13 +711,15 @@ def segment_bounds(n: int, length: int) -> list[int]:
 
 def track_runs(runs: Sequence[RunFrames], follow: Callable[[np.ndarray, np.ndarray, list[str], np.ndarray], Tracked],
                segment_frames: int, warmup: int, min_len: int, workers: int = 1,
-               worker_start: Callable | None = None) -> list[Tracked]:
+               worker_start: Callable | None = None, pool: KeptPool | None = None) -> list[Tracked]:
     """Every run tracked by fresh trackers (`follow(boxes, scores, labels, offsets)`, e.g.
     TrackerResource.follower(): a picklable function), the runs and the segments of a long run (segment_bounds)
     at once in up to `workers` processes; tracks of fewer than `min_len` boxes removed. A segment's tracker starts
     `warmup` frames before the segment and runs `warmup` frames past it; its tracks continue those of the
     segment before where the two trackers put the same detections in the same track on the frames both saw
-    after the cut (stitch). The same result with any number of workers (`worker_start`: run at each one's start)."""
+    after the cut (stitch). The same result with any number of workers (`worker_start`: run at each one's start),
+    here or in a kept `pool`'s (one worker: every job in one of them, e.g. a short video's, where the tracker is
+    imported already)."""
     jobs, plan = [], []
     for r, rf in enumerate(runs):
         bounds = segment_bounds(len(rf), segment_frames)
@@ -728,7 +729,7 @@ def track_runs(runs: Sequence[RunFrames], follow: Callable[[np.ndarray, np.ndarr
             a, b = int(rf.offsets[s]), int(rf.offsets[e])
             jobs.append((rf.boxes[a:b], rf.scores[a:b], rf.labels[a:b], rf.offsets[s:e + 1] - a))
             plan.append((r, s, bounds[k], bounds[k + 1]))
-    parts = map_clips(follow, jobs, workers, initializer=worker_start)
+    parts = map_clips(follow, jobs, workers, initializer=worker_start, pool=pool)
     out = []
     for r, rf in enumerate(runs):
         mine = [(s, b0, b1, part) for (rr, s, b0, b1), part in zip(plan, parts) if rr == r]

@@ -1,16 +1,24 @@
 """Worker processes for a video's per-clip work, so that one long video uses every core: its clips detected at once
-in `ingest` (tracking.clip_pool), its clips' trajectories fitted at once (map_clips). Threads do not do here: the
-work is Python and numpy on small arrays, which threads only make fight over the GIL."""
+in `ingest` (tracking.clip_pool), its runs of clips tracked at once (a KeptPool), its clips' trajectories fitted at
+once (map_clips). Threads do not do here: the work is Python and numpy on small arrays, which threads only make
+fight over the GIL."""
 
 from __future__ import annotations
 
 import functools
 import multiprocessing as mp
 import os
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+# what the forkserver imports once for every worker it starts (one forkserver a process: whichever pool starts it
+# first sets this): the pure core's tracking and QA modules (numpy, polars, OpenCV) and the motion detector. Not
+# torch or mmdet: a worker that needs them imports them itself (KeptPool), so that the others need not wait for them
+PRELOAD = ("fm_assets.labels.tracking", "fm_assets.labels.qa", "fm_resources.detection.motion")
+_CANNOT_START = (AssertionError, OSError, ValueError, BrokenProcessPool, TimeoutError)
 
 
 def cores() -> int:
@@ -18,35 +26,123 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def process_pool(workers: int, preload: Sequence[str] = (), initializer: Callable | None = None,
-                 initargs: tuple = ()) -> ProcessPoolExecutor | None:
-    """`workers` processes started by a forkserver (no state copied from this multi-threaded process; `preload`: the
-    modules the forkserver imports once for all of them, where it is not running yet), started and able to run
-    work; None where they cannot start (a daemonic process, e.g. a Celery prefork worker, may not have children)."""
+def process_pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()) -> ProcessPoolExecutor | None:
+    """Up to `workers` processes started by a forkserver (no state copied from this multi-threaded process), started
+    and able to run work; None where they cannot start (a daemonic process, e.g. a Celery prefork worker, may not
+    have children)."""
+    started = _start_pool(workers, initializer, initargs)
+    if started is None:
+        return None
+    pool, first = started
     try:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(list(preload))
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
-        pool.submit(int).result(timeout=60)
+        first.result(timeout=60)
         return pool
-    except (AssertionError, OSError, ValueError, BrokenProcessPool, TimeoutError):
+    except _CANNOT_START:
+        pool.shutdown(wait=False, cancel_futures=True)
         return None
 
 
-def map_clips(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, preload: Sequence[str] = (),
-              errors: bool = False, initializer: Callable | None = None) -> list:
+def _start_pool(workers: int, initializer: Callable | None = None,
+                initargs: tuple = ()) -> tuple[ProcessPoolExecutor, Future] | None:
+    """A forkserver's pool of up to `workers` processes and the job that starts its first (None where it cannot)."""
+    try:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(PRELOAD))
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
+    except _CANNOT_START:
+        return None
+    try:
+        return pool, pool.submit(int)  # starts a worker now: a process that may not have children fails here
+    except _CANNOT_START:
+        pool.shutdown(wait=False, cancel_futures=True)
+        return None
+
+
+class KeptPool:
+    """A process pool kept from one use to the next by this process, so that a process that labels one video after
+    another (`fm run` over a folder, a backfill's runs) starts its workers, and their `initializer` (e.g. importing
+    torch and mmdet: seconds), once. `warm()` starts the first worker and returns at once: its start overlaps the
+    work before the pool's first use. Up to `workers()` processes, the others started as jobs need them."""
+
+    def __init__(self, initializer: Callable | None = None, workers: Callable[[], int] = cores):
+        self.initializer, self.workers = initializer, workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._first: Future | None = None  # the job that starts the first worker
+        self._cannot = False  # this process may not start workers: every use runs here
+        self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Start the pool's first worker (and its initializer) where none is running; returns at once."""
+        with self._lock:
+            if self._pool is None and not self._cannot:
+                started = _start_pool(self.workers(), self.initializer)
+                self._cannot = started is None
+                self._pool, self._first = started or (None, None)
+
+    def get(self) -> ProcessPoolExecutor | None:
+        """The pool, its first worker started and ready (waits for it: a job given before would start another
+        worker); None where this process cannot start workers. A worker that fails to start raises
+        BrokenProcessPool, and the next use starts a fresh pool."""
+        self.warm()
+        with self._lock:
+            pool, first = self._pool, self._first
+        if first is not None:
+            try:
+                first.result()
+            except BrokenProcessPool:
+                self.release()
+                raise
+        return pool
+
+    def close(self) -> None:
+        """Stop the workers now, one still starting (in its initializer) included: the end of a process that may
+        not have used them, whose exit would otherwise wait for that start."""
+        with self._lock:
+            pool, first, self._pool, self._first = self._pool, self._first, None, None
+        if pool is None:
+            return
+        if first is not None and not first.done():
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):  # (Python 3.14: terminate_workers)
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def release(self) -> None:
+        """Stop the workers (they hold what the initializer imported) until the next use or `warm()`."""
+        with self._lock:
+            pool, self._pool, self._first = self._pool, None, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def map_clips(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, errors: bool = False,
+              initializer: Callable | None = None, pool: KeptPool | None = None) -> list:
     """fn(*job) for each job, results in order: in up to `workers` processes (fn and the jobs' arguments must pickle:
     a module-level function, tables and dataclasses), else one after another here (one worker or one job, or
-    where processes cannot start; `initializer`: run at each worker's start). An exception in a job is raised here,
-    as it would be without workers; with `errors`, it is that job's result instead (the caller records the job as
-    failed) and the others go on."""
+    where processes cannot start; `initializer`: run at each worker's start). With a kept `pool`, the jobs run in
+    its workers (one worker: one after another in one of them) and the pool stays. An exception in a job is
+    raised here, as it would be without workers; with `errors`, it is that job's result instead (the caller
+    records the job as failed) and the others go on. A worker that dies takes the kept pool with it: the next use
+    starts a fresh one."""
     run = functools.partial(_caught, fn) if errors else fn
     workers = min(workers, len(jobs))
-    pool = process_pool(workers, preload, initializer) if workers > 1 else None
-    if pool is None:
-        return [run(*job) for job in jobs]
-    with pool:
-        return list(pool.map(run, *zip(*jobs)))
+    kept = pool.get() if pool is not None and jobs else None
+    if pool is not None and kept is not None:
+        try:
+            if workers <= 1:
+                return kept.submit(_in_order, run, jobs).result()
+            return list(kept.map(run, *zip(*jobs)))
+        except BrokenProcessPool:
+            pool.release()
+            raise
+    own = process_pool(workers, initializer) if workers > 1 else None
+    if own is None:
+        return _in_order(run, jobs)
+    with own:
+        return list(own.map(run, *zip(*jobs)))
+
+
+def _in_order(fn: Callable[..., Any], jobs: Sequence[tuple]) -> list:
+    return [fn(*job) for job in jobs]
 
 
 def _caught(fn: Callable[..., Any], *args: Any) -> Any:

@@ -1,14 +1,18 @@
 """detections + tracks through the real `fm` command: `fm run --until tracks` then `fm export mot` scored against the
-scene's truth, and a broken detector checkpoint that stops the run before any video is read."""
+scene's truth (tracked in `fm`'s kept tracking worker: `fm` itself never imports torch or mmdet for a short video),
+and a broken detector checkpoint that stops the run before any video is read."""
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from fm_assets.evaluation.mot_metrics import evaluate, read_mot
 from fm_assets.synthetic import render_scene, scene_by_name
-from tests.conftest import run_fm
+from tests.conftest import FM, ROOT, run_fm
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +21,24 @@ def scenes(tmp_path_factory):
     return d, {n: render_scene(scene_by_name(n), d) for n in ("left_right", "ordered_pair")}
 
 
+# the real `fm` script, run as `fm` runs it, then which of torch and mmdet the process imported
+FM_REPORTING_IMPORTS = """import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print("imported:", *[m for m in ("torch", "mmdet") if m in sys.modules], file=sys.stderr)
+"""
+
+
 def test_fm_run_until_tracks_and_export_mot(scenes, fm_home, tmp_path):
     d, truths = scenes
-    proc = run_fm("run", str(truths["ordered_pair"].mp4), "--until", "tracks", home=fm_home)
+    env = {**os.environ, "FM_HOME": str(fm_home)}
+    env.pop("DAGSTER_HOME", None)
+    proc = subprocess.run([sys.executable, "-c", FM_REPORTING_IMPORTS, FM, "run", str(truths["ordered_pair"].mp4),
+                           "--until", "tracks"], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
+    assert "imported:\n" in proc.stderr  # tracked in the kept worker, which imported them
     out = tmp_path / "mot"
     exp = run_fm("export", "mot", str(out), home=fm_home)
     assert exp.returncode == 0, exp.stderr

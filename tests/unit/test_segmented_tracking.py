@@ -1,6 +1,6 @@
 """A long run of a shot tracked in segments (fm_assets.labels.tracking.track_runs): where the cuts fall, how the
-segments' tracks are joined (stitch), and that the real mmdet tracker over segments, in worker processes or not,
-gives the tracks one tracker over the whole run gives."""
+segments' tracks are joined (stitch), and that the real mmdet tracker over segments, in worker processes (kept
+ones too) or not, gives the tracks one tracker over the whole run gives."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from fm_assets.labels.tracking import (
     track_runs,
 )
 from fm_assets.labels.types import Tracked
-from fm_resources.trackers import TrackerResource, one_thread
+from fm_assets.labels.workers import KeptPool
+from fm_resources.mmdet_trackers import one_thread, start_worker
+from fm_resources.trackers import TrackerResource
 from tests.unit.test_shot_tracking import BLUE, RED, clip, det_rows
 
 
@@ -80,8 +82,17 @@ def crossing_run(n: int = 240):
     ])
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_tracks_over_segments_are_the_tracks_of_one_tracker(workers):
+@pytest.fixture(scope="module")
+def kept_workers():
+    """Tracking workers kept like the tracks asset's (TrackerResource.pool()), mmdet imported at their start."""
+    kept = KeptPool(start_worker)
+    kept.warm()
+    yield kept
+    kept.close()
+
+
+@pytest.mark.parametrize("workers,kept", [(1, False), (2, False), (1, True), (2, True)])
+def test_tracks_over_segments_are_the_tracks_of_one_tracker(workers, kept, kept_workers):
     run, dets = crossing_run()
     tracker = TrackerResource(keep_lost_frames=10)
     whole, n_frames, _ = shot_track_rows("v", run, dets, tracker.track_clip, TrackParams(segment_frames=0))
@@ -90,7 +101,7 @@ def test_tracks_over_segments_are_the_tracks_of_one_tracker(workers):
     assert rf is not None and len(rf) == 240
     params = TrackParams(segment_frames=50)  # 4 segments of 60 frames (cuts at 60, 120, 180), a tracker each
     tracked = track_runs([rf, rf], tracker.follower(), params.segment_frames, tracker.warmup_frames(),
-                         tracker.min_track_len, workers, one_thread)
+                         tracker.min_track_len, workers, one_thread, kept_workers if kept else None)
     assert len(tracked) == 2
     for t in tracked:
         table, _, _ = run_track_rows("v", rf, t, params)
