@@ -12,9 +12,9 @@ stage, and the frames each pass decoded.
 Peak RSS is the child's VmHWM at its end (`fm run` executes in-process; with `clip_pool: process` the
 detector's worker processes are not in it; not the child's ru_maxrss, which Linux carries over from the parent's
 memory at the fork: with --long, the parent has just held the source's decoded frames), and a 0.1 s sampling of
-its resident memory says which stage holds the peak. The same sampling records the highest proportional set
-size (PSS) of the child and all its descendants (the worker processes and forkserver of `clip_pool: process`),
-which counts memory they share once. Per-stage seconds are the
+its resident memory says which stage holds the peak. The same sampling records the proportional set size (PSS)
+of the child and all its descendants (the worker processes and forkserver of `clip_pool: process`, the tracking
+workers), which counts memory they share once: its peak, and its peak in each stage. Per-stage seconds are the
 lake's `stage_runs` (as `fm sql -f sql/reports/stage_seconds.sql` shows them; `videos`, `raw_clips` and `detections` are one
 step, ingest, shown as "ingest + detections").
 
@@ -114,6 +114,7 @@ def child(argv: list[str], report: Path) -> int:
 
     rss: list[tuple[float, int]] = []  # (unix time, resident MB), every 0.1 s: which stage holds the peak
     tree = [0]  # the highest proportional set size (PSS) of this process and all its descendants, MB
+    pss: list[tuple[float, int]] = []  # (unix time, that PSS in MB), every 0.1 s: which stage holds its peak
     done = threading.Event()
     page = os.sysconf("SC_PAGE_SIZE")
 
@@ -121,7 +122,8 @@ def child(argv: list[str], report: Path) -> int:
         while not done.wait(0.1):
             with open("/proc/self/statm") as fh:
                 rss.append((time.time(), int(fh.read().split()[1]) * page // 2**20))
-            tree[0] = max(tree[0], tree_pss_mb(os.getpid()))
+            pss.append((time.time(), tree_pss_mb(os.getpid())))
+            tree[0] = max(tree[0], pss[-1][1])
 
     threading.Thread(target=sample, daemon=True).start()
     sys.argv = ["fm", *argv]
@@ -133,7 +135,8 @@ def child(argv: list[str], report: Path) -> int:
         # parent held when it forked this child: e.g. the frames --long decoded)
         with open("/proc/self/status") as fh:
             hwm = next((int(ln.split()[1]) // 1024 for ln in fh if ln.startswith("VmHWM:")), None)
-        report.write_text(json.dumps({"passes": passes, "rss": rss, "peak_rss_mb": hwm, "peak_tree_pss_mb": tree[0]}))
+        report.write_text(json.dumps({"passes": passes, "rss": rss, "pss": pss, "peak_rss_mb": hwm,
+                                       "peak_tree_pss_mb": tree[0]}))
     return int(rc or 0)
 
 
@@ -172,7 +175,8 @@ def tree_pss_mb(root: int) -> int:
 
 
 def peak_by_stage(steps: list[tuple[str, float, float]], rss: list[tuple[float, int]]) -> dict[str, int]:
-    """Highest resident MB sampled during each stage's step (and "other": outside every step)."""
+    """Highest MB sampled (resident, or PSS with the children) during each stage's step (and "other": outside
+    every step)."""
     out: dict[str, int] = {}
     for t, mb in rss:
         stage = next((a for a, t0, t1 in steps if t0 <= t <= t1 and a != "videos"), "other")
@@ -228,7 +232,8 @@ def measure(video: Path, pool: str | None = None) -> dict:
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": counted.get("peak_rss_mb") or round(usage.ru_maxrss / 1024),
             "peak_tree_pss_mb": counted.get("peak_tree_pss_mb"),
-            "passes": counted["passes"], "stages": stages, "peak_mb_by_stage": peak_by_stage(steps, counted["rss"])}
+            "passes": counted["passes"], "stages": stages, "peak_mb_by_stage": peak_by_stage(steps, counted["rss"]),
+            "peak_pss_mb_by_stage": peak_by_stage(steps, counted.get("pss", []))}
 
 
 def main() -> int:
@@ -263,7 +268,8 @@ def main() -> int:
         print(f"{r['video']}: {r['frames']} frames, decode-only {r['decode_s']} s, fm run {r['fm_run_s']} s = "
               f"{r['ratio']}x (target <= {TARGET:g}x), {r['cpu_s']} CPU s, peak RSS {r['peak_rss_mb']} MB (with its child processes: "
               f"{r['peak_tree_pss_mb']} MB PSS); decode passes "
-              f"{len(r['passes'])}: {by}; stages {r['stages']}; peak MB by stage {r['peak_mb_by_stage']}", flush=True)
+              f"{len(r['passes'])}: {by}; stages {r['stages']}; peak MB by stage {r['peak_mb_by_stage']}; peak PSS MB "
+              f"(with its child processes) by stage {r['peak_pss_mb_by_stage']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     if args.markdown:

@@ -29,6 +29,7 @@ from fm_assets.labels.clipping import (
 )
 from fm_assets.labels.schemas import DETECTIONS, RAW_CLIPS, VIDEOS, frame
 from fm_assets.labels.tracking import (
+    PARALLEL_FRAMES,
     DetectionParams,
     DetectionPass,
     DetectionRun,
@@ -38,6 +39,7 @@ from fm_assets.labels.tracking import (
 )
 from fm_resources.detection.resource import DetectorResource
 from fm_resources.lake import Lake, table_key
+from fm_resources.mmdet_trackers import WORKERS as TRACKING_WORKERS
 from fm_resources.registry import GONE_STATUSES, lookup_video, retire_video
 from fm_resources.video import StreamInfo, VideoError, VideoStore, decode, display_size, sha256_file, stream_info
 
@@ -179,6 +181,10 @@ def ingest_video(video_id: str, config: ClipParams, det_config: DetectionParams,
 
         def watch(info: StreamInfo) -> DetectionPass:
             step = sample_step(info.declared_fps, det_config.sample_fps) if info.declared_fps else None
+            if info.declared_frames // (step or 1) >= PARALLEL_FRAMES:
+                # a long video is tracked on every core by workers started for it: a tracking worker this process
+                # keeps for short ones (fm_resources.mmdet_trackers) would sit idle beside the detector's for minutes
+                TRACKING_WORKERS.close()
             passes.append(DetectionPass(video_id, detector.get(), det_config, step, workers=detector.workers(),
                                         pool_kind=detector.clip_pool, keep_still=keep_still, spill=spill))
             return passes[-1]

@@ -13,6 +13,7 @@ from fm_assets.defs.partitions import for_each_video, of_video, videos_partition
 from fm_assets.labels.plots import md_image
 from fm_assets.labels.schemas import TRACKS, frame
 from fm_assets.labels.tracking import (
+    PARALLEL_FRAMES,
     TRACKER_INPUT,
     DetectionParams,
     TrackParams,
@@ -34,9 +35,6 @@ from fm_resources.video import VideoStore, decode
 
 DetectionConfig = config_class(DetectionParams, "DetectionConfig")
 TrackConfig = config_class(TrackParams, "TrackConfig")
-# sampled frames from which a video's tracking runs on every core: about 10 s of mmdet's tracker on one core (3 ms a
-# frame, 2-CPU VM), where each more worker's import of torch and mmdet costs what one worker's does
-PARALLEL_FRAMES = 3_000
 
 
 @asset(partitions_def=videos_partitions, group_name="perception",
@@ -60,7 +58,7 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
         tracked = track_runs(prepared, tracker.follower(), params.segment_frames, tracker.warmup_frames(),
                              tracker.min_track_len, workers, one_thread, tracker.pool())
         if workers > 1:  # the workers a long video started hold torch and mmdet each: not kept past this step
-            tracker.pool().release()
+            tracker.pool().close()
         parts, next_id = [frame([], TRACKS)], 1
         for rf, run_tracked in zip(prepared, tracked):
             run_table, _, next_id = run_track_rows(video_id, rf, run_tracked, params, next_id)

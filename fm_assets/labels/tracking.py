@@ -701,6 +701,11 @@ def run_frames(run: Sequence[dict], dets: pl.DataFrame) -> RunFrames | None:
                      clip_ids)
 
 
+# sampled frames from which a video's tracking runs on every core (`tracks`): about 10 s of mmdet's tracker on one
+# core (3 ms a frame, 2-CPU VM), where each more worker's import of torch and mmdet costs what one worker's does
+PARALLEL_FRAMES = 3_000
+
+
 def segment_bounds(n: int, length: int) -> list[int]:
     """Where a run of n frames is cut into segments of `length` frames or more (fewer than 2 x length: the run is
     cut into n // length equal parts; 0 = never cut): [0, ..., n]. It depends on n alone, so the labels do not

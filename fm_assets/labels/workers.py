@@ -62,7 +62,8 @@ class KeptPool:
     """A process pool kept from one use to the next by this process, so that a process that labels one video after
     another (`fm run` over a folder, a backfill's runs) starts its workers, and their `initializer` (e.g. importing
     torch and mmdet: seconds), once. `warm()` starts the first worker and returns at once: its start overlaps the
-    work before the pool's first use. Up to `workers()` processes, the others started as jobs need them."""
+    work before the pool's first use. Up to `workers()` processes, the others started as jobs need them. `close()`
+stops them."""
 
     def __init__(self, initializer: Callable | None = None, workers: Callable[[], int] = cores):
         self.initializer, self.workers = initializer, workers
@@ -79,6 +80,10 @@ class KeptPool:
                 self._cannot = started is None
                 self._pool, self._first = started or (None, None)
 
+    def running(self) -> bool:
+        """Whether the pool is started (its workers running or starting)."""
+        return self._pool is not None
+
     def get(self) -> ProcessPoolExecutor | None:
         """The pool, its first worker started and ready (waits for it: a job given before would start another
         worker); None where this process cannot start workers. A worker that fails to start raises
@@ -90,13 +95,13 @@ class KeptPool:
             try:
                 first.result()
             except BrokenProcessPool:
-                self.release()
+                self.close()
                 raise
         return pool
 
     def close(self) -> None:
-        """Stop the workers now, one still starting (in its initializer) included: the end of a process that may
-        not have used them, whose exit would otherwise wait for that start."""
+        """Stop the workers now (they hold what the initializer imported), one still starting (in its initializer)
+        included, whose end would otherwise be waited for; the next use or `warm()` starts a fresh pool."""
         with self._lock:
             pool, first, self._pool, self._first = self._pool, self._first, None, None
         if pool is None:
@@ -105,13 +110,6 @@ class KeptPool:
             for proc in list((getattr(pool, "_processes", None) or {}).values()):  # (Python 3.14: terminate_workers)
                 proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
-
-    def release(self) -> None:
-        """Stop the workers (they hold what the initializer imported) until the next use or `warm()`."""
-        with self._lock:
-            pool, self._pool, self._first = self._pool, None, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def map_clips(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, errors: bool = False,
@@ -132,7 +130,7 @@ def map_clips(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, error
                 return kept.submit(_in_order, run, jobs).result()
             return list(kept.map(run, *zip(*jobs)))
         except BrokenProcessPool:
-            pool.release()
+            pool.close()
             raise
     own = process_pool(workers, initializer) if workers > 1 else None
     if own is None:

@@ -15,6 +15,7 @@ from fm_assets.synthetic import SceneSpec, render_scene, scene_by_name
 from fm_resources.detection.resource import DetectorResource
 from fm_resources.detection.types import DetectorConfigError
 from fm_resources.lake import Lake, LakeIOManager
+from fm_resources.mmdet_trackers import WORKERS
 from fm_resources.registry import register_video
 from fm_resources.trackers import TrackerResource
 from fm_resources.video import VideoStore
@@ -452,3 +453,29 @@ def test_processes_detect_unless_shared_memory_has_no_room_for_the_clips_then_th
     assert labels() == {"worker"}
     monkeypatch.setattr(tracking, "_shared_room", lambda nbytes, where="/dev/shm": False)
     assert labels() == {"here"}
+
+
+def test_ingesting_a_long_video_stops_the_idle_tracking_worker(scenes, tmp_path):
+    """The tracking worker a run starts ahead (it imports torch and mmdet while the video is decoded) serves a short
+    video; a video that `tracks` will track on every core (PARALLEL_FRAMES sampled frames or more, from what its
+    container declares) gets workers started for it then, so `ingest` stops the idle one instead of leaving it
+    beside the detector's workers for minutes."""
+    from fractions import Fraction
+
+    from fm_assets.labels.tracking import PARALLEL_FRAMES
+    from fm_assets.synthetic.generator import write_h264
+
+    long_mp4 = tmp_path / "long.mp4"  # 10 fps, every frame sampled: PARALLEL_FRAMES of them (5 minutes)
+    still = np.zeros((32, 48, 3), np.uint8)
+    write_h264(long_mp4, ((i, still) for i in range(PARALLEL_FRAMES)), 48, 32, Fraction(10))
+    lake, res = resources(tmp_path / "lake")
+    instance = DagsterInstance.ephemeral()
+    try:
+        for path, stops in ((scenes[1]["left_right"].mp4, False), (long_mp4, True)):
+            vid = register_video(str(path), res["video_store"], lake).video_id
+            instance.add_dynamic_partitions("videos", [vid])
+            WORKERS.warm()
+            assert materialize([ingest], partition_key=vid, instance=instance, resources=res).success
+            assert WORKERS.running() is not stops, path.name
+    finally:
+        WORKERS.close()

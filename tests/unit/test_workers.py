@@ -112,7 +112,7 @@ def test_a_kept_pool_starts_its_first_worker_without_waiting_and_keeps_it(tmp_pa
         many = map_clips(_square_where, [(i,) for i in range(8)], workers=2, pool=kept)
         assert [v for v, _ in many] == [i * i for i in range(8)] and len(set(_started(log))) <= 2
         assert os.getpid() not in {p for _, p in many}
-        kept.release()  # the workers stop; the next use starts a fresh one
+        kept.close()  # the workers stop; the next use starts a fresh one
         after = map_clips(_square_where, [(2,)], workers=1, pool=kept)
         assert after[0][0] == 4 and after[0][1] not in {p for _, p in first + many}
     finally:
