@@ -84,14 +84,14 @@ stops them."""
         """Whether the pool is started (its workers running or starting)."""
         return self._pool is not None
 
-    def get(self) -> ProcessPoolExecutor | None:
-        """The pool, its first worker started and ready (waits for it: a job given before would start another
-        worker); None where this process cannot start workers. A worker that fails to start raises
-        BrokenProcessPool, and the next use starts a fresh pool."""
+    def get(self, wait: bool = True) -> ProcessPoolExecutor | None:
+        """The pool; with `wait`, its first worker started and ready (a job given before would start another worker:
+        what jobs for every core want, not one job); None where this process cannot start workers. A worker that
+        fails to start raises BrokenProcessPool, and the next use starts a fresh pool."""
         self.warm()
         with self._lock:
             pool, first = self._pool, self._first
-        if first is not None:
+        if first is not None and wait:
             try:
                 first.result()
             except BrokenProcessPool:
@@ -123,7 +123,7 @@ def map_clips(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, error
     starts a fresh one."""
     run = functools.partial(_caught, fn) if errors else fn
     workers = min(workers, len(jobs))
-    kept = pool.get() if pool is not None and jobs else None
+    kept = pool.get(wait=workers <= 1) if pool is not None and jobs else None
     if pool is not None and kept is not None:
         try:
             if workers <= 1:
