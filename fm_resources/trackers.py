@@ -1,9 +1,9 @@
 """Multi-object trackers from mmdet 3.x (the successor of mmtrack): ByteTrack (default) and OC-SORT.
 
 The mmdet side (feeding a tracker, its worker processes) is fm_resources.mmdet_trackers, which workers import
-without Dagster. `TrackerResource.track_clip()` builds a FRESH mmdet tracker for every sequence it is given (the `tracks` asset
-gives it one run of continuous clips of a shot at a time), so ids and Kalman state never leak between shots or
-videos (a class- or module-level tracker state is a classic bug). Track ids are numbered from 1 within a
+without Dagster. `TrackerResource.track_clip()` builds a FRESH mmdet tracker for every sequence it is given (the
+`tracks` asset gives it one run of continuous clips of a shot at a time), so ids and Kalman state never leak
+between shots or videos (a class- or module-level tracker state is a classic bug). Track ids are numbered from 1 within a
 sequence; fm_assets.labels.tracking.shot_track_rows renumbers them to be unique within the video.
 """
 

@@ -28,7 +28,6 @@ from fm_assets.labels.tracking import (
 )
 from fm_assets.labels.workers import cores
 from fm_resources.lake import Lake
-from fm_resources.mmdet_trackers import one_thread
 from fm_resources.registry import lookup_video
 from fm_resources.trackers import TrackerResource
 from fm_resources.video import VideoStore, decode
@@ -56,7 +55,7 @@ def tracks(context: AssetExecutionContext, config: TrackConfig, videos: pl.DataF
         # long runs' segments on every core
         workers = cores() if n_frames >= PARALLEL_FRAMES else 1
         tracked = track_runs(prepared, tracker.follower(), params.segment_frames, tracker.warmup_frames(),
-                             tracker.min_track_len, workers, one_thread, tracker.pool())
+                             tracker.min_track_len, workers, pool=tracker.pool())
         if workers > 1:  # the workers a long video started hold torch and mmdet each: not kept past this step
             tracker.pool().close()
         parts, next_id = [frame([], TRACKS)], 1

@@ -62,8 +62,8 @@ class KeptPool:
     """A process pool kept from one use to the next by this process, so that a process that labels one video after
     another (`fm run` over a folder, a backfill's runs) starts its workers, and their `initializer` (e.g. importing
     torch and mmdet: seconds), once. `warm()` starts the first worker and returns at once: its start overlaps the
-    work before the pool's first use. Up to `workers()` processes, the others started as jobs need them. `close()`
-stops them."""
+    work before the pool's first use. Up to `workers()` processes, the others started as jobs need them;
+    `close()` stops them."""
 
     def __init__(self, initializer: Callable | None = None, workers: Callable[[], int] = cores):
         self.initializer, self.workers = initializer, workers
