@@ -34,7 +34,8 @@ class DetectionParams:
 
     sample_fps: float = param(10.0, "frames per second given to the detector (0 < fps; >= video fps = every frame)",
                               gt=0)
-    max_side: int = param(1280, "frames are downscaled so that the longer side is at most this", ge=64)
+    max_side: int = param(1280, "frames are downscaled so that the longer side is at most this (or at most the "
+                                "detector's own max_side: the motion detector's is 960)", ge=64)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -448,7 +449,7 @@ def clip_pool(workers: int, kind: str, clip_bytes: int = 0) -> Executor | None:
 
 class DetectionPass:
     """The detector over a video's kept clips, fed in one pass over its decoded frames: `frame` keeps each sampled
-    frame (every `step`-th of its shot, downscaled to max_side) as it goes by, `clip` takes a planned clip once it
+    frame (every `step`-th of its shot, downscaled to max_side or the detector's own) as it goes by, `clip` takes a planned clip once it
     is final (all its frames seen) and detects it if it is kept, keeping its still. With `workers` > 1 and a
     detector that allows it (`parallel_clips`), up to `workers` clips are detected at once in a `clip_pool` of
     `pool_kind` ("process" or "thread") while the next frames are decoded; rows come out in clip order either way,
@@ -472,6 +473,8 @@ class DetectionPass:
         self.blocks = _SharedBlocks()
         self.held: deque[tuple[int, float, np.ndarray]] = deque()  # (frame, time, image) of the clips to come
         self.scale = 1.0
+        # frames are downscaled to max_side, or to the detector's own max_side where it gains nothing from more
+        self.max_side = min(p.max_side, getattr(detector, "max_side", None) or p.max_side)
         self.run = DetectionRun([], 0, 0.0, {}, spill)
 
     def frame(self, fr: VideoFrame, origin: int) -> None:
@@ -485,7 +488,7 @@ class DetectionPass:
             return
         img = fr.rgb()
         longest = max(img.shape[:2])
-        self.scale = max(1.0, longest / self.p.max_side)
+        self.scale = max(1.0, longest / self.max_side)
         if self.scale > 1.0:
             img = shrink(img, round(img.shape[1] / self.scale), round(img.shape[0] / self.scale))
         self.held.append((fr.idx, fr.t_s, img))

@@ -16,8 +16,9 @@ For the sampled frames of ONE clip (static camera assumed; clips with camera mot
    upper contour standing out from it on both sides within a person's width; each head gives a person box
    `person_aspect` x its height wide, from the head down to the blob's bottom under it), kept only when the
    heads' boxes cover most of the blob and every part passes a lenient HOG person check (`head_hog`), and
-   never for blobs cut by the frame's top edge or covering much of the frame. Otherwise wide blobs are scanned by OpenCV's HOG people detector
-   (a few scales, inside the blob only) and cut between the people it finds; otherwise at deep valleys of the
+   never for blobs cut by the frame's top edge or covering much of the frame. Otherwise wide blobs are scanned by
+   OpenCV's HOG people detector (a few scales, inside the blob only; a blob followed from frame to frame on every
+   `hog_every`-th frame of its chain, `_scan_wide`) and cut between the people it finds; otherwise at deep valleys of the
    blob's column profile (foreground pixels per column). Small fragments right above / below a larger blob
    (a head, feet) are joined to it.
 6. Each blob gets a score in [0, 1] from four cues (see `_score`): foreground strength, fill of its box,
@@ -94,11 +95,18 @@ class MotionDetector:
         exposure_tol: per-channel gains within 1 +- this are left alone.
         hog_every: a blob followed from frame to frame (each the other's best match, IoU > 0.5) gets the person
             check on every `hog_every`-th frame of that chain (and its last), the frames between take the nearest
-            check's margin (1: every blob of every frame is checked).
+            check's margin (1: every blob of every frame is checked). The same for the scan of wide blobs for
+            people side by side (`hog_split`), where a frame next to a scan that found a group is scanned too.
     """
 
     name = "motion"
     parallel_clips = True  # detect_clip keeps no state between calls: clips may be detected in threads
+    # the largest frame (longer side, px) this detector gains from; the detection pass gives it no larger ones
+    # (DetectionParams.max_side still caps it lower). Its masks and boxes come from `work_width` (320); only the
+    # HOG person checks (crops brought to a 96 px person) and the boxes' colours read the frame itself. A clip's
+    # frames are held in memory until it is detected (up to 100 sampled frames; a clip per worker in flight
+    # and the one being read), so for HD video a 960 px frame instead of a 1280 px one is half the memory.
+    max_side = 960
 
     def __init__(
         self,
@@ -232,12 +240,15 @@ class MotionDetector:
                 diff, thr = self._difference(small, bg, pick)
                 comps = None  # a new background: its components are found again below
 
-        # 4-5. components -> split; per blob: box (work px), mask crop, cues
-        per_frame: list[list[dict]] = []
+        # 4-5. components -> split at heads; the wide blobs left are scanned for people side by side
+        if comps is None:
+            comps = [self._components(diff[i], thr, min_area_px) for i in range(n)]
+        split: list[list[list[tuple[int, int, np.ndarray]] | None]] = []
+        wide: list[list[int]] = []  # per frame: its blobs that the HOG scan may split
         for i in range(n):
-            strength = diff[i] / thr
-            blobs = []
-            for x, y, m in comps[i] if comps is not None else self._components(diff[i], thr, min_area_px):
+            split.append([])
+            wide.append([])
+            for j, (x, y, m) in enumerate(comps[i]):
                 bh, bw = m.shape
                 parts = None
                 # a blob cut by the frame's top edge has no visible heads; one covering much of the frame is a
@@ -247,7 +258,17 @@ class MotionDetector:
                     if parts is not None and self.hog and not self._people(frames[i], parts, sx, sy):
                         parts = None
                 if parts is None and self.hog and self.hog_split and bw > self.hog_split_aspect * bh * sy / sx:
-                    parts = self._hog_parts(frames[i], m, x, y, sx, sy, min_area_px)
+                    wide[i].append(j)
+                split[i].append(parts)
+        self._scan_wide(frames, comps, split, wide, sx, sy, min_area_px)
+
+        # per blob: box (work px), mask crop, cues
+        per_frame: list[list[dict]] = []
+        for i in range(n):
+            strength = diff[i] / thr
+            blobs = []
+            for (x, y, m), parts in zip(comps[i], split[i]):
+                bh, bw = m.shape
                 if parts is None:
                     ranges = self._split(m) if self.split else [(0, bw)]
                     parts = [(x + c0, y, m[:, c0:c1]) for c0, c1 in ranges]
@@ -390,6 +411,32 @@ class MotionDetector:
                     del blobs[j]
                     changed = True
         return blobs
+
+    def _scan_wide(self, frames: list[np.ndarray], comps: list[list[tuple[int, int, np.ndarray]]],
+                   split: list[list[list[tuple[int, int, np.ndarray]] | None]], wide: list[list[int]],
+                   sx: float, sy: float, min_area_px: float) -> None:
+        """The HOG scan for people side by side (`_hog_parts`) of the wide blobs (`wide[i]`: indices into
+        comps[i]), written into split[i][j]. A wide blob followed from frame to frame (`_chain_checks`: each the
+        other's best match, IoU > 0.5) is scanned on every `hog_every`-th frame of that chain and its last; a
+        frame between takes the nearest scan's answer when that found no group, and is scanned itself when it
+        found one (a group's frames are all cut where their own people are). One scan costs a few HOG passes
+        over the blob's region at four scales, and finds a group in few blobs: on footage with many wide blobs
+        (a moving camera, vehicles, objects handled) it was most of the detector's time."""
+        boxes = [np.array([(comps[i][j][0], comps[i][j][1], comps[i][j][0] + comps[i][j][2].shape[1],
+                            comps[i][j][1] + comps[i][j][2].shape[0]) for j in idx], np.float32).reshape(-1, 4)
+                 for i, idx in enumerate(wide)]
+        stands_for = _chain_checks(boxes, self.hog_every)
+        scanned: dict[tuple[int, int], list[tuple[int, int, np.ndarray]] | None] = {}
+
+        def scan(i: int, k: int) -> list[tuple[int, int, np.ndarray]] | None:
+            if (i, k) not in scanned:
+                x, y, m = comps[i][wide[i][k]]
+                scanned[(i, k)] = self._hog_parts(frames[i], m, x, y, sx, sy, min_area_px)
+            return scanned[(i, k)]
+
+        for i, idx in enumerate(wide):
+            for k, j in enumerate(idx):
+                split[i][j] = scan(i, k) if scan(*stands_for[(i, k)]) is not None else None
 
     def _hog_parts(self, frame: np.ndarray, m: np.ndarray, x: int, y: int, sx: float, sy: float,
                    min_area_px: float) -> list[tuple[int, int, np.ndarray]] | None:

@@ -337,6 +337,42 @@ def test_a_process_pool_reads_the_clips_frames_from_shared_memory_and_frees_them
     assert blocks() == before
 
 
+class _SizeProbe:
+    """A detector with its own max_side that answers one box over the left half of each frame it is given."""
+
+    name = "size-probe"
+    max_side = 100
+
+    def __init__(self):
+        self.shapes: set = set()
+
+    def detect_clip(self, frames):
+        from fm_assets.labels.types import Detections
+
+        self.shapes |= {f.shape for f in frames}
+        return [Detections([[0, 0, f.shape[1] / 2, f.shape[0]]], [0.9], ["object"]) for f in frames]
+
+
+class _LargeFrame(_NumberedFrame):
+    def rgb(self) -> np.ndarray:
+        return np.full((96, 128, 3), self.idx, np.uint8)
+
+
+def test_frames_are_downscaled_to_the_detectors_own_max_side_and_boxes_scaled_back():
+    """A detector that declares a max_side gets no larger frames (the motion detector: 960), DetectionParams'
+    max_side still caps them lower, and either way the rows' boxes are in the video's own pixels."""
+    from fm_assets.labels.tracking import DetectionParams, detect_video
+    from fm_resources.detection.motion import MotionDetector
+
+    assert MotionDetector.max_side == 960 and DetectionParams().max_side == 1280
+    clips = pl.DataFrame({"clip_id": ["c0"], "start_frame": [0], "end_frame": [10]})
+    for params, shape in ((DetectionParams(), (75, 100, 3)), (DetectionParams(max_side=64), (48, 64, 3))):
+        probe = _SizeProbe()
+        run = detect_video("v", (_LargeFrame(i) for i in range(10)), clips, 10.0, probe, params)
+        assert probe.shapes == {shape}
+        assert run.table["x2"].to_list() == [64.0] * 10 and run.table["y2"].to_list() == [96.0] * 10
+
+
 def test_the_shared_memory_blocks_are_reused_from_clip_to_clip(monkeypatch):
     """A clip's block is written again for a later clip once its worker is done with it (a new block costs a page
     fault and zeroing per page): four clips of one size on two workers make two blocks; a longer clip replaces a

@@ -306,6 +306,41 @@ def test_person_check_on_chains_labels_a_walker_like_checking_every_frame(moving
     assert all(np.array_equal(a.boxes, b.boxes) for a, b in zip(dets, every))
 
 
+def test_a_followed_wide_blob_is_scanned_for_people_on_every_kth_frame_unless_a_group_is_found():
+    """_scan_wide: a wide blob followed over 10 frames is scanned for people side by side on frames 0, 4, 8 and
+    9 (the anchors of its chain); a frame between takes its anchor's "no group", and is scanned itself where its
+    anchor found a group, which then holds that frame's own parts. With hog_every = 1 every frame is scanned."""
+
+    class Recording(MotionDetector):
+        def __init__(self, group_from: int, **kw) -> None:
+            super().__init__(**kw)
+            self.group_from, self.scanned = group_from, []
+
+        def _hog_parts(self, frame, m, x, y, sx, sy, min_area_px):  # a group from frame `group_from` on
+            i = int(frame[0, 0, 0])
+            self.scanned.append(i)
+            return [(x, y, m[:, :4]), (x + 4, y, m[:, 4:])] if i >= self.group_from else None
+
+    frames = [np.full((48, 64, 3), i, np.uint8) for i in range(10)]
+    comps = [[(10 + i, 10, np.ones((10, 12), np.uint8))] for i in range(10)]
+
+    def scan(det: Recording) -> list:
+        split: list = [[None] for _ in frames]
+        det._scan_wide(frames, comps, split, [[0] for _ in frames], 1.0, 1.0, 4.0)
+        return split
+
+    det = Recording(group_from=99)
+    assert scan(det) == [[None]] * 10 and sorted(det.scanned) == [0, 4, 8, 9]
+    det = Recording(group_from=7)
+    split = scan(det)
+    assert sorted(det.scanned) == [0, 4, 7, 8, 9]  # frame 7 stands by anchor 8, which found a group
+    assert [s[0] is not None for s in split] == [False] * 7 + [True] * 3
+    assert split[7][0][1][0] == 10 + 7 + 4  # frame 7's own parts, not its anchor's
+    det = Recording(group_from=7, hog_every=1)
+    split = scan(det)
+    assert sorted(det.scanned) == list(range(10)) and [s[0] is not None for s in split] == [False] * 7 + [True] * 3
+
+
 def test_a_small_fast_object_persists_like_a_slow_one():
     # a 40 x 24 box moving 26 px a frame hardly overlaps its own box of the next frame (IoU 0.21); it still is one
     # object seen on every frame, so its persistence (and score) is that of the same box moving 5 px a frame
