@@ -449,11 +449,11 @@ def clip_pool(workers: int, kind: str, clip_bytes: int = 0) -> Executor | None:
 
 class DetectionPass:
     """The detector over a video's kept clips, fed in one pass over its decoded frames: `frame` keeps each sampled
-    frame (every `step`-th of its shot, downscaled to max_side or the detector's own) as it goes by, `clip` takes a planned clip once it
-    is final (all its frames seen) and detects it if it is kept, keeping its still. With `workers` > 1 and a
-    detector that allows it (`parallel_clips`), up to `workers` clips are detected at once in a `clip_pool` of
-    `pool_kind` ("process" or "thread") while the next frames are decoded; rows come out in clip order either way,
-    and are the same. Frames are held only from the first clip not yet final on."""
+    frame (every `step`-th of its shot, downscaled to max_side or the detector's own) as it goes by, `clip` takes a
+    planned clip once it is final (all its frames seen) and detects it if it is kept, keeping its still. With
+    `workers` > 1 and a detector that allows it (`parallel_clips`), up to `workers` clips are detected at once in a
+    `clip_pool` of `pool_kind` ("process" or "thread") while the next frames are decoded; rows come out in clip
+    order either way, and are the same. Frames are held only from the first clip not yet final on."""
 
     def __init__(self, video_id: str, detector: ClipDetector, p: DetectionParams, step: int | None,
                  workers: int = 1, pool_kind: str = "thread", keep_still: Callable[[str, bytes], None] | None = None,

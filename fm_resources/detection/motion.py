@@ -18,9 +18,9 @@ For the sampled frames of ONE clip (static camera assumed; clips with camera mot
    heads' boxes cover most of the blob and every part passes a lenient HOG person check (`head_hog`), and
    never for blobs cut by the frame's top edge or covering much of the frame. Otherwise wide blobs are scanned by
    OpenCV's HOG people detector (a few scales, inside the blob only; a blob followed from frame to frame on every
-   `hog_every`-th frame of its chain, `_scan_wide`) and cut between the people it finds; otherwise at deep valleys of the
-   blob's column profile (foreground pixels per column). Small fragments right above / below a larger blob
-   (a head, feet) are joined to it.
+   `hog_every`-th frame of its chain, `_scan_wide`) and cut between the people it finds; otherwise at deep
+   valleys of the blob's column profile (foreground pixels per column). Small fragments right above / below a
+   larger blob (a head, feet) are joined to it.
 6. Each blob gets a score in [0, 1] from four cues (see `_score`): foreground strength, fill of its box,
    size, and persistence (a blob at the same place on the neighbouring frames); x `border_penalty` when it
    touches the frame's edge (cut off, so its box is not the object's). Clean, solid, persistent blobs score
@@ -422,9 +422,8 @@ class MotionDetector:
         found one (a group's frames are all cut where their own people are). One scan costs a few HOG passes
         over the blob's region at four scales, and finds a group in few blobs: on footage with many wide blobs
         (a moving camera, vehicles, objects handled) it was most of the detector's time."""
-        boxes = [np.array([(comps[i][j][0], comps[i][j][1], comps[i][j][0] + comps[i][j][2].shape[1],
-                            comps[i][j][1] + comps[i][j][2].shape[0]) for j in idx], np.float32).reshape(-1, 4)
-                 for i, idx in enumerate(wide)]
+        boxes = [np.array([(x, y, x + m.shape[1], y + m.shape[0]) for x, y, m in (comps[i][j] for j in idx)],
+                          np.float32).reshape(-1, 4) for i, idx in enumerate(wide)]
         stands_for = _chain_checks(boxes, self.hog_every)
         scanned: dict[tuple[int, int], list[tuple[int, int, np.ndarray]] | None] = {}
 
